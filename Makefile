@@ -1,0 +1,37 @@
+# vlmlab — `make help` lists the verbs. Every verb creates .venv first if it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: help venv test ablation train backbones world-docs clean-runs
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv and install vlmlab (editable) with its test tools
+
+test: venv ## run the test suite (CPU, offline, < 10 minutes)
+	WANDB_MODE=disabled $(PY) -m pytest $(PYTEST_ARGS)
+
+ablation: venv ## make ablation NAME=<finding> [ARGS="<hydra overrides>"]: run one study (a single training run until the sweep runner lands)
+	$(PY) -m vlmlab.train name=$(or $(NAME),train) $(ARGS)
+
+train: venv ## one training run of the baseline recipe: make train ARGS="connector=mlp"
+	$(PY) -m vlmlab.train $(ARGS)
+
+backbones: venv ## build the toy world's backbone zoo (cached under $$VLMLAB_CACHE, default ~/.cache/vlmlab)
+	$(PY) -m vlmlab.world.zoo build
+
+world-docs: venv ## regenerate docs/world_contact_sheet.png
+	$(PY) -m vlmlab.world.contact_sheet
+
+clean-runs: ## delete the git-ignored run folders
+	rm -rf runs multirun outputs

@@ -1,0 +1,1 @@
+"""vlmlab: controlled ablations of vision-language model design choices."""

@@ -1,0 +1,219 @@
+"""The typed configuration: the composed Hydra config is converted to these dataclasses before any work.
+
+Each part's dataclass lives next to the code it configures (ConnectorConfig in model/connector.py,
+ImageConfig in images.py, ...); this file gathers them into `Config` and turns every mistake (unknown
+key, wrong type, value outside its choices) into one line that names the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from vlmlab.images import ImageConfig
+from vlmlab.model.connector import ConnectorConfig
+from vlmlab.model.cross_attention import CrossAttentionConfig
+from vlmlab.model.llm import LLMConfig
+from vlmlab.model.trainable import TrainableConfig
+from vlmlab.world.config import WorldConfig
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with a one-line message naming the key and what is allowed."""
+
+
+def _choice(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+
+
+@dataclass
+class VisionConfig:
+    name_or_path: str = "zoo:vision_strong"  # zoo:<name>, a save_pretrained directory, or a hub id
+    trust_remote_code: bool = False          # only if you trust the hub repo's code
+
+
+@dataclass
+class FusionConfig:
+    kind: str = "autoregressive"  # autoregressive (Idefics2) | cross_attention (Idefics1 / Flamingo)
+    cross_attention: CrossAttentionConfig = field(default_factory=CrossAttentionConfig)  # used by cross_attention
+
+    def __post_init__(self):
+        _choice("fusion.kind", self.kind, ("autoregressive", "cross_attention"))
+
+
+@dataclass
+class OptimConfig:
+    max_steps: int = 300              # optimizer steps
+    batch_size: int = 16              # samples per micro-batch
+    grad_accum: int = 1               # micro-batches per optimizer step
+    lr: float = 1e-3                  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1         # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 20            # linear warmup
+    weight_decay: float = 0.0         # AdamW weight decay (matrices only)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
+    grad_clip: float = 1.0            # max global grad norm (0 = off)
+
+    def __post_init__(self):
+        for k in ("max_steps", "batch_size", "grad_accum"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"optim.{k}={getattr(self, k)} is not allowed; allowed: an integer >= 1")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("optim.lr must be > 0 and optim.min_lr_ratio in [0, 1]")
+
+
+@dataclass
+class EvalConfig:
+    split: str = "validation"         # validation | test
+    max_samples: int = 100            # per task (0 = the whole split)
+    batch_size: int = 32              # prompts per generation batch
+    max_new_tokens: int = 12          # greedy decoding budget
+
+    def __post_init__(self):
+        _choice("eval.split", self.split, ("validation", "test"))
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "wandb"               # wandb | none (metrics.jsonl is always written)
+    project: str = "vlmlab"           # wandb project
+    mode: str = "offline"             # offline | online | disabled
+    every: int = 10                   # log train metrics every N steps
+
+    def __post_init__(self):
+        _choice("logger.kind", self.kind, ("wandb", "none"))
+        _choice("logger.mode", self.mode, ("offline", "online", "disabled"))
+
+
+@dataclass
+class Config:
+    name: str = "train"               # experiment name: runs/<name>/<cell>/seed<seed>
+    seed: int = 0                     # data order and initialisation of new modules
+    device: str = "auto"              # auto | cpu | cuda
+    threads: int = 0                  # torch intra-op threads (0 = torch's default)
+    debug: str = "none"               # active debug profile (set by conf/debug/*)
+    run_dir: str = "runs/train/baseline/seed0"  # set by hydra.run.dir / hydra.sweep
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    connector: ConnectorConfig = field(default_factory=ConnectorConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    trainable: TrainableConfig = field(default_factory=TrainableConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    data: WorldConfig = field(default_factory=WorldConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self):
+        _choice("device", self.device, ("auto", "cpu", "cuda"))
+        if self.fusion.kind != "cross_attention" and self.trainable.cross_attention != "full":
+            raise ConfigError("trainable.cross_attention only applies with fusion=cross_attention")
+
+
+def _allowed_keys(path: str) -> list[str]:
+    cls = Config
+    for part in [p for p in path.split(".") if p]:
+        f = {x.name: x for x in dataclasses.fields(cls)}.get(part)
+        if f is None or not dataclasses.is_dataclass(f.default_factory() if callable(f.default_factory) else None):
+            return []
+        cls = type(f.default_factory())
+    return [x.name for x in dataclasses.fields(cls)]
+
+
+def explain(err: Exception) -> str:
+    """One line for a configuration error raised by omegaconf, hydra or a dataclass check."""
+    if isinstance(err, ConfigError):
+        return str(err)
+    msg = str(err)
+    full_key = getattr(err, "full_key", None) or (re.search(r"full_key: (\S+)", msg) or [None, None])[1]
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)) or "not in struct" in msg:
+        key = full_key or (re.search(r"Key '([^']+)'", msg) or [None, "?"])[1]
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        allowed = _allowed_keys(parent)
+        return f"unknown key '{key}'; allowed keys{' of ' + parent if parent else ''}: {', '.join(allowed)}"
+    if isinstance(err, ValidationError):
+        value = (re.search(r"Value '([^']*)'", msg) or [None, "?"])[1]
+        typ = (re.search(r"converted to (\w+)", msg) or [None, "the declared type"])[1]
+        return f"{full_key}={value!r} has the wrong type; allowed: a value of type {typ}"
+    missing = re.search(r"Could not find '([^']+)/([^']+)'.*?Available options in '[^']+':(.*)", msg, re.S)
+    if missing:
+        group, opt, opts = missing.groups()
+        opts = opts.split("Config search path")[0]
+        return f"{group}={opt} is not an option; allowed: {', '.join(opts.split())}"
+    inner = getattr(err, "__cause__", None)
+    if isinstance(inner, (ValueError, OmegaConfBaseException)) and inner is not err:
+        return explain(inner)
+    return msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
+
+
+def to_config(cfg: DictConfig | dict) -> Config:
+    """Validate a composed config against the schema and build the dataclasses (raises ConfigError)."""
+    try:
+        raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        raw = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
+        merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
+        return OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except (OmegaConfBaseException, ValueError, TypeError) as e:
+        raise ConfigError(explain(e)) from e
+
+
+# ---- Hydra glue: resolvers, and composing + validating the command line before anything is written ----
+def repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]
+
+
+def _cell_name(override_dirname: str) -> str:
+    return override_dirname.replace("/", "_") or "baseline"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("vlmlab_cell"):
+        OmegaConf.register_new_resolver("vlmlab_cell", _cell_name)
+    if not OmegaConf.has_resolver("vlmlab_root"):
+        OmegaConf.register_new_resolver("vlmlab_root", lambda: str(repo_root()))
+
+
+register_resolvers()
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config") -> Config:
+    """Compose conf/ with Hydra's compose API and validate it (tests and the CLI's pre-check use this)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(repo_root() / "conf"), version_base="1.3"):
+            raw = hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    except Exception as e:  # hydra's composition errors: unknown option, key not in struct, bad syntax
+        raise ConfigError(explain(e)) from e
+    finally:
+        GlobalHydra.instance().clear()
+    return to_config(raw)
+
+
+def check_command_line(args: list[str]) -> None:
+    """Validate the overrides of a command line, every value of every swept key included (hydra.* and flags
+    are Hydra's). Raises ConfigError before Hydra creates any run folder."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    plain = [a for a in args if not a.startswith("-") and not a.split("=")[0].lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(plain)
+    except Exception as e:
+        raise ConfigError(explain(e)) from e
+    base = [o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
+            for o in parsed]
+    compose(base)
+    for i, o in enumerate(parsed):
+        if o.is_sweep_override():
+            for value in o.sweep_string_iterator():
+                compose(base[:i] + [f"{o.get_key_element()}={value}"] + base[i + 1:])

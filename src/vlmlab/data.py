@@ -1,0 +1,101 @@
+"""From toy-world samples to model batches: prompts, image views, labels, padding.
+
+A sample {id, task, image, question, answers} becomes
+  FA:               <s> [<fake> <image>*T]*views <fake> Question: ... Answer: | answer </s>
+  cross-attention:  <s> <image> Question: ... Answer: | answer </s>
+where T is the connector's visual tokens for that view. Labels are -100 everywhere but the answer and
+</s>, so image positions and the prompt carry no loss. Training batches pad on the right, generation
+batches on the left (the prompt alone, for greedy decoding with the KV cache).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from vlmlab.images import ImageProcessor, collate_views
+from vlmlab.model.llm import TokenIds
+
+
+def prompt_text(task: str, question: str) -> str:
+    return "Caption:" if task == "caption" else f"Question: {question} Answer:"
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    views: list[torch.Tensor]  # [(3, H, W)]
+
+
+class Processor:
+    """Turns one sample into token ids, labels and image views (see the module docstring)."""
+
+    def __init__(self, tokenizer, ids: TokenIds, images: ImageProcessor, tokens_per_view: Callable[[int], int],
+                 fusion: str, max_length: int):
+        self.tok, self.ids, self.images = tokenizer, ids, images
+        self.tokens_per_view, self.fusion, self.max_length = tokens_per_view, fusion, max_length
+        self._cache: dict[str, list[int]] = {}
+
+    def _ids(self, text: str) -> list[int]:
+        if text not in self._cache:  # prompts repeat across samples: tokenise each once
+            self._cache[text] = self.tok(text, add_special_tokens=False).input_ids
+        return self._cache[text]
+
+    def image_ids(self, views: list[torch.Tensor]) -> list[int]:
+        if self.fusion == "cross_attention":
+            return [self.ids.image]
+        p = self.images.patch_size
+        out = []
+        for v in views:
+            out += [self.ids.fake] + [self.ids.image] * self.tokens_per_view((v.shape[1] // p) * (v.shape[2] // p))
+        return out + [self.ids.fake]
+
+    def encode(self, sample: dict, train: bool, with_answer: bool) -> Encoded:
+        views = self.images(sample["image"].convert("RGB"), sample_id=sample["id"], train=train)
+        bos = [self.ids.bos] if self.ids.bos is not None else []
+        prompt = bos + self.image_ids(views) + self._ids(prompt_text(sample["task"], sample["question"]))
+        target = self.tok(" " + sample["answers"][0], add_special_tokens=False).input_ids + [self.ids.eos] \
+            if with_answer else []
+        ids = prompt + target
+        if len(ids) > self.max_length:
+            raise ValueError(f"sample {sample['id']} ({sample['task']}): {len(ids)} tokens exceed the LM context "
+                             f"of {self.max_length}")
+        return Encoded(ids, [-100] * len(prompt) + target, views)
+
+
+class TaskDataset(Dataset):
+    """A `datasets.Dataset` of samples, encoded on access."""
+
+    def __init__(self, samples, processor: Processor, train: bool, with_answer: bool):
+        self.samples, self.processor, self.train, self.with_answer = samples, processor, train, with_answer
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Encoded:
+        return self.processor.encode(self.samples[i], self.train, self.with_answer)
+
+
+def collate(items: list[Encoded], pad_id: int, patch_size: int, left_pad: bool = False) -> dict:
+    """Pads token rows (right for training, left for generation) and the image views of the whole batch."""
+    L = max(len(x.input_ids) for x in items)
+    B = len(items)
+    input_ids = torch.full((B, L), pad_id, dtype=torch.long)
+    labels = torch.full((B, L), -100, dtype=torch.long)
+    attention_mask = torch.zeros((B, L), dtype=torch.long)
+    for b, x in enumerate(items):
+        n = len(x.input_ids)
+        sl = slice(L - n, L) if left_pad else slice(0, n)
+        input_ids[b, sl] = torch.tensor(x.input_ids)
+        labels[b, sl] = torch.tensor(x.labels)
+        attention_mask[b, sl] = 1
+    views = [v for x in items for v in x.views]
+    pixel_values, patch_mask, _ = collate_views(views, patch_size)
+    if all(v.shape == views[0].shape for v in views):
+        patch_mask = None  # equal views: the encoder's plain path, no padding to mask
+    view_to_sample = torch.tensor([b for b, x in enumerate(items) for _ in x.views], dtype=torch.long)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+            "pixel_values": pixel_values, "patch_mask": patch_mask, "view_to_sample": view_to_sample}

@@ -1,0 +1,151 @@
+"""Image handling for the `image=square|preserve|split` axis (paper finding F5, F6).
+
+An image becomes a list of *views*, each a normalised float tensor (3, H, W):
+  square    every view resized to S x S (the classic fixed-resolution encoder input).
+  preserve  aspect ratio kept, long side <= max_size and short side >= min_size, both sides rounded to a
+            multiple of the patch size (NaViT / Idefics2); the batch pads views and masks padded patches.
+  split     n x n crops (row-major) followed by the whole image, each resized by the rule above, so n=2 gives
+            5 views and 5x the visual tokens (the order of transformers' Idefics2 image processor).
+
+Which training samples are split is decided by a hash of the sample id, not by the run's RNG: the same
+samples are split every epoch and under every seed, so two seeds of a run see the same split samples and
+their difference measures training noise only. At evaluation `split_eval` applies to every sample.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+@dataclass
+class ImageConfig:
+    mode: str = "square"                # square | preserve
+    size: int = 32                      # square: side S of every view (a multiple of the patch size)
+    min_size: int = 16                  # preserve: the short side is raised to at least this
+    max_size: int = 64                  # preserve: the long side is capped at this
+    split: int = 0                      # n: 0 or 1 = off, n >= 2 = n x n crops + the whole image
+    split_train_fraction: float = 0.5   # share of training samples that are split (by hash of sample id)
+    split_eval: bool = True             # split every image at evaluation (when split >= 2)
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per-channel normalisation mean
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])   # per-channel normalisation std
+
+    def __post_init__(self):
+        if self.mode not in ("square", "preserve"):
+            raise ValueError(f"image.mode={self.mode!r}: expected square | preserve")
+        if not 0 < self.min_size <= self.max_size:
+            raise ValueError(f"image: need 0 < min_size ({self.min_size}) <= max_size ({self.max_size})")
+        if self.split < 0 or not 0.0 <= self.split_train_fraction <= 1.0:
+            raise ValueError("image: need split >= 0 and 0 <= split_train_fraction <= 1")
+
+
+def split_boxes(width: int, height: int, n: int) -> list[tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of n x n crops, row-major, tiling the image exactly (no overlap, no gap)."""
+    xs = [round(i * width / n) for i in range(n + 1)]
+    ys = [round(i * height / n) for i in range(n + 1)]
+    return [(xs[c], ys[r], xs[c + 1], ys[r + 1]) for r in range(n) for c in range(n)]
+
+
+def split_hash_fraction(sample_id: str) -> float:
+    """A stable number in [0, 1) for a sample id (same on every machine, epoch and seed)."""
+    return int.from_bytes(hashlib.sha1(sample_id.encode()).digest()[:8], "big") / 2**64
+
+
+class ImageProcessor:
+    """PIL image -> list of views (3, H, W); see the module docstring for the rules."""
+
+    def __init__(self, cfg: ImageConfig, patch_size: int):
+        self.cfg, self.patch_size = cfg, patch_size
+        if cfg.mode == "square" and cfg.size % patch_size:
+            raise ValueError(f"image.size={cfg.size} is not a multiple of the patch size {patch_size}")
+        self.mean = torch.tensor(cfg.mean, dtype=torch.float32).view(3, 1, 1)  # (3,1,1)
+        self.std = torch.tensor(cfg.std, dtype=torch.float32).view(3, 1, 1)    # (3,1,1)
+
+    def view_size(self, width: int, height: int) -> tuple[int, int]:
+        """(W, H) a view of a width x height picture is resized to."""
+        if self.cfg.mode == "square":
+            return self.cfg.size, self.cfg.size
+        p, lo_side, hi_side = self.patch_size, self.cfg.min_size, self.cfg.max_size
+        long, short = max(width, height), min(width, height)
+        scale = min(1.0, hi_side / long)           # shrink only when too large (no upscaling past need)
+        scale = max(scale, lo_side / short)        # raise the short side to min_size
+        # Extreme ratios (long/short > max/min) cannot keep their ratio: long is capped at max, short held at min.
+        lo = math.ceil(lo_side / p) * p
+        hi = max(lo, hi_side // p * p)
+
+        def fit(side: int) -> int:
+            return min(hi, max(lo, round(side * scale / p) * p))
+
+        return fit(width), fit(height)
+
+    def to_tensor(self, image: Image.Image, width: int, height: int) -> torch.Tensor:
+        image = image.convert("RGB").resize((width, height), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)  # (3,H,W)
+        return (x - self.mean) / self.std  # (3,H,W)
+
+    def should_split(self, sample_id: str | None, train: bool) -> bool:
+        """Split this sample? Training: a fixed, hash-chosen share of samples; evaluation: `split_eval`."""
+        if self.cfg.split < 2:
+            return False
+        if not train:
+            return self.cfg.split_eval
+        if sample_id is None:
+            raise ValueError("training with image.split needs the sample id to choose which samples split")
+        return split_hash_fraction(sample_id) < self.cfg.split_train_fraction
+
+    def pictures(self, image: Image.Image, split: bool) -> list[Image.Image]:
+        """The pictures that become views: the image, or its n x n crops followed by the whole image."""
+        if not split:
+            return [image]
+        return [image.crop(box) for box in split_boxes(*image.size, self.cfg.split)] + [image]
+
+    def __call__(self, image: Image.Image, sample_id: str | None = None, train: bool = False) -> list[torch.Tensor]:
+        pics = self.pictures(image, self.should_split(sample_id, train))
+        return [self.to_tensor(pic, *self.view_size(*pic.size)) for pic in pics]  # each (3,H,W)
+
+
+def collate_views(views: Sequence[torch.Tensor], patch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad a flat list of views (all samples' views, in order) to the batch's largest H and W.
+
+    Returns pixel_values (N, 3, Hmax, Wmax) zero-padded at the bottom/right, patch_mask
+    (N, Hmax/p, Wmax/p) bool with True on real patches, and sizes (N, 2) long = each view's (H, W).
+    """
+    sizes = torch.tensor([tuple(v.shape[1:]) for v in views], dtype=torch.long)  # (N,2)
+    if (sizes % patch_size).any():
+        raise ValueError(f"view sizes {sizes.tolist()} are not multiples of the patch size {patch_size}")
+    h_max, w_max = sizes.max(0).values.tolist()
+    pixel_values = torch.stack([F.pad(v, (0, w_max - v.shape[2], 0, h_max - v.shape[1])) for v in views])  # (N,3,Hmax,Wmax)
+    rows = torch.arange(h_max // patch_size)  # (h,)
+    cols = torch.arange(w_max // patch_size)  # (w,)
+    grid = sizes // patch_size  # (N,2) real patches per side
+    patch_mask = (rows[None, :, None] < grid[:, 0, None, None]) & (cols[None, None, :] < grid[:, 1, None, None])  # (N,h,w)
+    return pixel_values, patch_mask, sizes
+
+
+def visual_tokens_per_image(cfg: ImageConfig, patch_size: int, image_size: tuple[int, int] | None = None,
+                            split: bool | None = None,
+                            tokens_per_view: Callable[[int], int] | None = None) -> int:
+    """Visual tokens one image of `image_size` (W, H) yields: the sum over its views of tokens_per_view(patches).
+
+    `tokens_per_view` maps a view's patch count P to its token count (e.g. `connector.num_tokens`); default
+    identity (no pooling). `split` defaults to whether evaluation splits; square mode needs no image_size.
+    """
+    proc = ImageProcessor(cfg, patch_size)
+    if split is None:
+        split = proc.should_split(None, train=False)
+    width, height = image_size or (cfg.size, cfg.size)
+    n = cfg.split if split and cfg.split >= 2 else 1
+    sizes = [(r - l, b - t) for l, t, r, b in split_boxes(width, height, n)] if n > 1 else []
+    sizes.append((width, height))  # the whole image is always a view
+    tokens = 0
+    for w, h in sizes:
+        vw, vh = proc.view_size(w, h)
+        patches = (vw // patch_size) * (vh // patch_size)
+        tokens += tokens_per_view(patches) if tokens_per_view else patches
+    return tokens

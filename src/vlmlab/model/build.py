@@ -1,0 +1,27 @@
+"""One function that wires the VLM from the config: each builder gets only its own part of it."""
+from __future__ import annotations
+
+import torch
+
+from vlmlab.model.connector import build_connector
+from vlmlab.model.cross_attention import add_cross_attention
+from vlmlab.model.llm import load_llm
+from vlmlab.model.navit import load_vision_encoder
+from vlmlab.model.trainable import apply_trainable
+from vlmlab.model.vlm import VLM
+
+
+def build_vlm(cfg, seed: int = 0):
+    """Returns (vlm, tokenizer). New modules (connector, cross-attention, new token rows) are initialised
+    from `seed` alone, so seed s of two cells shares its initialisation wherever the cells share parts."""
+    vision = load_vision_encoder(cfg.vision.name_or_path, trust_remote_code=cfg.vision.trust_remote_code)
+    llm, tokenizer, ids = load_llm(cfg.llm)
+    lm_dim = llm.get_input_embeddings().embedding_dim
+    torch.manual_seed(seed)
+    connector = build_connector(cfg.connector, vision.hidden_size, lm_dim)
+    torch.manual_seed(seed + 1)
+    xattn = add_cross_attention(llm, cfg.fusion.cross_attention, lm_dim) if cfg.fusion.kind == "cross_attention" \
+        else None
+    vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn)
+    apply_trainable(vlm, cfg.trainable)
+    return vlm, tokenizer

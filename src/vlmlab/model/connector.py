@@ -1,0 +1,74 @@
+"""Connectors: vision features (N, P, Dv) + patch mask (N, P) -> visual tokens (N, T, Dl) for the LM.
+
+`linear` and `mlp` do no pooling (T = P, every patch is a token; the mask is ignored, the caller keeps
+it to drop padded tokens); `perceiver` pools to T = n_latents learned queries (perceiver.py).
+`build_connector(cfg, vision_dim, lm_dim)` picks one from the CONNECTORS registry by `cfg.kind`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from vlmlab.model.perceiver import PerceiverConnector, SwiGLU
+
+
+@dataclass
+class ConnectorConfig:
+    kind: str = "perceiver"      # linear | mlp | perceiver
+    n_latents: int = 64          # perceiver: visual tokens per image (Idefics2: 64)
+    depth: int = 3               # perceiver: resampler layers (Idefics2: 3)
+    n_heads: int = 16            # perceiver: attention heads (Idefics2: 16)
+    head_dim: int = 96           # perceiver: size of each head (Idefics2: 96)
+    mlp_before: bool = True      # perceiver: SwiGLU modality projection first (False: a linear map)
+    mlp_hidden_mult: int = 4     # hidden width of every connector MLP = mult * LM dim
+    mlp_act: str = "swiglu"      # mlp connector: swiglu | gelu
+
+
+class LinearConnector(nn.Module):
+    """One linear map per patch: the paper's "linear" (no pooling) connector."""
+
+    def __init__(self, vision_dim: int, lm_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(vision_dim, lm_dim)
+
+    def num_tokens(self, num_patches: int) -> int:
+        return num_patches
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.proj(features)  # (N, P, Dv) -> (N, P, Dl)
+
+
+class MLPConnector(nn.Module):
+    """A 2-layer MLP per patch (SwiGLU or GELU): the paper's "mapping network" (no pooling)."""
+
+    def __init__(self, vision_dim: int, lm_dim: int, hidden_mult: int = 4, act: str = "swiglu"):
+        super().__init__()
+        hidden = hidden_mult * lm_dim
+        if act == "swiglu":
+            self.mlp = SwiGLU(vision_dim, hidden, lm_dim)
+        elif act == "gelu":
+            self.mlp = nn.Sequential(nn.Linear(vision_dim, hidden), nn.GELU(), nn.Linear(hidden, lm_dim))
+        else:
+            raise ValueError(f"connector.mlp_act={act!r}: allowed are swiglu, gelu")
+
+    def num_tokens(self, num_patches: int) -> int:
+        return num_patches
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mlp(features)  # (N, P, Dv) -> (N, P, Dl)
+
+
+CONNECTORS = {
+    "linear": lambda c, dv, dl: LinearConnector(dv, dl),
+    "mlp": lambda c, dv, dl: MLPConnector(dv, dl, c.mlp_hidden_mult, c.mlp_act),
+    "perceiver": lambda c, dv, dl: PerceiverConnector(dv, dl, c.n_latents, c.depth, c.n_heads, c.head_dim,
+                                                      c.mlp_before, c.mlp_hidden_mult),
+}
+
+
+def build_connector(cfg: ConnectorConfig, vision_dim: int, lm_dim: int) -> nn.Module:
+    if cfg.kind not in CONNECTORS:
+        raise ValueError(f"connector.kind={cfg.kind!r}: allowed are {', '.join(CONNECTORS)}")
+    return CONNECTORS[cfg.kind](cfg, vision_dim, lm_dim)

@@ -1,0 +1,106 @@
+"""What trains, per component, applied in one function and reported as a table.
+
+Components: vision, connector, llm, cross_attention (and new_tokens, the VLM's own token rows, which
+always train). Each is `frozen | lora | full`. LoRA goes through peft (`inject_adapter_in_model`, in
+place, so the VLM keeps its shape); only the adapters of a LoRA component train. Newly initialised
+modules (connector, cross-attention blocks) train fully by default, as in the paper.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch.nn as nn
+from peft import LoraConfig as PeftLoraConfig
+from peft import inject_adapter_in_model
+from peft.tuners.tuners_utils import BaseTunerLayer
+
+POLICIES = ("frozen", "lora", "full")
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16                          # rank
+    alpha: int = 32                      # scaling numerator (scale = alpha / r)
+    dropout: float = 0.0                 # dropout on the LoRA input
+    target_modules: str = "all-linear"   # all-linear | comma-separated module names (q_proj,v_proj) | a regex
+
+
+@dataclass
+class TrainableConfig:
+    vision: str = "frozen"               # frozen | lora | full
+    connector: str = "full"              # frozen | lora | full (new module: full, as in the paper)
+    llm: str = "frozen"                  # frozen | lora | full
+    cross_attention: str = "full"        # frozen | lora | full (new module; only with fusion=cross_attention)
+    lora: LoraConfig = field(default_factory=LoraConfig)  # shared by every LoRA component
+
+    def __post_init__(self):
+        for name in ("vision", "connector", "llm", "cross_attention"):
+            if getattr(self, name) not in POLICIES:
+                raise ValueError(f"trainable.{name}={getattr(self, name)!r}: allowed are {', '.join(POLICIES)}")
+
+
+def components(vlm: nn.Module) -> dict[str, nn.Module | None]:
+    return {"vision": vlm.vision, "connector": vlm.connector, "llm": vlm.llm, "cross_attention": vlm.xattn,
+            "new_tokens": vlm.vlm_embed}
+
+
+def _set(module: nn.Module, policy: str, lora: LoraConfig, exclude: str | None = None) -> None:
+    for p in module.parameters():
+        p.requires_grad_(policy == "full")
+    if policy == "lora":
+        target = lora.target_modules
+        if target != "all-linear" and ("," in target or target.isidentifier()):
+            target = [t.strip() for t in target.split(",") if t.strip()]  # names; anything else is a regex
+        cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                             target_modules=target, exclude_modules=exclude)
+        inject_adapter_in_model(cfg, module)  # marks only the adapters trainable within `module`
+
+
+def apply_trainable(vlm: nn.Module, cfg: TrainableConfig) -> None:
+    """Freeze / LoRA / unfreeze each component in place. Cross-attention blocks live inside the LM's layers,
+    so the LM is handled first (its LoRA excludes them) and the blocks get their own policy after."""
+    block_ids = {id(m) for m in vlm.xattn.modules()} if vlm.xattn is not None else set()
+    names = [n for n, m in vlm.llm.named_modules() if id(m) in block_ids and n]
+    exclude = "(" + "|".join(re.escape(n) for n in names) + r")(\..*)?" if names else None
+    _set(vlm.vision, cfg.vision, cfg.lora)
+    _set(vlm.llm, cfg.llm, cfg.lora, exclude=exclude)
+    _set(vlm.connector, cfg.connector, cfg.lora)
+    if vlm.xattn is not None:
+        _set(vlm.xattn, cfg.cross_attention, cfg.lora)
+    elif cfg.cross_attention != "full":
+        raise ValueError("trainable.cross_attention is set but fusion is not cross_attention")
+    vlm.vlm_embed.weight.requires_grad_(True)
+
+
+def parameter_table(vlm: nn.Module) -> dict[str, dict[str, int]]:
+    """{component: {total, trainable}} counting each parameter once (cross-attention is not counted in llm)."""
+    seen: set[int] = set()
+    table = {}
+    for name, mod in reversed(list(components(vlm).items())):  # xattn before llm, which contains it
+        total = trainable = 0
+        for p in (mod.parameters() if mod is not None else []):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+        table[name] = {"total": total, "trainable": trainable}
+    table = dict(reversed(list(table.items())))
+    table["all"] = {k: sum(v[k] for v in table.values()) for k in ("total", "trainable")}
+    return table
+
+
+def format_table(table: dict[str, dict[str, int]]) -> str:
+    lines = [f"{'component':<16}{'trainable':>14}{'total':>14}{'share':>8}"]
+    for name, row in table.items():
+        share = row["trainable"] / row["total"] if row["total"] else 0.0
+        lines.append(f"{name:<16}{row['trainable']:>14,}{row['total']:>14,}{share:>8.1%}")
+    return "\n".join(lines)
+
+
+def merge_lora(module: nn.Module) -> None:
+    """Fold every LoRA adapter into its base weight (outputs unchanged; used for export and tests)."""
+    for m in module.modules():
+        if isinstance(m, BaseTunerLayer):
+            m.merge()

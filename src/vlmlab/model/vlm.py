@@ -1,0 +1,111 @@
+"""The VLM that glues the parts: vision encoder -> connector -> fusion into a causal LM.
+
+Fully autoregressive (Idefics2): every image view becomes `T` visual tokens that replace the `<image>`
+placeholder embeddings of the prompt (`<fake_token_around_image> <image>*T <fake_token_around_image>`),
+and the LM runs its normal causal mask over the joint sequence. Cross-attention (Idefics1 / Flamingo):
+the prompt carries one `<image>` token, and gated cross-attention blocks inside the LM read the visual
+tokens of the most recent image. Image positions never carry a loss (the collator masks their labels).
+
+The VLM's own token embeddings (`<image>`, `<fake_token_around_image>`) live in `vlm_embed`, a small table
+that trains with the new modules, so they learn even when the LM is frozen (Idefics2 does the same).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vlmlab.model.llm import TokenIds
+
+
+class VLM(nn.Module):
+    def __init__(self, vision: nn.Module, connector: nn.Module, llm: nn.Module, ids: TokenIds,
+                 fusion: str = "autoregressive", xattn: nn.Module | None = None):
+        super().__init__()
+        if fusion not in ("autoregressive", "cross_attention"):
+            raise ValueError(f"fusion must be autoregressive or cross_attention, got {fusion!r}")
+        if (fusion == "cross_attention") != (xattn is not None):
+            raise ValueError("cross_attention fusion needs its xattn blocks, and only it")
+        self.vision, self.connector, self.llm, self.xattn = vision, connector, llm, xattn
+        self.fusion, self.ids = fusion, ids
+        base = llm.get_input_embeddings()
+        self.vlm_token_ids = (ids.image, ids.fake)
+        self.vlm_embed = nn.Embedding(len(self.vlm_token_ids), base.embedding_dim)
+        with torch.no_grad():  # start from the LM's own rows (mean-resized or reserved)
+            self.vlm_embed.weight.copy_(base.weight[list(self.vlm_token_ids)].float())
+
+    # ---- images -> visual tokens -------------------------------------------------------------
+    def encode_images(self, pixel_values: torch.Tensor, patch_mask: torch.Tensor | None):
+        """Returns visual tokens (N, T, D_lm) and their validity mask (N, T) bool."""
+        grad_vision = any(p.requires_grad for p in self.vision.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and grad_vision):
+            feats, fmask = self.vision(pixel_values, patch_mask)  # (N, P, Dv), (N, P)
+        tokens = self.connector(feats, fmask)                      # (N, T, D_lm)
+        if tokens.shape[1] == feats.shape[1]:                      # no pooling: one token per patch
+            return tokens, fmask
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+    def visual_tokens_per_view(self, num_patches: int) -> int:
+        return self.connector.num_tokens(num_patches)
+
+    # ---- the joint input ---------------------------------------------------------------------
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        emb = self.llm.get_input_embeddings()(input_ids)  # (B, L, D)
+        for row, tid in enumerate(self.vlm_token_ids):
+            sel = input_ids == tid
+            if sel.any():
+                emb = torch.where(sel.unsqueeze(-1), self.vlm_embed.weight[row].to(emb.dtype), emb)
+        return emb
+
+    def prepare(self, input_ids, pixel_values, patch_mask, view_to_sample) -> torch.Tensor:
+        """Embeds the prompt and fuses the images in; returns inputs_embeds (B, L, D)."""
+        emb = self.embed(input_ids)
+        if pixel_values is None:
+            return emb
+        tokens, tmask = self.encode_images(pixel_values, patch_mask)  # (N, T, D), (N, T)
+        if self.fusion == "autoregressive":
+            slots = input_ids == self.ids.image                          # (B, L)
+            visual = tokens[tmask]                                       # (sum of real tokens, D)
+            if slots.sum() != visual.shape[0]:
+                raise ValueError(f"{int(slots.sum())} <image> slots in the text but {visual.shape[0]} visual tokens")
+            return emb.masked_scatter(slots.unsqueeze(-1), visual.to(emb.dtype))
+        self.xattn.set_image_context(*self._images_per_sample(tokens, tmask, view_to_sample, input_ids))
+        return emb
+
+    def _images_per_sample(self, tokens, tmask, view_to_sample, input_ids):
+        """Cross-attention context: each sample's views joined into one image (B, 1, T_max, D) + mask."""
+        B = input_ids.shape[0]
+        per = [tokens[view_to_sample == b][tmask[view_to_sample == b]] for b in range(B)]  # [(t_b, D)]
+        t_max = max(p.shape[0] for p in per)
+        states = tokens.new_zeros(B, 1, t_max, tokens.shape[-1])
+        mask = torch.zeros(B, 1, t_max, dtype=torch.bool, device=tokens.device)
+        for b, p in enumerate(per):
+            states[b, 0, : p.shape[0]], mask[b, 0, : p.shape[0]] = p, True
+        seen = (input_ids == self.ids.image).long().cumsum(1)            # (B, L) images seen so far
+        token_to_image = torch.where(seen > 0, 0, -1)                    # one image per sample here
+        return states, mask, token_to_image
+
+    # ---- training and generation -------------------------------------------------------------
+    def forward(self, input_ids, attention_mask, labels=None, pixel_values=None, patch_mask=None,
+                view_to_sample=None):
+        emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample)
+        out = self.llm(inputs_embeds=emb, attention_mask=attention_mask, use_cache=False)
+        logits = out.logits  # (B, L, V)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                   ignore_index=-100)
+        return loss, logits
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, pixel_values=None, patch_mask=None, view_to_sample=None,
+                 max_new_tokens: int = 16) -> list[list[int]]:
+        """Greedy decoding with the KV cache; prompts must be left-padded. Returns new token ids per sample."""
+        emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample)
+        out = self.llm.generate(inputs_embeds=emb, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                                do_sample=False, use_cache=True, eos_token_id=self.ids.eos,
+                                pad_token_id=self.ids.pad)
+        result = []
+        for row in out.tolist():  # generate() with inputs_embeds returns only the new tokens
+            result.append(row[: row.index(self.ids.eos)] if self.ids.eos in row else row)
+        return result

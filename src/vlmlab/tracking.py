@@ -1,0 +1,50 @@
+"""Run-folder I/O: atomic JSON writes, the metrics.jsonl log, and the wandb mirror (offline by default)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Tracker:
+    """Appends every log call to <run_dir>/metrics.jsonl and mirrors it to wandb when enabled."""
+
+    def __init__(self, run_dir: Path, cfg, config_dict: dict, run_name: str, group: str):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.wandb = None
+        if cfg.kind == "wandb" and cfg.mode != "disabled":
+            import wandb
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self.wandb = wandb.init(project=cfg.project, mode=cfg.mode, dir=str(run_dir), name=run_name,
+                                    group=group, config=config_dict, reinit="finish_previous")
+
+    def log(self, step: int, metrics: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.wandb is not None:
+            self.wandb.log(metrics, step=step)
+
+    def finish(self, summary: dict | None = None) -> None:
+        if self.wandb is not None:
+            if summary:
+                self.wandb.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            self.wandb.finish()
+            self.wandb = None

@@ -1,0 +1,26 @@
+"""Test settings: offline, no wandb, a throwaway cache, one torch thread per process; tiny fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["WANDB_MODE"] = "disabled"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory):
+    """A session-wide VLMLAB_CACHE so world datasets are generated once per test session, never in ~/.cache."""
+    if "VLMLAB_TEST_CACHE" in os.environ:
+        os.environ["VLMLAB_CACHE"] = os.environ["VLMLAB_TEST_CACHE"]
+    else:
+        os.environ["VLMLAB_CACHE"] = str(tmp_path_factory.mktemp("vlmlab_cache"))
+    yield
+
+
+@pytest.fixture
+def assets() -> Path:
+    return ASSETS

@@ -1,0 +1,60 @@
+"""The training run end to end on tiny models: summary contents, metrics log, determinism, skip-finished."""
+import json
+import subprocess
+import sys
+
+from vlmlab.config import compose, repo_root
+from vlmlab.train import run
+
+TINY = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=3"]
+
+
+def cfg_at(tmp_path, name, extra=()):
+    cfg = compose(TINY + list(extra))
+    cfg.run_dir = str(tmp_path / name)
+    return cfg
+
+
+def test_run_writes_a_complete_summary_and_metrics(tmp_path):
+    summary = run(cfg_at(tmp_path, "a"))
+    folder = tmp_path / "a"
+    on_disk = json.loads((folder / "summary.json").read_text())
+    assert on_disk["status"] == "finished" and on_disk == json.loads(json.dumps(summary, default=str))
+    m = on_disk["metrics"]
+    for task in ("vqa", "textvqa", "okvqa", "caption", "avg"):
+        assert 0.0 <= m[task] <= 1000.0
+    assert on_disk["params"]["all"]["total"] > on_disk["params"]["all"]["trainable"] > 0
+    for comp in ("vision", "connector", "llm"):
+        assert on_disk["params"][comp]["total"] > 0
+    assert on_disk["visual_tokens_per_image"] == 4
+    assert on_disk["perf"]["train_samples_per_s"] > 0 and on_disk["wall_time_s"] > 0
+    assert on_disk["config"]["optim"]["max_steps"] == 3 and "git_commit" in on_disk
+    logs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    train_keys = {"train/loss", "train/lr", "train/grad_norm", "perf/samples_per_s"}
+    assert any(train_keys <= set(r) for r in logs)
+    assert any("eval/avg" in r for r in logs)
+    assert (folder / "config.yaml").exists() and (folder / "predictions.json").exists()
+
+
+def test_same_seed_same_first_losses_other_seed_differs(tmp_path):
+    a = run(cfg_at(tmp_path, "s0a"))["first_losses"]
+    b = run(cfg_at(tmp_path, "s0b"))["first_losses"]
+    c = run(cfg_at(tmp_path, "s1", ["seed=1"]))["first_losses"]
+    assert a == b
+    assert a != c
+
+
+def test_a_finished_run_is_skipped(tmp_path):
+    cfg = cfg_at(tmp_path, "done")
+    first = run(cfg)
+    mtime = (tmp_path / "done" / "summary.json").stat().st_mtime
+    again = run(cfg)
+    assert again["wall_time_s"] == first["wall_time_s"]
+    assert (tmp_path / "done" / "summary.json").stat().st_mtime == mtime
+
+
+def test_cli_run_lands_in_a_deterministic_folder(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "vlmlab.train", *TINY, "name=clitest", "logger=wandb",
+                          f"hydra.run.dir={tmp_path}/cli/seed0"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "cli" / "seed0" / "summary.json").exists()
