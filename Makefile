@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test ablation train backbones world-docs clean-runs
+.PHONY: help venv test ablation report train backbones world-docs clean-runs
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,11 @@ venv: $(VENV)/.installed ## create .venv and install vlmlab (editable) with its 
 test: venv ## run the test suite (CPU, offline, < 10 minutes)
 	WANDB_MODE=disabled $(PY) -m pytest $(PYTEST_ARGS)
 
-ablation: venv ## make ablation NAME=<finding> [ARGS="<hydra overrides>"]: run one study (a single training run until the sweep runner lands)
-	$(PY) -m vlmlab.train name=$(or $(NAME),train) $(ARGS)
+ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
+	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)
+
+report: venv ## regenerate results/ (tables, plots, REPORT.md, report.html) from runs/ without training
+	$(PY) -m vlmlab.report --runs runs --out results
 
 train: venv ## one training run of the baseline recipe: make train ARGS="connector=mlp"
 	$(PY) -m vlmlab.train $(ARGS)

@@ -56,6 +56,8 @@ class OptimConfig:
     weight_decay: float = 0.0         # AdamW weight decay (matrices only)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
     grad_clip: float = 1.0            # max global grad norm (0 = off)
+    spike_factor: float = 10.0        # diverged when loss > spike_factor x mean of the last spike_window (0 = off)
+    spike_window: int = 20            # losses averaged for the spike test; NaN / inf losses always diverge
 
     def __post_init__(self):
         for k in ("max_steps", "batch_size", "grad_accum"):
@@ -95,6 +97,7 @@ class Config:
     device: str = "auto"              # auto | cpu | cuda
     threads: int = 0                  # torch intra-op threads (0 = torch's default)
     debug: str = "none"               # active debug profile (set by conf/debug/*)
+    runs_root: str = "runs"           # run folders live in <runs_root>/<name>/<cell>/seed<seed>
     run_dir: str = "runs/train/baseline/seed0"  # set by hydra.run.dir / hydra.sweep
     vision: VisionConfig = field(default_factory=VisionConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -181,6 +184,17 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def register_schema() -> None:
+    """conf/config.yaml starts from this schema: every field exists (so any knob can be overridden, whichever
+    option of its group is chosen) and types are checked as Hydra composes."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="vlmlab_schema", node=Config)
+
+
+register_schema()
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> Config:

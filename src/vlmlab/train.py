@@ -8,13 +8,15 @@ A run is finished exactly when its summary.json exists; running a finished cell 
 from __future__ import annotations
 
 import math
-import resource
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+import datasets
 import torch
+import transformers
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -27,6 +29,7 @@ from vlmlab.images import ImageProcessor, visual_tokens_per_image
 from vlmlab.model.build import build_vlm
 from vlmlab.model.trainable import format_table, parameter_table
 from vlmlab.paths import git_commit
+from vlmlab.perf import PeakMemory
 from vlmlab.tracking import Tracker, write_json_atomic
 from vlmlab.world.tasks import load_mixture, load_split
 
@@ -35,18 +38,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak RSS of the process (Linux: KiB)
-
-
 def make_optimizer(vlm, cfg) -> torch.optim.Optimizer:
     params = [p for p in vlm.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=False)
+
+
+def diverged(losses: list[float], cfg) -> bool:
+    """NaN / inf, or a spike over spike_factor x the mean of the previous spike_window losses."""
+    last = losses[-1]
+    if not math.isfinite(last):
+        return True
+    prev = losses[-cfg.spike_window - 1:-1]
+    return cfg.spike_factor > 0 and len(prev) == cfg.spike_window and last > cfg.spike_factor * sum(prev) / len(prev)
 
 
 def batches(loader: DataLoader):
@@ -64,11 +70,15 @@ def run(cfg: Config) -> dict:
         return json.loads((run_dir / "summary.json").read_text())
     # ---- setup
     t_start = time.time()
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier crash of this cell is being retried
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a restart logs afresh (resume: issue 6)
     config_dict = asdict(cfg)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config_dict)))
     # ---- model and what trains
@@ -94,6 +104,7 @@ def run(cfg: Config) -> dict:
         if cfg.logger.kind != "none" else Tracker(run_dir, cfg.logger, config_dict, "", "")
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     vlm.train()
+    memory = PeakMemory(device).start()  # peak of this run's training and evaluation
     it = batches(loader)
     losses: list[float] = []
     t_train, n_samples = time.perf_counter(), 0
@@ -111,30 +122,41 @@ def run(cfg: Config) -> dict:
         trainable = [p for p in vlm.parameters() if p.requires_grad]
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, clip))
-        opt.step()
+        if math.isfinite(loss_sum):  # a non-finite step is recorded, never applied
+            opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss_sum)
         bar.set_postfix(loss=f"{loss_sum:.3f}")
+        if diverged(losses, cfg.optim):
+            tracker.log(step, {"train/loss": loss_sum, "train/diverged": 1})
+            break
         if step % cfg.logger.every == 0 or step == cfg.optim.max_steps or step == 1:
             sps = cfg.optim.batch_size * cfg.optim.grad_accum / (time.perf_counter() - t0)
             tracker.log(step, {"train/loss": loss_sum, "train/lr": sched.get_last_lr()[0],
                                "train/grad_norm": grad_norm, "perf/samples_per_s": sps})
     train_time = time.perf_counter() - t_train
-    # ---- evaluation and summary
-    metrics, predictions = evaluate(vlm, processor, eval_splits, cfg.eval, device)
-    tracker.log(cfg.optim.max_steps, {f"eval/{k}": v for k, v in metrics.items()})
-    write_json_atomic(run_dir / "predictions.json", predictions)
+    # ---- evaluation and summary (a diverged run is a result: recorded, not evaluated)
+    status = "diverged" if diverged(losses, cfg.optim) else "finished"
+    metrics = {}
+    if status == "finished":
+        metrics, predictions = evaluate(vlm, processor, eval_splits, cfg.eval, device)
+        tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
+        write_json_atomic(run_dir / "predictions.json", predictions)
+    memory.stop()
     summary = {
-        "status": "finished",
+        "status": status,
         "metrics": metrics,
         "final_train_loss": losses[-1],
         "first_losses": losses[:5],
+        "loss_history": losses,
+        "diverged_at_step": step if status == "diverged" else None,
+        "steps_done": step,
         "params": params,
         "visual_tokens_per_image": visual_tokens_per_image(cfg.image, images.patch_size,
                                                            tokens_per_view=vlm.visual_tokens_per_view),
         "perf": {"train_samples_per_s": n_samples / train_time, "train_time_s": train_time,
-                 "peak_memory_mb": peak_memory_mb(device), "eval_latency_ms": metrics["eval_latency_ms"]},
+                 "peak_memory_mb": memory.peak_mb, "eval_latency_ms": metrics.get("eval_latency_ms")},
         "wall_time_s": time.time() - t_start,
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "git_commit": git_commit(repo_root()),
@@ -142,14 +164,15 @@ def run(cfg: Config) -> dict:
     }
     tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
     write_json_atomic(run_dir / "summary.json", summary)  # written last: its existence means "finished"
-    print(f"[vlmlab] {run_dir}: avg {metrics['avg']:.2f} | " +
-          " ".join(f"{t} {metrics[t]:.1f}" for t in cfg.data.tasks))
+    print(f"[vlmlab] {run_dir}: " + (f"diverged at step {step} (loss {losses[-1]:.3g})" if not metrics else
+          f"avg {metrics['avg']:.2f} | " + " ".join(f"{t} {metrics[t]:.1f}" for t in cfg.data.tasks)))
     return summary
 
 
 def _hydra_entry():
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     @hydra.main(config_path=str(repo_root() / "conf"), config_name="config", version_base="1.3")
     def _main(raw) -> None:
@@ -162,7 +185,14 @@ def _hydra_entry():
             if out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
             sys.exit(f"config error: {e}")
-        run(cfg)
+        try:
+            run(cfg)
+        except Exception as e:  # a crashed cell is recorded; a sweep goes on, a single run fails
+            write_json_atomic(Path(cfg.run_dir) / "failed.json",
+                              {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+            print(f"[vlmlab] {cfg.run_dir} FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                raise
 
     _main()
 

@@ -50,6 +50,8 @@ class VisionEncoder(nn.Module):
         emb = getattr(model, "embeddings", None)
         if emb is None or not hasattr(emb, "patch_embedding") or not hasattr(emb, "position_embedding"):
             raise TypeError(f"{type(model).__name__}: expected a ViT with embeddings.patch_embedding/position_embedding")
+        if getattr(model, "use_head", False):  # SigLIP's pooling head: unused by a VLM, so dropped (no
+            model.use_head, model.head = False, None  # dead parameters to count, train or LoRA-adapt)
         self.model = model
         cfg = model.config
         self.hidden_size, self.patch_size, self.image_size = cfg.hidden_size, cfg.patch_size, cfg.image_size

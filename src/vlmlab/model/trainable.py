@@ -7,7 +7,6 @@ modules (connector, cross-attention blocks) train fully by default, as in the pa
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import torch.nn as nn
@@ -45,7 +44,7 @@ def components(vlm: nn.Module) -> dict[str, nn.Module | None]:
             "new_tokens": vlm.vlm_embed}
 
 
-def _set(module: nn.Module, policy: str, lora: LoraConfig, exclude: str | None = None) -> None:
+def _set(module: nn.Module, policy: str, lora: LoraConfig) -> None:
     for p in module.parameters():
         p.requires_grad_(policy == "full")
     if policy == "lora":
@@ -53,18 +52,15 @@ def _set(module: nn.Module, policy: str, lora: LoraConfig, exclude: str | None =
         if target != "all-linear" and ("," in target or target.isidentifier()):
             target = [t.strip() for t in target.split(",") if t.strip()]  # names; anything else is a regex
         cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=target, exclude_modules=exclude)
+                             target_modules=target)
         inject_adapter_in_model(cfg, module)  # marks only the adapters trainable within `module`
 
 
 def apply_trainable(vlm: nn.Module, cfg: TrainableConfig) -> None:
-    """Freeze / LoRA / unfreeze each component in place. Cross-attention blocks live inside the LM's layers,
-    so the LM is handled first (its LoRA excludes them) and the blocks get their own policy after."""
-    block_ids = {id(m) for m in vlm.xattn.modules()} if vlm.xattn is not None else set()
-    names = [n for n, m in vlm.llm.named_modules() if id(m) in block_ids and n]
-    exclude = "(" + "|".join(re.escape(n) for n in names) + r")(\..*)?" if names else None
+    """Freeze / LoRA / unfreeze each component in place. Cross-attention blocks are a module of their own
+    (hooked into the LM's layers, not inside them), so the LM's LoRA never touches them."""
     _set(vlm.vision, cfg.vision, cfg.lora)
-    _set(vlm.llm, cfg.llm, cfg.lora, exclude=exclude)
+    _set(vlm.llm, cfg.llm, cfg.lora)
     _set(vlm.connector, cfg.connector, cfg.lora)
     if vlm.xattn is not None:
         _set(vlm.xattn, cfg.cross_attention, cfg.lora)
@@ -74,10 +70,10 @@ def apply_trainable(vlm: nn.Module, cfg: TrainableConfig) -> None:
 
 
 def parameter_table(vlm: nn.Module) -> dict[str, dict[str, int]]:
-    """{component: {total, trainable}} counting each parameter once (cross-attention is not counted in llm)."""
+    """{component: {total, trainable}}, each parameter counted once."""
     seen: set[int] = set()
     table = {}
-    for name, mod in reversed(list(components(vlm).items())):  # xattn before llm, which contains it
+    for name, mod in components(vlm).items():
         total = trainable = 0
         for p in (mod.parameters() if mod is not None else []):
             if id(p) in seen:
@@ -86,7 +82,6 @@ def parameter_table(vlm: nn.Module) -> dict[str, dict[str, int]]:
             total += p.numel()
             trainable += p.numel() if p.requires_grad else 0
         table[name] = {"total": total, "trainable": trainable}
-    table = dict(reversed(list(table.items())))
     table["all"] = {k: sum(v[k] for v in table.values()) for k in ("total", "trainable")}
     return table
 

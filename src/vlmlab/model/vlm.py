@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vlmlab.model.cross_attention import token_to_image_from_ids
 from vlmlab.model.llm import TokenIds
 
 
@@ -61,6 +62,8 @@ class VLM(nn.Module):
         """Embeds the prompt and fuses the images in; returns inputs_embeds (B, L, D)."""
         emb = self.embed(input_ids)
         if pixel_values is None:
+            if self.xattn is not None:
+                self.xattn.clear_image_context()  # a text-only batch must not read the previous images
             return emb
         tokens, tmask = self.encode_images(pixel_values, patch_mask)  # (N, T, D), (N, T)
         if self.fusion == "autoregressive":
@@ -81,9 +84,7 @@ class VLM(nn.Module):
         mask = torch.zeros(B, 1, t_max, dtype=torch.bool, device=tokens.device)
         for b, p in enumerate(per):
             states[b, 0, : p.shape[0]], mask[b, 0, : p.shape[0]] = p, True
-        seen = (input_ids == self.ids.image).long().cumsum(1)            # (B, L) images seen so far
-        token_to_image = torch.where(seen > 0, 0, -1)                    # one image per sample here
-        return states, mask, token_to_image
+        return states, mask, token_to_image_from_ids(input_ids, self.ids.image).clamp(max=0)  # one image each
 
     # ---- training and generation -------------------------------------------------------------
     def forward(self, input_ids, attention_mask, labels=None, pixel_values=None, patch_mask=None,

@@ -28,7 +28,7 @@ SIZES = ["small", "large"]
 WORDS = [
     "sun", "map", "key", "cat", "dog", "box", "cup", "hat", "pen", "bus", "car", "egg",
     "fox", "owl", "ink", "jam", "log", "net", "pig", "rug", "toy", "van", "web", "zoo",
-    "bird", "boat", "cake", "door", "fish", "frog", "gold", "kite", "lamp", "leaf", "milk", "moon",
+    "bird", "boat", "cake", "door", "coin", "frog", "gold", "kite", "lamp", "leaf", "milk", "moon",
     "nest", "rock", "rose", "sand", "ship", "shoe", "snow", "tree", "wolf", "bell", "corn", "drum",
 ]
 

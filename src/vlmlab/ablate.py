@@ -1,0 +1,106 @@
+"""The sweep runner: `make ablation NAME=<name> [ARGS="<overrides>"]` runs one ablation file's grid.
+
+An ablation file (ablations/<name>.yaml, format in docs/INTERFACES.md) holds one question: its grid of
+config-group swaps and knobs, its seeds, and the orderings the verdict checks. The runner turns it into
+one Hydra multirun (`python -m vlmlab.train -m ...`), so every cell lands in a deterministic folder
+<runs_root>/<name>/<cell>/seed<k>; finished cells are skipped, failed ones recorded and retried on the
+next run, and the tables and the report are regenerated at the end. `NAME=all` runs every file.
+
+An ablation changes only its own axis: keys that set steps, sizes, data, evaluation or the debug profile
+are refused, so `ARGS="debug=smoke"` always wins.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from vlmlab.config import ConfigError, check_command_line, compose, repo_root
+
+ABLATIONS = repo_root() / "ablations"
+FORBIDDEN = ("optim.max_steps", "optim.batch_size", "optim.grad_accum", "optim.warmup_steps", "data", "eval",
+             "debug", "name", "seed", "runs_root", "run_dir", "hydra", "logger", "connector.depth", "image.size")
+
+
+@dataclass
+class Ablation:
+    name: str
+    finding: str
+    question: str
+    paper: dict
+    grid: dict[str, str]
+    seeds: list[int]
+    metrics: list[str]
+    checks: list[dict]
+    fixed: list[str] = field(default_factory=list)
+
+    def overrides(self) -> list[str]:
+        """The multirun's overrides: fixed ones, then one swept key per grid entry, then the seeds."""
+        return ([f"name={self.name}", *self.fixed] + [f"{k}={v}" for k, v in self.grid.items()]
+                + [f"seed={','.join(map(str, self.seeds))}"])
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in ABLATIONS.glob("*.yaml"))
+
+
+def load(name: str) -> Ablation:
+    path = ABLATIONS / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown ablation {name!r}; available: {', '.join(available())}, all")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    abl = Ablation(name=name, **raw)
+    for key in list(abl.grid) + [o.split("=")[0].lstrip("+~") for o in abl.fixed]:
+        if any(key == f or key.startswith(f + ".") for f in FORBIDDEN):
+            raise ConfigError(f"ablations/{name}.yaml sets {key!r}: an ablation changes only its own axis, "
+                              "never steps, sizes, data, evaluation or the debug profile")
+    if len(abl.seeds) < 1 or not abl.checks:
+        raise ConfigError(f"ablations/{name}.yaml needs seeds and at least one check")
+    return abl
+
+
+def run_ablation(abl: Ablation, args: list[str]) -> int:
+    """Runs the grid as one Hydra multirun in a child process; returns its exit code."""
+    overrides = abl.overrides() + list(args)
+    check_command_line(["-m", *overrides])  # every cell's config is valid before anything is written
+    cmd = [sys.executable, "-m", "vlmlab.train", "-m", *overrides]
+    print(f"[vlmlab] ablation {abl.name} ({abl.finding}): {' '.join(cmd[3:])}", flush=True)
+    return subprocess.run(cmd, cwd=repo_root()).returncode
+
+
+def regenerate_report(args: list[str]) -> None:
+    runs_root = compose([a for a in args if not a.startswith(("-", "hydra"))]).runs_root
+    out = "results" if runs_root == "runs" else str(Path(runs_root) / "results")
+    cmd = [sys.executable, "-m", "vlmlab.report", "--runs", runs_root, "--out", out]
+    print(f"[vlmlab] regenerating tables and report: {' '.join(cmd[2:])}", flush=True)
+    subprocess.run(cmd, cwd=repo_root(), check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print(f"usage: python -m vlmlab.ablate NAME [overrides]; NAME is one of: {', '.join(available())}, all",
+              file=sys.stderr)
+        return 2
+    name, args = argv[0], argv[1:]
+    try:
+        studies = [load(n) for n in (available() if name == "all" else [name])]
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    codes = []
+    for abl in studies:
+        try:
+            codes.append(run_ablation(abl, args))
+        except ConfigError as e:
+            print(f"config error: {e}", file=sys.stderr)
+            return 2
+    regenerate_report(args)
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

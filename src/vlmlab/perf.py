@@ -1,0 +1,57 @@
+"""Per-run compute measurements: peak memory of this run alone (not of the process's whole life).
+
+On CUDA the allocator's peak is reset at the start of a run. On CPU a background thread samples the
+process's resident set size every few milliseconds: `ru_maxrss` cannot be reset, and a Hydra sweep runs
+many cells in one process, so it would measure run order rather than the design choice.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class PeakMemory:
+    """pm = PeakMemory(device).start(); ...; pm.stop() -> the run's peak in MiB (CUDA allocated, or CPU RSS)."""
+
+    def __init__(self, device: torch.device, interval_s: float = 0.005):
+        self.device, self.interval, self.peak_mb = device, interval_s, 0.0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, rss_mb())
+
+    def start(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.peak_mb = rss_mb()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def read(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return max(self.peak_mb, rss_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_mb = self.read()
+        return self.peak_mb

@@ -1,0 +1,25 @@
+"""CLI: regenerate every table, figure and the findings report from the run folders (no training).
+
+    python -m vlmlab.report [--runs runs] [--ablations ablations] [--out results]
+"""
+from __future__ import annotations
+
+import argparse
+
+from vlmlab.report.render import build
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m vlmlab.report", description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="runs", help="run folders: <runs>/<ablation>/<cell>/seed<k>/")
+    ap.add_argument("--ablations", default="ablations", help="folder of ablation files (<name>.yaml)")
+    ap.add_argument("--out", default="results", help="where tables, figures, REPORT.md and report.html go")
+    args = ap.parse_args(argv)
+    res = build(args.runs, args.ablations, args.out)
+    for r in res["findings"].to_dict("records"):
+        print(f"[vlmlab.report] {r['finding']}: {r['verdict']} ({r['n_checks']} checks; {r['ablations']})")
+    print(f"[vlmlab.report] wrote {res['report']} and {res['html']}")
+
+
+if __name__ == "__main__":
+    main()

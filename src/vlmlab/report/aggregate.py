@@ -1,0 +1,241 @@
+"""From run folders to pandas tables: one row per (ablation, cell, seed), then mean ± 95% CI per cell.
+
+Reads runs/<ablation>/<cell>/seed<k>/{summary.json, failed.json, config.yaml, metrics.jsonl}
+(docs/INTERFACES.md, "Run folders"). A seed's status is
+  finished | diverged   summary.json exists (its "status"),
+  failed                failed.json exists and summary.json does not (or summary.json is unreadable),
+  missing               the ablation file's grid x seeds expects it, but neither file is there yet.
+Cells named in the ablation file's grid but absent on disk get "missing" rows, so the tables show
+what is still to run. Task metrics exist for finished seeds only; `diverged` is 1/0 for
+diverged/finished seeds (nan otherwise), so its per-cell mean is the share of diverged seeds.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from vlmlab.report.stats import mean_ci
+
+TASK_ORDER = ("vqa", "textvqa", "okvqa", "caption")
+SPREAD = ("train_samples_per_s", "peak_memory_mb", "eval_latency_ms")  # compute columns shown with a CI
+FIXED = ("total_params", "trainable_params", "visual_tokens_per_image")  # compute columns constant per cell
+STATUSES = ("finished", "diverged", "failed", "missing")
+_KEY_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.\-@/]*=)")  # a comma that starts the next key=value
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then os.replace: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions of a new file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_ablation(path: str | Path) -> dict:
+    """An ablation file as a dict with defaults filled in; its name is the file stem."""
+    path = Path(path)
+    spec = yaml.safe_load(path.read_text()) or {}
+    spec.setdefault("name", path.stem)
+    spec.setdefault("finding", "?")
+    spec.setdefault("grid", {})
+    spec.setdefault("seeds", [])
+    spec.setdefault("metrics", ["avg", *TASK_ORDER])
+    spec.setdefault("checks", [])
+    spec["paper"] = spec.get("paper") or {}
+    return spec
+
+
+def load_ablations(folder: str | Path) -> dict[str, dict]:
+    """Every ablations/*.yaml, by name (sorted)."""
+    return {p.stem: load_ablation(p) for p in sorted(Path(folder).glob("*.yaml"))}
+
+
+def parse_cell(cell: str) -> dict[str, str]:
+    """'fusion=cross_attention,trainable=lora' -> {'fusion': 'cross_attention', 'trainable': 'lora'}."""
+    if cell in ("", "baseline"):
+        return {}
+    return dict(part.split("=", 1) for part in _KEY_START.split(cell) if "=" in part)
+
+
+def grid_cells(grid: dict) -> list[str]:
+    """The cell names the sweep makes from a grid: Hydra's sorted override_dirname of each combination."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    axes = []
+    for key, values in grid.items():
+        o = parser.parse_overrides([f"{key}={values}"])[0]
+        axes.append([f"{key}={v}" for v in (o.sweep_string_iterator() if o.is_sweep_override() else [o.value()])])
+    # vlmlab.config._cell_name: "/" -> "_", empty -> "baseline"
+    return [",".join(sorted(combo)).replace("/", "_") or "baseline" for combo in itertools.product(*axes)]
+
+
+def _read_json(path: Path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_seed(seed_dir: str | Path) -> dict:
+    """One seed's row: status, metrics, params, compute, the config facts the report header needs."""
+    d = Path(seed_dir)
+    row: dict = {"status": "missing", "run_dir": str(d)}
+    summary = cfg = None
+    if (d / "summary.json").exists():
+        try:
+            summary = _read_json(d / "summary.json")
+            row["status"] = summary.get("status", "finished")
+        except (OSError, ValueError) as e:
+            row.update(status="failed", error=f"unreadable summary.json: {e}")
+    elif (d / "failed.json").exists():
+        try:
+            row["error"] = str(_read_json(d / "failed.json").get("error", "")).strip().splitlines()[0][:300]
+        except (OSError, ValueError, IndexError) as e:
+            row["error"] = f"unreadable failed.json: {e}"
+        row["status"] = "failed"
+    if (d / "config.yaml").exists():
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg = cfg or (summary or {}).get("config") or {}
+    if summary:
+        if row["status"] == "finished":
+            row.update({k: float(v) for k, v in (summary.get("metrics") or {}).items() if _num(v)})
+        params = summary.get("params") or {}
+        row["total_params"] = (params.get("all") or {}).get("total", math.nan)
+        row["trainable_params"] = (params.get("all") or {}).get("trainable", math.nan)
+        for comp in ("vision", "llm", "connector", "cross_attention"):
+            row[f"{comp}_params"] = (params.get(comp) or {}).get("total", math.nan)
+        row["visual_tokens_per_image"] = summary.get("visual_tokens_per_image", math.nan)
+        perf = summary.get("perf") or {}
+        for k in ("train_samples_per_s", "train_time_s", "peak_memory_mb", "eval_latency_ms"):
+            row.setdefault(k, perf.get(k, math.nan))
+        for k in ("final_train_loss", "diverged_at_step", "wall_time_s", "device", "torch_threads", "git_commit"):
+            row[k] = summary.get(k)
+    if row["status"] in ("finished", "diverged"):
+        row["diverged"] = float(row["status"] == "diverged")
+    get = lambda *ks: _dig(cfg, ks)  # noqa: E731
+    row.update({"vision_name": get("vision", "name_or_path"), "llm_name": get("llm", "name_or_path"),
+                "debug": get("debug"), "max_steps": get("optim", "max_steps"),
+                "batch_size": get("optim", "batch_size"), "grad_accum": get("optim", "grad_accum"),
+                "lr": get("optim", "lr"), "train_size": get("data", "train_size"),
+                "validation_size": get("data", "validation_size"), "test_size": get("data", "test_size"),
+                "n_tasks": len(get("data", "tasks") or []) or None, "eval_split": get("eval", "split"),
+                "eval_max_samples": get("eval", "max_samples")})
+    return row
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _dig(d, keys):
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _seed_of(path: Path) -> int | None:
+    m = re.fullmatch(r"seed(\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def seeds_table(runs: str | Path, name: str, spec: dict | None = None) -> pd.DataFrame:
+    """One row per (ablation, cell, seed) found on disk or expected by the ablation file's grid x seeds."""
+    spec = spec or {}
+    root = Path(runs) / name
+    found = {}
+    for seed_dir in sorted(root.glob("*/seed*")) if root.is_dir() else []:
+        if seed_dir.is_dir() and _seed_of(seed_dir) is not None:
+            found[(seed_dir.parent.name, _seed_of(seed_dir))] = seed_dir
+    grid = {k: str(v) for k, v in (spec.get("grid") or {}).items()}
+    on_disk = {cell for cell, _ in found}
+    cells = sorted(on_disk)
+    for want in grid_cells(grid) if grid else []:  # a grid cell may carry extra keys on disk (fixed overrides)
+        w = parse_cell(want)
+        if not any(all(parse_cell(c).get(k) == v for k, v in w.items()) for c in on_disk):
+            cells.append(want)
+    seeds = sorted({int(s) for s in spec.get("seeds") or []} | {s for _, s in found})
+    rows = []
+    for cell in cells:
+        for seed in seeds:
+            d = found.get((cell, seed))
+            if d is None and seed not in (spec.get("seeds") or []):
+                continue  # a seed only some other cell has is not expected here
+            row = read_seed(d) if d is not None else {"status": "missing", "run_dir": str(root / cell / f"seed{seed}")}
+            rows.append({"ablation": name, "cell": cell, "seed": seed, **parse_cell(cell), **row})
+    return pd.DataFrame(rows)
+
+
+def task_columns(seeds: pd.DataFrame, spec: dict | None = None) -> list[str]:
+    """Task metrics present in the table (known tasks first), then avg."""
+    skip = {"avg", "eval_latency_ms", "diverged"}
+    listed = [m for m in (spec or {}).get("metrics", []) if m not in skip]
+    known = [t for t in (*TASK_ORDER, *listed) if t in seeds.columns]
+    return list(dict.fromkeys(known)) + (["avg"] if "avg" in seeds.columns else [])
+
+
+def cells_table(seeds: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
+    """Per cell: seed counts by status, diverged share, mean ± CI of every task, avg and compute column."""
+    if seeds.empty:
+        return pd.DataFrame()
+    keys = list(dict.fromkeys(k for c in seeds["cell"].unique() for k in parse_cell(c)))
+    rows = []
+    for cell, g in seeds.groupby("cell", sort=False):
+        row = {"ablation": g["ablation"].iloc[0], "cell": cell, **parse_cell(cell), "n_seeds": len(g)}
+        for s in STATUSES:
+            row[f"n_{s}"] = int((g["status"] == s).sum())
+        done = row["n_finished"] + row["n_diverged"]
+        row["diverged_share"] = row["n_diverged"] / done if done else math.nan
+        fin = g[g["status"] == "finished"]
+        for m in task_columns(seeds, spec) + list(SPREAD):
+            if m in fin.columns:
+                row[f"{m}_mean"], row[f"{m}_ci95"], _ = mean_ci(fin[m])
+        for m in FIXED:
+            if m in g.columns:
+                row[m] = g.loc[g["status"].isin(["finished", "diverged"]), m].mean()
+        row["wall_time_s"] = g["wall_time_s"].sum() if "wall_time_s" in g.columns else 0.0
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out[["ablation", "cell", *keys] + [c for c in out.columns if c not in ("ablation", "cell", *keys)]]
+
+
+def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Long table (cell, seed, status, step, loss) from each seed's metrics.jsonl train/loss entries."""
+    rows = []
+    for r in seeds.itertuples():
+        path = Path(r.run_dir) / "metrics.jsonl"
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            if "train/loss" in rec:
+                rows.append({"cell": r.cell, "seed": r.seed, "status": r.status, "step": rec["step"],
+                             "loss": float(rec["train/loss"]) if rec["train/loss"] is not None else math.nan})
+    return pd.DataFrame(rows, columns=["cell", "seed", "status", "step", "loss"])
+
+
+def write_tables(seeds: pd.DataFrame, cells: pd.DataFrame, out: str | Path) -> None:
+    """results/<ablation>/seeds.csv and cells.csv (atomic writes)."""
+    out = Path(out)
+    write_atomic(out / "seeds.csv", seeds.to_csv(index=False))
+    write_atomic(out / "cells.csv", cells.to_csv(index=False))

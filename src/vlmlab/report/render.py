@@ -1,0 +1,237 @@
+"""The findings report: results/REPORT.md and a self-contained results/report.html, from the run folders.
+
+`build(runs, ablations, out)` regenerates everything without training: per ablation
+results/<name>/{seeds,cells,verdicts}.csv and its PNGs, then results/findings.csv, REPORT.md and
+report.html (PNGs embedded as base64 data URIs; inline CSS only, no scripts). The document is first
+built as a list of blocks (heading, paragraph, table, image) and then written as Markdown and as
+HTML, so both say the same thing. Every number comes from the run folders; the paper's claim and
+numbers are quoted from the ablation files. All writes are atomic (write_atomic).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+from vlmlab.report import aggregate, plots, verdicts
+
+FINDINGS = ("F1", "F2", "F3", "F4", "F5", "F6")
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 7px;"
+       "vertical-align:top}th{background:#f3f3f3}img{max-width:100%;display:block;margin:.3em 0}"
+       "section.finding{border-top:2px solid #888;margin-top:2em}figure{margin:1em 0}figcaption{font-size:.85em}")
+
+
+def fmt(x, ci=None, digits: int = 2) -> str:
+    """'12.34 ± 0.56', '12.34' without a finite CI, '–' without a value."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if abs(x) >= 1e4:  # parameter counts and the like: whole numbers with separators
+        digits = 0
+    s = f"{x:,.{digits}f}"
+    return s + (f" ± {ci:,.{digits}f}" if isinstance(ci, (int, float)) and math.isfinite(ci) else "")
+
+
+def fmt_count(n) -> str:
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return "–"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
+
+
+def fmt_time(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _clean(v):
+    """Numbers as read through pandas come back as floats (5.0): show whole ones as ints; tuples element-wise."""
+    if isinstance(v, tuple):
+        return tuple(_clean(x) for x in v)
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _uniq(values, f=str) -> str:
+    vals = {_clean(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    return ", ".join(f(v) for v in sorted(vals, key=str)) or "–"
+
+
+def scale_rows(seeds: pd.DataFrame) -> list[list[str]]:
+    """The 'run at what scale' table: backbones, steps, batch, data, machine, wall time."""
+    done = seeds[seeds["status"].isin(["finished", "diverged"])] if not seeds.empty else seeds
+    if done.empty:
+        return [["runs", "none yet"], ["report machine", f"{cpu_model()}, {os.cpu_count()} cores"]]
+    backbone = lambda n, p: _uniq(zip(done[n], done[p]), lambda t: f"{t[0]} ({fmt_count(t[1])} params)")  # noqa: E731
+    counts = seeds["status"].value_counts()
+    return [["vision backbones", backbone("vision_name", "vision_params")],
+            ["language backbones", backbone("llm_name", "llm_params")],
+            ["debug profile", _uniq(done["debug"])],
+            ["optimizer steps", _uniq(done["max_steps"])],
+            ["batch (samples per step)", _uniq(zip(done["batch_size"], done["grad_accum"].fillna(1)),
+                                                lambda t: f"{t[0]} x {t[1]} accumulation")],
+            ["training data", _uniq(zip(done["train_size"], done["n_tasks"]), lambda t: f"{t[0]} per task x {t[1]} tasks")],
+            ["evaluation data", _uniq(zip(done["eval_split"], done["eval_max_samples"]),
+                                      lambda t: f"{t[0]}, up to {t[1]} per task")],
+            ["seeds by status", ", ".join(f"{int(counts.get(s, 0))} {s}" for s in aggregate.STATUSES)],
+            ["run devices", _uniq(zip(done["device"], done["torch_threads"]), lambda t: f"{t[0]} ({t[1]} threads)")],
+            ["report machine", f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"],
+            ["total wall time", f"{fmt_time(done['wall_time_s'].fillna(0).sum())} (sum over {len(done)} runs)"],
+            ["code", _uniq(done["git_commit"])]]
+
+
+def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[list[str]]]:
+    head = ["cell", "seeds fin/div/fail/miss", *tasks, "params total / trainable", "visual tokens",
+            "train samples/s", "peak memory MB", "eval latency ms"]
+    rows = []
+    for r in cells.to_dict("records"):
+        seeds = "/".join(str(r[f"n_{s}"]) for s in aggregate.STATUSES)
+        rows.append([r["cell"], seeds, *[fmt(r.get(f"{t}_mean"), r.get(f"{t}_ci95")) for t in tasks],
+                     f"{fmt_count(r.get('total_params'))} / {fmt_count(r.get('trainable_params'))}",
+                     fmt(r.get("visual_tokens_per_image"), digits=0),
+                     *[fmt(r.get(f"{m}_mean"), r.get(f"{m}_ci95"), 1) for m in aggregate.SPREAD]])
+    return head, rows
+
+
+def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    head = ["check", "metric", "kind", "pairs", "better", "worse", "better − worse (95% CI)", "verdict", "note"]
+    rows = [[r["check"], f"{r['metric']} ({r['direction']} is better)",
+             r["kind"] + (f" (margin {r['margin']:g})" if r["kind"] == "not_worse" else ""), str(r["n_pairs"]),
+             fmt(r["better_mean"]), fmt(r["worse_mean"]),
+             f"{fmt(r['diff_mean'], r['diff_ci95'])}  [{fmt(r['diff_lo'])}; {fmt(r['diff_hi'])}]",
+             r["verdict"].upper() if r["verdict"] in ("reproduced", "contradicted") else r["verdict"], r["note"]]
+            for r in v.to_dict("records")]
+    return head, rows
+
+
+def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.DataFrame, figs) -> list:
+    name, paper = spec["name"], spec["paper"]
+    blocks = [("h3", f"{name}: {spec.get('question', '')}", None)]
+    if seeds.empty or not seeds["status"].ne("missing").any():
+        size = f" ({len(cells)} cells x {len(spec['seeds'])} seeds)" if len(cells) else ""
+        return blocks + [("p", f"Not run yet: `make ablation NAME={name}`{size}.", None)]
+    ours_claim = "no checks in the ablation file"
+    if not v.empty:
+        counts = ", ".join(f"{int((v['verdict'] == k).sum())} {k}" for k in ("reproduced", "contradicted", "inconclusive"))
+        ours_claim = f"{verdicts.finding_verdict(list(v['verdict']))} ({counts} of {len(v)} checks)"
+    ours_numbers = "; ".join(
+        f"{r['cell']}: avg {fmt(r.get('avg_mean'), r.get('avg_ci95'))}"
+        + (f" ({r['n_diverged']}/{r['n_seeds']} seeds diverged)" if r["n_diverged"] else "") for r in cells.to_dict("records"))
+    blocks.append(("table", ["", "the paper", "ours (this run)"],
+                   [["claim", str(paper.get("claim", "–")), ours_claim],
+                    ["numbers", str(paper.get("numbers", "–")), ours_numbers]]))
+    if not v.empty:
+        blocks += [("h4", "Verdicts (paired seeds)", None), ("table", *verdict_rows(v))]
+    blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None),
+               ("table", *cell_rows(cells, aggregate.task_columns(seeds, spec)))]
+    failed = seeds[seeds["status"] == "failed"]
+    if not failed.empty:
+        blocks.append(("p", "Failed seeds: " + "; ".join(f"{r.cell}/seed{r.seed}: {r.error}"
+                                                          for r in failed.itertuples()), None))
+    return blocks + [("img", caption, path) for caption, path in figs]
+
+
+def to_markdown(blocks: list, out: Path) -> str:
+    cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = []
+    for kind, a, b in blocks:
+        if kind in ("h1", "h2", "h3", "h4"):
+            lines += ["#" * int(kind[1]) + " " + a, ""]
+        elif kind == "p":
+            lines += [a, ""]
+        elif kind == "table":
+            lines += ["| " + " | ".join(map(cell, a)) + " |", "|" + "---|" * len(a)]
+            lines += ["| " + " | ".join(map(cell, r)) + " |" for r in b] + [""]
+        elif kind == "img":
+            lines += [f"![{a}]({Path(b).relative_to(out).as_posix()})", f"*{a}*", ""]
+        elif kind in ("open", "close"):
+            continue
+    return "\n".join(lines)
+
+
+def to_html(blocks: list, title: str) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>"]
+    for kind, a, b in blocks:
+        if kind in ("h1", "h2", "h3", "h4"):
+            parts.append(f"<{kind}>{e(a)}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{e(a)}</p>")
+        elif kind == "table":
+            parts.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in a) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in b) + "</table>")
+        elif kind == "img":
+            data = base64.b64encode(Path(b).read_bytes()).decode()
+            parts.append(f"<figure><img alt='{e(a)}' src='data:image/png;base64,{data}'><figcaption>{e(a)}</figcaption></figure>")
+        elif kind == "open":
+            parts.append(f"<section class='finding' id='{e(a)}'>")
+        elif kind == "close":
+            parts.append("</section>")
+    return "\n".join(parts + ["</body></html>"])
+
+
+def build(runs="runs", ablations="ablations", out="results") -> dict:
+    """Regenerate every table, figure and the report; returns {'findings': DataFrame, 'report': Path}."""
+    runs, out = Path(runs), Path(out)
+    specs = aggregate.load_ablations(ablations) if Path(ablations).is_dir() else {}
+    per, all_seeds, all_v = {}, [], []
+    for name, spec in specs.items():
+        seeds = aggregate.seeds_table(runs, name, spec)
+        cells = aggregate.cells_table(seeds, spec)
+        v = verdicts.verdicts_table(seeds, spec) if not seeds.empty else pd.DataFrame()
+        figs = []
+        if not seeds.empty and seeds["status"].ne("missing").any():
+            aggregate.write_tables(seeds, cells, out / name)
+            verdicts.write_verdicts(v, out / name / "verdicts.csv")
+            figs = plots.plot_ablation(cells, aggregate.loss_curves(seeds), spec["metrics"], out / name)
+        else:  # no runs (any more): drop what an earlier report wrote for it
+            for stale in ("seeds.csv", "cells.csv", "verdicts.csv", "bars.png", "loss.png", "tradeoff.png"):
+                (out / name / stale).unlink(missing_ok=True)
+        per[name] = (spec, seeds, cells, v, figs)
+        all_seeds.append(seeds)
+        all_v.append(v)
+    seeds_all = pd.concat([s for s in all_seeds if not s.empty] or [pd.DataFrame(columns=["status"])], ignore_index=True)
+    v_all = pd.concat([v for v in all_v if not v.empty] or [pd.DataFrame()], ignore_index=True)
+    findings = verdicts.findings_table(v_all)
+    aggregate.write_atomic(out / "findings.csv", findings.to_csv(index=False))
+    blocks = [("h1", "vlmlab: what matters when building vision-language models, reproduced", None),
+              ("p", f"Generated by `python -m vlmlab.report` from the run folders under {runs}/ and the ablation "
+                    f"files under {ablations}/; every number comes from those files.", None),
+              ("h2", "Scale this report was run at", None), ("table", ["", "value"], scale_rows(seeds_all))]
+    debug = {d for d in seeds_all.get("debug", pd.Series(dtype=object)).dropna() if d != "none"}
+    if debug:
+        blocks.append(("p", f"Warning: some runs used a debug profile ({', '.join(sorted(debug))}): tiny models and a "
+                            "couple of steps, which test the pipeline, not the paper's claims.", None))
+    by_finding = {}
+    for name, item in per.items():
+        by_finding.setdefault(str(item[0]["finding"]), []).append(name)
+    order = list(FINDINGS) + sorted(set(by_finding) - set(FINDINGS))
+    fv = dict(zip(findings["finding"], findings["verdict"])) if not findings.empty else {}
+    blocks += [("h2", "Findings at a glance", None),
+               ("table", ["finding", "ablations", "verdict"],
+                [[f, ", ".join(by_finding.get(f, [])) or "no ablation file yet",
+                  fv.get(f, "not run yet" if f in by_finding else "–")] for f in order])]
+    for f in order:
+        blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet') if f in by_finding else 'no ablation file yet'}", None)]
+        if f not in by_finding:
+            blocks.append(("p", f"No ablation file for {f} yet.", None))
+        for name in by_finding.get(f, []):
+            blocks += ablation_blocks(*per[name])
+        blocks.append(("close", f, None))
+    report = out / "REPORT.md"
+    aggregate.write_atomic(report, to_markdown(blocks, out))
+    aggregate.write_atomic(out / "report.html", to_html(blocks, "vlmlab findings report"))
+    return {"findings": findings, "report": report, "html": out / "report.html"}

@@ -1,0 +1,157 @@
+"""Verdicts from paired seeds: each check of an ablation file becomes reproduced / contradicted / inconclusive.
+
+Pairing: seed s of the better cell and seed s of the worse cell share the data order and the
+initialisation of the parts they share, so d_s = better_s - worse_s is a matched pair. A check names
+key=value pairs for each side; every cell whose swept values contain them is on that side, and a
+better cell is paired with the worse cell that agrees on every other key (so a check on
+`trainable` in a grid over `trainable x optim.lr` pools the pairs of every learning rate).
+Pairs: `diverged` uses seeds that finished or diverged; every other metric uses seeds where both
+sides finished (a diverged run has no evaluation). The 95% t interval of the mean of d decides:
+  better     reproduced if the interval lies above 0 in the metric's good direction, contradicted if below
+  not_worse  reproduced if the good-direction lower bound > -margin, contradicted if the upper bound < -margin
+  otherwise, or with fewer than 2 pairs: inconclusive.
+Finding verdict, over all checks of all ablation files of one finding (not-run checks excluded):
+  reproduced (all reproduced) | contradicted (some contradicted, none reproduced) | mixed (both) |
+  partly reproduced (some reproduced, the rest inconclusive) | inconclusive | not run yet (no pairs anywhere).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from vlmlab.report.aggregate import parse_cell, write_atomic
+from vlmlab.report.stats import mean_ci
+
+LOWER_IS_BETTER = {"eval_latency_ms", "peak_memory_mb", "visual_tokens_per_image", "params", "total_params",
+                   "trainable_params", "diverged", "final_train_loss", "train_time_s", "wall_time_s"}
+ALIASES = {"params": "total_params"}  # `metric: params` in an ablation file means the total count
+
+
+def direction(metric: str) -> int:
+    """+1 when higher is better (task scores, avg, train_samples_per_s), -1 when lower is better."""
+    return -1 if metric in LOWER_IS_BETTER or metric.startswith("latency_ms/") else +1
+
+
+def _same(a, b) -> bool:
+    """Cell values are strings as on the command line; YAML may give 1e-3 as str or 0.001 as float."""
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return str(a).strip().lower() == str(b).strip().lower()
+
+
+def matches(cell: str, want: dict) -> bool:
+    values = parse_cell(cell)
+    return all(k in values and _same(values[k], v) for k, v in (want or {}).items())
+
+
+def cell_pairs(cells: list[str], better: dict, worse: dict) -> list[tuple[str, str]]:
+    """(better_cell, worse_cell) pairs that agree on every key the check does not name."""
+    named = set(better or {}) | set(worse or {})
+    rest = lambda c: {k: v for k, v in parse_cell(c).items() if k not in named}  # noqa: E731
+    bs = [c for c in cells if matches(c, better)]
+    ws = [c for c in cells if matches(c, worse)]
+    return [(b, w) for b in bs for w in ws if b != w and rest(b) == rest(w)]
+
+
+def paired_differences(seeds: pd.DataFrame, pairs: list[tuple[str, str]], metric: str) -> pd.DataFrame:
+    """Rows (better_cell, worse_cell, seed, better, worse, diff = better - worse) over usable matched seeds."""
+    col = ALIASES.get(metric, metric)
+    ok = ("finished", "diverged") if metric == "diverged" else ("finished",)
+    use = seeds[seeds["status"].isin(ok)] if col in seeds.columns else seeds.iloc[0:0]
+    rows = []
+    for b, w in pairs:
+        left = use[use["cell"] == b].set_index("seed")[col] if col in use.columns else pd.Series(dtype=float)
+        right = use[use["cell"] == w].set_index("seed")[col] if col in use.columns else pd.Series(dtype=float)
+        for seed in sorted(set(left.index) & set(right.index)):
+            x, y = float(left[seed]), float(right[seed])
+            if math.isfinite(x) and math.isfinite(y):
+                rows.append({"better_cell": b, "worse_cell": w, "seed": seed, "better": x, "worse": y, "diff": x - y})
+    return pd.DataFrame(rows, columns=["better_cell", "worse_cell", "seed", "better", "worse", "diff"])
+
+
+def decide(lo: float, hi: float, n: int, sign: int, kind: str = "better", margin: float = 0.0) -> str:
+    """The verdict from the CI [lo, hi] of better - worse, with sign = direction(metric)."""
+    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    glo, ghi = sorted((sign * lo, sign * hi))  # the interval in the good direction
+    floor = -abs(margin) if kind == "not_worse" else 0.0
+    if (kind == "not_worse" and glo > floor) or (kind != "not_worse" and glo > 0):
+        return "reproduced"
+    if ghi < floor:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _label(want: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in (want or {}).items()) or "baseline"
+
+
+def evaluate_check(seeds: pd.DataFrame, check: dict) -> dict:
+    """One verdict row for one check of an ablation file."""
+    metric = str(check.get("metric", "avg"))
+    kind = str(check.get("kind", "better"))
+    if kind not in ("better", "not_worse"):
+        raise ValueError(f"check kind {kind!r} is not allowed; allowed: better, not_worse")
+    margin = float(check.get("margin", 0.0)) if kind == "not_worse" else math.nan
+    cells = list(dict.fromkeys(seeds["cell"])) if not seeds.empty else []
+    pairs = cell_pairs(cells, check.get("better"), check.get("worse"))
+    d = paired_differences(seeds, pairs, metric) if pairs else paired_differences(seeds.iloc[0:0], [], metric)
+    mean, half, n = mean_ci(d["diff"])
+    lo, hi = mean - half, mean + half
+    sign = direction(metric)
+    verdict = decide(lo, hi, n, sign, kind, margin)
+    ran = (not seeds.empty) and bool(seeds["status"].ne("missing").any())
+    if not pairs:
+        note = "no cells match this check"
+    elif n < 2:
+        note = f"only {n} paired seed(s); needs 2" if ran else "not run yet"
+    else:
+        note = ""
+    return {"check": f"{_label(check.get('better'))} vs {_label(check.get('worse'))}", "metric": metric,
+            "kind": kind, "margin": margin, "direction": "higher" if sign > 0 else "lower",
+            "better_cells": " | ".join(dict.fromkeys(b for b, _ in pairs)),
+            "worse_cells": " | ".join(dict.fromkeys(w for _, w in pairs)),
+            "n_pairs": n, "better_mean": d["better"].mean() if n else math.nan,
+            "worse_mean": d["worse"].mean() if n else math.nan,
+            "diff_mean": mean, "diff_ci95": half, "diff_lo": lo, "diff_hi": hi,
+            "verdict": "not run yet" if note == "not run yet" else verdict, "note": note}
+
+
+def verdicts_table(seeds: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """Every check of an ablation file, in file order."""
+    rows = [{"ablation": spec.get("name", ""), "finding": spec.get("finding", "?"), "index": i,
+             **evaluate_check(seeds, chk)} for i, chk in enumerate(spec.get("checks") or [])]
+    return pd.DataFrame(rows)
+
+
+def finding_verdict(verdicts) -> str:
+    """Combine check verdicts into one finding-level verdict (rules in the module docstring)."""
+    v = [x for x in verdicts if x != "not run yet"]
+    if not v:
+        return "not run yet"
+    rep, con = v.count("reproduced"), v.count("contradicted")
+    if rep == len(v):
+        return "reproduced"
+    if rep and con:
+        return "mixed"
+    if con:
+        return "contradicted"
+    return "partly reproduced" if rep else "inconclusive"
+
+
+def findings_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per finding: counts of check verdicts and the finding-level verdict."""
+    rows = []
+    for finding, g in verdicts.groupby("finding", sort=True) if not verdicts.empty else []:
+        counts = g["verdict"].value_counts()
+        rows.append({"finding": finding, "ablations": " ".join(dict.fromkeys(g["ablation"])), "n_checks": len(g),
+                     **{f"n_{k.replace(' ', '_')}": int(counts.get(k, 0))
+                        for k in ("reproduced", "contradicted", "inconclusive", "not run yet")},
+                     "verdict": finding_verdict(list(g["verdict"]))})
+    return pd.DataFrame(rows)
+
+
+def write_verdicts(verdicts: pd.DataFrame, out) -> None:
+    write_atomic(out, verdicts.to_csv(index=False))

@@ -1,0 +1,179 @@
+"""The report from synthetic runs, through the CLI: tables, figures, REPORT.md, a self-contained
+report.html that headless Chromium renders (every finding section and every figure), atomic writes."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_fakes import make_run, write_ablation
+
+from vlmlab.report import aggregate
+
+P, M = {"connector": "perceiver"}, {"connector": "mlp"}
+CHECK_JS = """<script>
+window.addEventListener('load', function () {
+  var out = [];
+  document.querySelectorAll('img').forEach(function (im, i) {
+    var r = im.getBoundingClientRect();
+    var ok = im.complete && im.naturalWidth > 0 && r.width > 0 && r.height > 0;
+    out.push('img ' + i + ' ' + (ok ? 'ok' : 'broken') + ' ' + im.naturalWidth + 'x' + im.naturalHeight);
+  });
+  document.querySelectorAll('section.finding').forEach(function (s) {
+    var r = s.getBoundingClientRect();
+    out.push('section ' + s.id + ' ' + (r.height > 0 && s.querySelector('h2') ? 'ok' : 'empty'));
+  });
+  var pre = document.createElement('pre'); pre.id = 'render-check'; pre.textContent = out.join('\\n');
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def fabricate(root: Path) -> None:
+    """F4 run (reproduced, contradicted, inconclusive checks, a failed cell), F3 run (diverged seeds),
+    F1 with an ablation file but no runs; F2, F5, F6 without ablation files."""
+    runs, abl = root / "runs", root / "ablations"
+    write_ablation(abl, "f4_connector", "F4", {"connector": "mlp,perceiver,linear"},
+                   [{"better": P, "worse": M, "metric": "avg"}, {"better": P, "worse": M, "metric": "eval_latency_ms"},
+                    {"better": P, "worse": M, "metric": "vqa"}], claim="perceiver wins", numbers="51.8 -> 60.3")
+    for s in range(3):
+        make_run(runs, "f4_connector", "connector=perceiver", s, sps=20 + s, vtok=64, latency=6 + s / 10,
+                 tasks={"vqa": [50, 60, 40][s], "textvqa": 80, "okvqa": 80, "caption": 80})
+        make_run(runs, "f4_connector", "connector=mlp", s, sps=8, vtok=729, latency=4 + s / 10,
+                 tasks={"vqa": [55, 45, 52][s], "textvqa": 50, "okvqa": 50, "caption": 50}, losses=(3, 2.5, 2.2, 2.0))
+    make_run(runs, "f4_connector", "connector=linear", 0, status="failed")
+    write_ablation(abl, "f3_stability", "F3", {"trainable": "full,lora"},
+                   [{"better": {"trainable": "lora"}, "worse": {"trainable": "full"}, "metric": "diverged"}])
+    for s in range(3):
+        make_run(runs, "f3_stability", "trainable=lora", s, avg=55 + s)
+        make_run(runs, "f3_stability", "trainable=full", s, status="diverged", losses=(3, 5, 40, 1e4, float("inf")))
+    write_ablation(abl, "f1_backbones", "F1", {"llm": "toy_weak,toy_strong"},
+                   [{"better": {"llm": "toy_strong"}, "worse": {"llm": "toy_weak"}, "metric": "avg"}])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    fabricate(root)
+    r = subprocess.run([sys.executable, "-m", "vlmlab.report", "--runs", str(root / "runs"),
+                        "--ablations", str(root / "ablations"), "--out", str(root / "results")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return root / "results", r.stdout
+
+
+def test_cli_writes_tables_figures_and_finding_verdicts(built):
+    out, stdout = built
+    for name in ("f4_connector", "f3_stability"):
+        for f in ("seeds.csv", "cells.csv", "verdicts.csv", "bars.png", "loss.png", "tradeoff.png"):
+            assert (out / name / f).stat().st_size > 0, f"{name}/{f}"
+    assert not (out / "f1_backbones").exists()
+    v = pd.read_csv(out / "f4_connector" / "verdicts.csv")
+    assert list(v["verdict"]) == ["reproduced", "contradicted", "inconclusive"]
+    findings = dict(pd.read_csv(out / "findings.csv")[["finding", "verdict"]].values)
+    assert findings == {"F1": "not run yet", "F3": "reproduced", "F4": "mixed"}
+    assert "F4: mixed" in stdout and "REPORT.md" in stdout
+
+
+def test_report_md_has_every_finding_the_paper_and_the_scale(built):
+    out, _ = built
+    md = (out / "REPORT.md").read_text()
+    for f in ("F1", "F2", "F3", "F4", "F5", "F6"):
+        assert re.search(rf"^## {f}: ", md, re.M), f
+    assert "Not run yet: `make ablation NAME=f1_backbones` (2 cells x 3 seeds)" in md
+    assert "No ablation file for F2 yet." in md and "No ablation file for F6 yet." in md
+    assert "| claim | perceiver wins | mixed (1 reproduced, 1 contradicted, 1 inconclusive of 3 checks) |" in md
+    assert "51.8 -> 60.3" in md and "connector=perceiver: avg 72.50 ± 6.21" in md
+    assert "| trainable=full | 0/3/0/0 |" in md and "(3/3 seeds diverged)" in md
+    assert "Failed seeds: connector=linear/seed0: RuntimeError: boom" in md
+    for row in ("| optimizer steps | 5 |", "| batch (samples per step) | 4 x 1 accumulation |",
+                "| training data | 40 per task x 4 tasks |", "| vision backbones | zoo:vision_strong (500.0k params) |",
+                "| total wall time | 0h 00m 24s (sum over 12 runs) |", "| seeds by status | 9 finished, 3 diverged"):
+        assert row in md, row
+    for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / img).exists(), img
+    assert len(re.findall(r"!\[", md)) == 6
+
+
+def test_html_is_self_contained(built):
+    out, _ = built
+    page = (out / "report.html").read_text()
+    assert not re.search(r"<script|<link|@import|url\(|(src|href)=['\"]?(https?:|//)", page, re.I)
+    srcs = re.findall(r"<img [^>]*src='([^']*)'", page)
+    assert len(srcs) == len(list(out.glob("*/*.png"))) == 6
+    assert all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in srcs)
+    assert page.count("<section class='finding'") == 6
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium; installed with apt-get when missing (as root), skipped where that is impossible."""
+    exe = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if exe is None:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            pytest.skip("chromium is missing and cannot be installed here (needs root and apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        r = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
+            r = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, f"apt-get install chromium failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+        exe = "/usr/bin/chromium"
+    return exe
+
+
+def render_check(chromium: str, page: Path, tmp: Path) -> list[str]:
+    """Open page (plus CHECK_JS) in headless Chromium; return the lines the script wrote into the DOM."""
+    probe = tmp / page.name
+    probe.write_text(page.read_text().replace("</body>", CHECK_JS + "</body>"))
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
+           "--dump-dom", probe.resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    found = re.search(r'<pre id="render-check">(.*?)</pre>', dom, re.S)
+    assert found, f"the check script did not run; DOM starts: {dom[:300]!r}"
+    return found.group(1).strip().splitlines()
+
+
+def test_html_renders_every_section_and_figure_in_chromium(built, chromium, tmp_path):
+    out, _ = built
+    lines = render_check(chromium, out / "report.html", tmp_path)
+    imgs = [ln for ln in lines if ln.startswith("img ")]
+    sections = [ln.split()[1:3] for ln in lines if ln.startswith("section ")]
+    assert len(imgs) == 6 and all(" ok " in ln for ln in imgs), lines
+    assert sections == [[f, "ok"] for f in ("F1", "F2", "F3", "F4", "F5", "F6")], lines
+    # the probe itself must see a broken figure
+    broken = tmp_path / "broken" / "report.html"
+    broken.parent.mkdir()
+    broken.write_text(re.sub(r"base64,[^']{50}", "base64,AAAA", (out / "report.html").read_text(), count=1))
+    assert any(" broken " in ln for ln in render_check(chromium, broken, tmp_path / "broken"))
+
+
+def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "REPORT.md"
+    aggregate.write_atomic(target, "old report")
+
+    def crash(fd):
+        raise KeyboardInterrupt  # Ctrl-C between writing and renaming
+
+    monkeypatch.setattr(aggregate.os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        aggregate.write_atomic(target, "new report, half written")
+    assert target.read_text() == "old report" and [p.name for p in tmp_path.iterdir()] == ["REPORT.md"]
+
+
+def test_rebuild_after_runs_are_deleted_drops_their_stale_outputs(built, tmp_path):
+    from vlmlab.report.render import build
+
+    out, _ = built
+    root = tmp_path / "copy"
+    shutil.copytree(out.parent, root)
+    shutil.rmtree(root / "runs" / "f3_stability")
+    build(root / "runs", root / "ablations", root / "results")
+    assert not any((root / "results" / "f3_stability").iterdir())
+    md = (root / "results" / "REPORT.md").read_text()
+    assert "## F3: not run yet" in md and "Not run yet: `make ablation NAME=f3_stability` (2 cells x 3 seeds)." in md
+    assert (root / "results" / "f4_connector" / "bars.png").exists()

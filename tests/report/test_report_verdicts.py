@@ -1,0 +1,133 @@
+"""Verdicts on synthetic run folders: reproduced / contradicted / inconclusive, not_worse, diverged, pooling."""
+import math
+
+import pytest
+from report_fakes import make_run
+
+from vlmlab.report import aggregate, verdicts
+from vlmlab.report.verdicts import decide, finding_verdict
+
+BETTER = {"connector": "perceiver"}
+WORSE = {"connector": "mlp"}
+
+
+def chk(metric, **kw):
+    return {"better": BETTER, "worse": WORSE, "metric": metric, **kw}
+
+
+@pytest.fixture
+def f4(tmp_path):
+    """perceiver clearly better on avg and latency, clearly worse on throughput, noisy on vqa."""
+    runs = tmp_path / "runs"
+    per = {"perceiver": dict(avg=[60, 62, 61], sps=[5.0, 5.2, 5.1], lat=[3.0, 3.1, 2.9], vqa=[50, 60, 40]),
+           "mlp": dict(avg=[50, 53, 51], sps=[10.0, 10.1, 10.3], lat=[5.0, 5.2, 5.1], vqa=[55, 45, 52])}
+    for conn, v in per.items():
+        for s in range(3):
+            rest = (4 * v["avg"][s] - v["vqa"][s]) / 3  # keep avg the plain mean of the four tasks
+            make_run(runs, "f4", f"connector={conn}", s, sps=v["sps"][s], latency=v["lat"][s],
+                     tasks={"vqa": v["vqa"][s], "textvqa": rest, "okvqa": rest, "caption": rest})
+    spec = {"name": "f4", "finding": "F4", "seeds": [0, 1, 2], "grid": {"connector": "mlp,perceiver"}}
+    return aggregate.seeds_table(runs, "f4", spec), spec, runs
+
+
+def test_reproduced_contradicted_inconclusive(f4):
+    seeds, spec, _ = f4
+    spec["checks"] = [chk("avg"), chk("train_samples_per_s"), chk("vqa"), chk("eval_latency_ms")]
+    v = verdicts.verdicts_table(seeds, spec).set_index("metric")
+    assert list(v["verdict"]) == ["reproduced", "contradicted", "inconclusive", "reproduced"]
+    avg = v.loc["avg"]
+    assert avg["n_pairs"] == 3 and avg["diff_mean"] == pytest.approx(29 / 3)  # diffs 10, 9, 10
+    assert avg["diff_ci95"] == pytest.approx(4.303 * math.sqrt(1 / 3) / math.sqrt(3))
+    assert avg["better_mean"] == pytest.approx(61.0) and avg["worse_mean"] == pytest.approx(51.333, abs=1e-3)
+    assert v.loc["eval_latency_ms", "direction"] == "lower" and v.loc["eval_latency_ms", "diff_hi"] < 0
+    assert v.loc["train_samples_per_s", "diff_hi"] < 0 and v.loc["vqa", "diff_lo"] < 0 < v.loc["vqa", "diff_hi"]
+    assert v.loc["avg", "better_cells"] == "connector=perceiver" and v.loc["avg", "worse_cells"] == "connector=mlp"
+    assert verdicts.findings_table(v.reset_index()).iloc[0]["verdict"] == "mixed"
+
+
+def test_not_worse_with_margin(f4):
+    seeds, spec, _ = f4
+    spec["checks"] = [{"kind": "not_worse", "better": WORSE, "worse": BETTER, "metric": "avg", "margin": 12.0},
+                      {"kind": "not_worse", "better": WORSE, "worse": BETTER, "metric": "avg", "margin": 2.0},
+                      {"kind": "not_worse", "better": WORSE, "worse": BETTER, "metric": "vqa", "margin": 2.0}]
+    v = verdicts.verdicts_table(seeds, spec)  # mlp - perceiver on avg: -10, -9, -10 (CI about [-11.1, -8.2])
+    assert list(v["verdict"]) == ["reproduced", "contradicted", "inconclusive"]
+    # the rule itself, on intervals of better - worse
+    assert decide(-0.85, -0.1, 3, +1, "not_worse", 2.0) == "reproduced"
+    assert decide(-6.0, -4.3, 3, +1, "not_worse", 2.0) == "contradicted"
+    assert decide(-6.8, 3.5, 3, +1, "not_worse", 2.0) == "inconclusive"
+    assert decide(0.1, 0.5, 3, -1, "not_worse", 0.2) == "inconclusive"  # lower is better: 0.1..0.5 worse
+    assert decide(1.0, 2.0, 1, +1) == "inconclusive"  # fewer than 2 pairs
+
+
+def test_diverged_seeds_leave_the_pairs_and_are_counted(tmp_path):
+    """F3-style: lora vs full at two learning rates; full diverges at the high one."""
+    runs = tmp_path / "runs"
+    for s in range(3):
+        for lr in ("0.001", "0.01"):
+            make_run(runs, "f3", f"optim.lr={lr},trainable=lora", s, avg=60 + s)
+            make_run(runs, "f3", f"optim.lr={lr},trainable=full", s, avg=50 + s,
+                     status="diverged" if lr == "0.01" or s == 2 else "finished")
+    spec = {"name": "f3", "finding": "F3", "seeds": [0, 1, 2],
+            "checks": [{"better": {"trainable": "lora"}, "worse": {"trainable": "full"}, "metric": "diverged"},
+                       {"better": {"trainable": "lora"}, "worse": {"trainable": "full"}, "metric": "avg"},
+                       {"better": {"trainable": "lora", "optim.lr": 0.01}, "worse": {"trainable": "full", "optim.lr": "1e-2"},
+                        "metric": "avg"}]}
+    seeds = aggregate.seeds_table(runs, "f3", spec)
+    cells = aggregate.cells_table(seeds, spec).set_index("cell")
+    assert cells.loc["optim.lr=0.01,trainable=full", "diverged_share"] == 1.0
+    assert cells.loc["optim.lr=0.001,trainable=full", "n_diverged"] == 1
+    assert cells.loc["optim.lr=0.001,trainable=lora", "diverged_share"] == 0.0
+    v = verdicts.verdicts_table(seeds, spec)
+    div, avg, high = v.to_dict("records")
+    assert div["n_pairs"] == 6 and div["diff_mean"] == pytest.approx(-4 / 6) and div["direction"] == "lower"
+    assert div["verdict"] == "reproduced" and div["diff_hi"] < 0  # diffs 0, 0, -1, -1, -1, -1
+    assert avg["n_pairs"] == 2 and avg["verdict"] == "reproduced"  # only pairs where both finished (lr 0.001, seeds 0-1)
+    assert high["n_pairs"] == 0 and high["verdict"] == "inconclusive" and "only 0 paired" in high["note"]
+
+
+def test_one_diverged_seed_in_three_is_inconclusive(tmp_path):
+    runs = tmp_path / "runs"
+    for s in range(3):
+        make_run(runs, "f3", "trainable=lora", s)
+        make_run(runs, "f3", "trainable=full", s, status="diverged" if s == 1 else "finished")
+    make_run(runs, "f3", "trainable=full", 3, status="failed")  # a failed seed pairs with nothing
+    spec = {"name": "f3", "finding": "F3", "seeds": [0, 1, 2, 3],
+            "checks": [{"better": {"trainable": "lora"}, "worse": {"trainable": "full"}, "metric": "diverged"}]}
+    r = verdicts.verdicts_table(aggregate.seeds_table(runs, "f3", spec), spec).iloc[0]
+    assert (r["n_pairs"], r["verdict"]) == (3, "inconclusive") and r["diff_mean"] == pytest.approx(-1 / 3)
+
+
+def test_pairs_need_matching_seeds_and_cells(f4):
+    seeds, spec, runs = f4
+    one = seeds[(seeds["seed"] == 0)]
+    r = verdicts.evaluate_check(one, chk("avg"))
+    assert (r["n_pairs"], r["verdict"]) == (1, "inconclusive") and "needs 2" in r["note"]
+    r = verdicts.evaluate_check(seeds, {"better": {"connector": "linear"}, "worse": WORSE, "metric": "avg"})
+    assert (r["n_pairs"], r["verdict"], r["note"]) == (0, "inconclusive", "no cells match this check")
+    r = verdicts.evaluate_check(seeds, chk("params"))  # identical params: a zero interval is not "better"
+    assert (r["n_pairs"], r["diff_mean"], r["verdict"]) == (3, 0.0, "inconclusive")
+    with pytest.raises(ValueError, match="not_worse"):
+        verdicts.evaluate_check(seeds, chk("avg", kind="similar"))
+
+
+def test_not_run_yet(tmp_path):
+    spec = {"name": "f2", "finding": "F2", "seeds": [0, 1], "grid": {"fusion": "autoregressive,cross_attention"},
+            "checks": [{"better": {"fusion": "cross_attention"}, "worse": {"fusion": "autoregressive"}, "metric": "avg"}]}
+    seeds = aggregate.seeds_table(tmp_path / "runs", "f2", spec)
+    assert len(seeds) == 4 and set(seeds["status"]) == {"missing"}
+    v = verdicts.verdicts_table(seeds, spec)
+    assert v.iloc[0]["verdict"] == "not run yet" and finding_verdict(list(v["verdict"])) == "not run yet"
+
+
+@pytest.mark.parametrize("checks, expected", [
+    (["reproduced", "reproduced"], "reproduced"),
+    (["reproduced", "inconclusive"], "partly reproduced"),
+    (["reproduced", "contradicted"], "mixed"),
+    (["contradicted", "inconclusive"], "contradicted"),
+    (["inconclusive", "inconclusive"], "inconclusive"),
+    (["reproduced", "not run yet"], "reproduced"),
+    (["not run yet"], "not run yet"),
+])
+def test_finding_verdict(checks, expected):
+    assert finding_verdict(checks) == expected

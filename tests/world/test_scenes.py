@@ -1,0 +1,98 @@
+"""The scene generator: deterministic, varied canvases, and answers true of the pixels drawn."""
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from vlmlab.world import kb
+from vlmlab.world.config import WorldConfig
+from vlmlab.world.language import plural
+from vlmlab.world.questions import make_sample
+from vlmlab.world.scenes import font, render
+
+CFG = WorldConfig()
+
+
+def blobs(img: Image.Image, background: tuple[int, int, int]) -> int:
+    """Connected components of pixels that differ clearly from the background."""
+    diff = np.abs(np.asarray(img, dtype=np.int16) - np.array(background)).max(-1)
+    mask = Image.fromarray(((diff > 60) * 255).astype(np.uint8))
+    n = 0
+    while True:
+        ys, xs = np.nonzero(np.asarray(mask))
+        if len(xs) == 0:
+            return n
+        ImageDraw.floodfill(mask, (int(xs[0]), int(ys[0])), 0)
+        n += 1
+
+
+def test_deterministic():
+    for task in ("vqa", "textvqa", "okvqa", "caption"):
+        a, b = make_sample(CFG, task, "train", 7), make_sample(CFG, task, "train", 7)
+        assert (a.question, a.answers, a.id) == (b.question, b.answers, b.id)
+        assert render(a.scene).tobytes() == render(b.scene).tobytes()
+    assert make_sample(CFG, "vqa", "train", 7).scene != make_sample(WorldConfig(seed=1), "vqa", "train", 7).scene
+
+
+def test_canvases_vary_in_size_and_aspect():
+    sizes = [make_sample(CFG, "caption", "train", i).scene for i in range(200)]
+    aspects = [s.width / s.height for s in sizes]
+    assert min(aspects) < 1 / 2.5 and max(aspects) > 2.5
+    assert all(1 / 3.05 <= a <= 3.05 for a in aspects)
+    assert len({max(s.width, s.height) for s in sizes}) > 50
+
+
+def test_objects_drawn_match_the_scene_and_counts():
+    for i in range(40):
+        s = make_sample(CFG, "vqa", "validation", i)
+        s.scene.word = None  # count shapes only
+        assert blobs(render(s.scene), s.scene.background) == len(s.scene.objects)
+        if s.qtype == "count":
+            objs, q = s.scene.objects, s.question
+            if q == "How many objects are there?":
+                want = len(objs)
+            elif any(f"many {c} objects" in q for c in kb.COLOURS):
+                want = sum(f"many {o.colour} objects" in q for o in objs)
+            else:
+                want = sum(f"many {plural(o.shape)} are" in q for o in objs)
+            assert s.answers[0] == str(want)
+
+
+def test_vqa_answers_are_true_of_the_scene():
+    for i in range(300):
+        s = make_sample(CFG, "vqa", "test", i)
+        objs = s.scene.objects
+        if s.qtype == "exist":
+            colour, shape = s.question.removeprefix("Is there a ").rstrip("?").split()
+            assert s.answers == (["yes"] if (colour, shape) in {o.kind for o in objs} else ["no"])
+        elif s.qtype == "colour":
+            assert s.answers[0] in {o.colour for o in objs}
+        elif s.qtype == "shape":
+            assert s.answers[0] in {o.shape for o in objs}
+        assert s.answers[0] in {"yes", "no"} or s.qtype != "position"
+
+
+def test_word_asked_about_is_the_word_rendered():
+    """Template matching: of all words, the answer's glyphs fit the rendered ink best."""
+    for i in range(15):
+        s = make_sample(CFG, "textvqa", "test", i)
+        assert s.scene.word == s.answers[0]
+        img = np.asarray(render(s.scene), dtype=np.float32)
+        x, y = (round(v) for v in s.scene.word_xy)
+        errs = {}
+        for w in kb.WORDS:
+            probe = Image.new("RGB", (s.scene.width, s.scene.height), s.scene.background)
+            ImageDraw.Draw(probe).text(s.scene.word_xy, w, font=font(s.scene.font_size), fill=(15, 15, 15), anchor="lt")
+            box = (slice(max(0, y - 2), y + 3 * s.scene.font_size // 2), slice(max(0, x - 2), None))
+            errs[w] = np.abs(np.asarray(probe, dtype=np.float32)[box] - img[box]).mean()
+        assert min(errs, key=errs.get) == s.answers[0]
+
+
+def test_okvqa_asks_a_partial_reference_and_gives_the_fact():
+    for split in ("train", "validation", "test"):
+        for i in range(60):
+            s = make_sample(CFG, "okvqa", split, i)
+            assert s.kind in kb.okvqa_kinds(split)
+            assert s.answers == [kb.FACTS[s.kind][s.qtype]]
+            colour, shape = s.kind
+            assert not (colour in s.question and shape in s.question)  # the image must supply one attribute
+            assert s.scene.objects[0].kind == s.kind
