@@ -97,6 +97,9 @@ class Config:
     device: str = "auto"              # auto | cpu | cuda
     threads: int = 0                  # torch intra-op threads (0 = torch's default)
     debug: str = "none"               # active debug profile (set by conf/debug/*)
+    checkpoint_every: int = 100       # save a resumable checkpoint every N steps (and always on SIGTERM; 0 = SIGTERM only)
+    bad_samples: str = "error"        # error | skip: an unusable sample stops the run naming it, or is counted and skipped
+    workers: int = 0                  # DataLoader worker processes (0 = load in the training process)
     runs_root: str = "runs"           # run folders live in <runs_root>/<name>/<cell>/seed<seed>
     run_dir: str = "runs/train/baseline/seed0"  # set by hydra.run.dir / hydra.sweep
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -112,6 +115,7 @@ class Config:
 
     def __post_init__(self):
         _choice("device", self.device, ("auto", "cpu", "cuda"))
+        _choice("bad_samples", self.bad_samples, ("error", "skip"))
         if self.fusion.kind != "cross_attention" and self.trainable.cross_attention != "full":
             raise ConfigError("trainable.cross_attention only applies with fusion=cross_attention")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from vlmlab.images import ImageProcessor, collate_views
 from vlmlab.model.llm import TokenIds
@@ -66,21 +66,61 @@ class Processor:
         return Encoded(ids, [-100] * len(prompt) + target, views)
 
 
-class TaskDataset(Dataset):
-    """A `datasets.Dataset` of samples, encoded on access."""
+class BadSample(ValueError):
+    """A sample that cannot be used (unreadable image, empty answer, too long); the message names it."""
 
-    def __init__(self, samples, processor: Processor, train: bool, with_answer: bool):
+
+class TaskDataset(Dataset):
+    """A `datasets.Dataset` of samples, encoded on access. A bad sample raises BadSample naming the sample
+    and its file, or with bad_samples="skip" is counted in `skipped` and left out of the batch."""
+
+    def __init__(self, samples, processor: Processor, train: bool, with_answer: bool, bad_samples: str = "error"):
         self.samples, self.processor, self.train, self.with_answer = samples, processor, train, with_answer
+        self.bad_samples, self.skipped = bad_samples, []
+        self.files = ", ".join(f["filename"] for f in getattr(samples, "cache_files", [])) or "<in memory>"
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> Encoded:
-        return self.processor.encode(self.samples[i], self.train, self.with_answer)
+    def __getitem__(self, i: int) -> Encoded | None:
+        try:
+            sample = self.samples[i]
+            if self.with_answer and not (sample["answers"] and sample["answers"][0].strip()):
+                raise ValueError("empty answer / caption")
+            return self.processor.encode(sample, self.train, self.with_answer)
+        except Exception as e:  # noqa: BLE001 -- any failure of one sample is reported with its identity
+            sid = self.samples.select_columns(["id"])[i]["id"] if hasattr(self.samples, "select_columns") else "?"
+            msg = f"bad sample #{i} (id {sid}) in {self.files}: {type(e).__name__}: {e}"
+            if self.bad_samples != "skip":
+                raise BadSample(msg) from e
+            self.skipped.append(msg)
+            return None
+
+
+class EpochBatches(Sampler):
+    """Endless batches of indices: epoch e is randperm(n) seeded by (seed, e), cut into full batches.
+    `start` is a cursor in batches, so a resumed run continues with exactly the batches it would have seen."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
+        if n < batch_size:
+            raise ValueError(f"{n} training samples cannot fill a batch of {batch_size}")
+        self.n, self.bs, self.seed, self.start = n, batch_size, seed, start
+        self.per_epoch = n // batch_size
+
+    def __iter__(self):
+        epoch, b = divmod(self.start, self.per_epoch)
+        while True:
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            for j in range(b, self.per_epoch):
+                yield perm[j * self.bs:(j + 1) * self.bs].tolist()
+            epoch, b = epoch + 1, 0
 
 
 def collate(items: list[Encoded], pad_id: int, patch_size: int, left_pad: bool = False) -> dict:
     """Pads token rows (right for training, left for generation) and the image views of the whole batch."""
+    items = [x for x in items if x is not None]  # skipped bad samples
+    if not items:
+        raise BadSample("every sample of a batch was skipped as bad")
     L = max(len(x.input_ids) for x in items)
     B = len(items)
     input_ids = torch.full((B, L), pad_id, dtype=torch.long)

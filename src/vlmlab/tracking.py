@@ -1,6 +1,7 @@
 """Run-folder I/O: atomic JSON writes, the metrics.jsonl log, and the wandb mirror (offline by default)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -23,18 +24,47 @@ def write_json_atomic(path: str | Path, obj) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Drops the lines a resumed run will log again (steps after its checkpoint), and a torn last line."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                keep.append(line)
+        except (ValueError, KeyError):
+            continue
+    write_text_atomic(path, "".join(k + "\n" for k in keep))
+
+
 class Tracker:
     """Appends every log call to <run_dir>/metrics.jsonl and mirrors it to wandb when enabled."""
 
     def __init__(self, run_dir: Path, cfg, config_dict: dict, run_name: str, group: str):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.wandb = None
-        if cfg.kind == "wandb" and cfg.mode != "disabled":
+        if cfg.kind == "wandb" and cfg.mode != "disabled" and os.environ.get("WANDB_MODE") != "disabled":
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
-            self.wandb = wandb.init(project=cfg.project, mode=cfg.mode, dir=str(run_dir), name=run_name,
-                                    group=group, config=config_dict, reinit="finish_previous")
+            run_id = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]  # same folder, same run
+            self.wandb = wandb.init(project=cfg.project, mode=cfg.mode, dir=str(run_dir), name=run_name, id=run_id,
+                                    resume="allow", group=group, config=config_dict, reinit="finish_previous")
 
     def log(self, step: int, metrics: dict) -> None:
         with open(self.path, "a") as f:

@@ -3,11 +3,15 @@
     python -m vlmlab.train [group=option ...] [key=value ...]     one run, folder runs/<name>/<cell>/seed<seed>
     python -m vlmlab.train -m connector=mlp,perceiver seed=0,1,2  a Hydra multirun sweep
 
-A run is finished exactly when its summary.json exists; running a finished cell again does nothing.
+A run is finished exactly when its summary.json exists; running a finished cell again does nothing. A run
+interrupted at any point (SIGTERM saves a checkpoint first; SIGKILL loses at most checkpoint_every steps)
+resumes from its latest checkpoint and ends with the same metrics as an uninterrupted run.
 """
 from __future__ import annotations
 
+import json
 import math
+import signal
 import sys
 import time
 import traceback
@@ -20,53 +24,43 @@ import transformers
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from vlmlab import checkpoint
 from vlmlab.config import Config, ConfigError, check_command_line, repo_root, to_config
-from vlmlab.data import Processor, TaskDataset, collate
+from vlmlab.data import EpochBatches, Processor, TaskDataset, collate
 from vlmlab.evaluate import evaluate
 from vlmlab.images import ImageProcessor, visual_tokens_per_image
 from vlmlab.model.build import build_vlm
 from vlmlab.model.trainable import format_table, parameter_table
+from vlmlab.optim import diverged, make_optimizer, make_schedule
 from vlmlab.paths import git_commit
 from vlmlab.perf import PeakMemory
-from vlmlab.tracking import Tracker, write_json_atomic
+from vlmlab.tracking import Tracker, truncate_log, write_json_atomic, write_text_atomic
 from vlmlab.world.tasks import load_mixture, load_split
+
+
+class Preempted(SystemExit):
+    """SIGTERM arrived: a checkpoint was written and the run stops (exit code 143, as a killed job)."""
 
 
 def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
 
 
-def make_optimizer(vlm, cfg) -> torch.optim.Optimizer:
-    params = [p for p in vlm.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=False)
-
-
-def diverged(losses: list[float], cfg) -> bool:
-    """NaN / inf, or a spike over spike_factor x the mean of the previous spike_window losses."""
-    last = losses[-1]
-    if not math.isfinite(last):
-        return True
-    prev = losses[-cfg.spike_window - 1:-1]
-    return cfg.spike_factor > 0 and len(prev) == cfg.spike_window and last > cfg.spike_factor * sum(prev) / len(prev)
-
-
-def batches(loader: DataLoader):
-    """Endless iterator over epochs; the loader's seeded generator makes the order a function of the seed."""
-    while True:
-        yield from loader
+def prepare_run_dir(run_dir: Path, config_text: str) -> None:
+    """Creates the folder and its config.yaml; a resumable run must have been started by the same config."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier crash of this cell is being retried
+    old = run_dir / "config.yaml"
+    if checkpoint.find(run_dir) and old.exists() and old.read_text() != config_text:
+        raise ConfigError(f"{run_dir} holds a checkpoint of another config; delete the folder to start over")
+    write_text_atomic(old, config_text)
 
 
 def run(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
     if (run_dir / "summary.json").exists():
         print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
-        import json
-
         return json.loads((run_dir / "summary.json").read_text())
     # ---- setup
     t_start = time.time()
@@ -75,13 +69,10 @@ def run(cfg: Config) -> dict:
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier crash of this cell is being retried
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a restart logs afresh (resume: issue 6)
     config_dict = asdict(cfg)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config_dict)))
+    prepare_run_dir(run_dir, OmegaConf.to_yaml(OmegaConf.create(config_dict)))
     # ---- model and what trains
+    torch.manual_seed(cfg.seed)
     vlm, tokenizer = build_vlm(cfg, seed=cfg.seed)
     vlm.to(device)
     params = parameter_table(vlm)
@@ -90,25 +81,81 @@ def run(cfg: Config) -> dict:
     images = ImageProcessor(cfg.image, vlm.vision.patch_size)
     max_len = getattr(vlm.llm.config, "max_position_embeddings", 2048)
     processor = Processor(tokenizer, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, max_len)
-    train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True)
-    g = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_set, batch_size=cfg.optim.batch_size, shuffle=True, generator=g, drop_last=True,
-                        collate_fn=lambda items: collate(items, vlm.ids.pad, images.patch_size))
+    train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,
+                            bad_samples=cfg.bad_samples)
     eval_splits = {t: load_split(cfg.data, t, cfg.eval.split) for t in cfg.data.tasks}
-    # ---- optimisation
+    # ---- optimisation, resumed from the latest checkpoint if there is one
     opt = make_optimizer(vlm, cfg.optim)
-    sched = get_cosine_with_min_lr_schedule_with_warmup(opt, cfg.optim.warmup_steps, cfg.optim.max_steps,
-                                                        min_lr_rate=cfg.optim.min_lr_ratio)
+    sched = make_schedule(opt, cfg.optim)
+    ckpt = checkpoint.find(run_dir)
+    state = checkpoint.load(ckpt, vlm, opt, sched) if ckpt else checkpoint.TrainState()
+    if ckpt:
+        print(f"[vlmlab] resuming {run_dir} from step {state.step}")
+        truncate_log(run_dir / "metrics.jsonl", state.step)
+    else:
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    loader = DataLoader(train_set, batch_sampler=EpochBatches(len(train_set), cfg.optim.batch_size, cfg.seed,
+                                                              start=state.batches),
+                        collate_fn=lambda items: collate(items, vlm.ids.pad, images.patch_size),
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     cell = run_dir.parent.name
-    tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name) \
-        if cfg.logger.kind != "none" else Tracker(run_dir, cfg.logger, config_dict, "", "")
+    tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name)
+    stop = {"signal": False}
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
+    try:
+        train_loop(cfg, vlm, opt, sched, loader, state, tracker, run_dir, device, stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    # ---- evaluation and summary (a diverged run is a result: recorded, not evaluated)
+    status = "diverged" if diverged(state.losses, cfg.optim) else "finished"
+    memory = PeakMemory(device).start()
+    metrics = {}
+    if status == "finished":
+        metrics, predictions = evaluate(vlm, processor, eval_splits, cfg.eval, device)
+        tracker.log(state.step, {f"eval/{k}": v for k, v in metrics.items()})
+        write_json_atomic(run_dir / "predictions.json", predictions)
+    summary = {
+        "status": status,
+        "metrics": metrics,
+        "final_train_loss": state.losses[-1],
+        "first_losses": state.losses[:5],
+        "loss_history": state.losses,
+        "diverged_at_step": state.step if status == "diverged" else None,
+        "steps_done": state.step,
+        "params": params,
+        "visual_tokens_per_image": visual_tokens_per_image(cfg.image, images.patch_size,
+                                                           tokens_per_view=vlm.visual_tokens_per_view),
+        "perf": {"train_samples_per_s": state.samples / max(state.train_time_s, 1e-9),
+                 "train_time_s": state.train_time_s,
+                 "peak_memory_mb": max(state.peak_memory_mb, memory.stop()),
+                 "eval_latency_ms": metrics.get("eval_latency_ms")},
+        "skipped_samples": train_set.skipped,
+        "resumed": bool(ckpt),
+        "wall_time_s": time.time() - t_start,
+        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "git_commit": git_commit(repo_root()),
+        "config": config_dict,
+    }
+    tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
+    write_json_atomic(run_dir / "summary.json", summary)  # written last: its existence means "finished"
+    checkpoint.remove(run_dir)
+    print(f"[vlmlab] {run_dir}: " + (f"diverged at step {state.step} (loss {state.losses[-1]:.3g})" if not metrics
+          else f"avg {metrics['avg']:.2f} | " + " ".join(f"{t} {metrics[t]:.1f}" for t in cfg.data.tasks)))
+    return summary
+
+
+def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainState, tracker, run_dir: Path,
+               device: torch.device, stop: dict) -> None:
+    """Optimizer steps state.step+1 .. max_steps; stops early on divergence; checkpoints as configured."""
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    trainable = [p for p in vlm.parameters() if p.requires_grad]
+    clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+    memory = PeakMemory(device).start()  # this run's training peak (CPU: sampled RSS, not the process's life)
     vlm.train()
-    memory = PeakMemory(device).start()  # peak of this run's training and evaluation
-    it = batches(loader)
-    losses: list[float] = []
-    t_train, n_samples = time.perf_counter(), 0
-    bar = tqdm(range(1, cfg.optim.max_steps + 1), desc=f"train {cell}", dynamic_ncols=True, disable=None)
+    it = iter(loader)
+    bar = tqdm(range(state.step + 1, cfg.optim.max_steps + 1), desc=f"train {run_dir.parent.name}",
+               dynamic_ncols=True, disable=None, initial=state.step, total=cfg.optim.max_steps)
     for step in bar:
         t0 = time.perf_counter()
         loss_sum = 0.0
@@ -118,55 +165,33 @@ def run(cfg: Config) -> dict:
                 loss, _ = vlm(**batch)
             (loss / cfg.optim.grad_accum).backward()
             loss_sum += loss.item() / cfg.optim.grad_accum
-            n_samples += batch["input_ids"].shape[0]
-        trainable = [p for p in vlm.parameters() if p.requires_grad]
-        clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+            state.samples += batch["input_ids"].shape[0]
+            state.batches += 1
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, clip))
         if math.isfinite(loss_sum):  # a non-finite step is recorded, never applied
             opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(loss_sum)
+        state.step = step
+        state.losses.append(loss_sum)
+        state.train_time_s += time.perf_counter() - t0
         bar.set_postfix(loss=f"{loss_sum:.3f}")
-        if diverged(losses, cfg.optim):
+        if diverged(state.losses, cfg.optim):
             tracker.log(step, {"train/loss": loss_sum, "train/diverged": 1})
             break
         if step % cfg.logger.every == 0 or step == cfg.optim.max_steps or step == 1:
             sps = cfg.optim.batch_size * cfg.optim.grad_accum / (time.perf_counter() - t0)
             tracker.log(step, {"train/loss": loss_sum, "train/lr": sched.get_last_lr()[0],
                                "train/grad_norm": grad_norm, "perf/samples_per_s": sps})
-    train_time = time.perf_counter() - t_train
-    # ---- evaluation and summary (a diverged run is a result: recorded, not evaluated)
-    status = "diverged" if diverged(losses, cfg.optim) else "finished"
-    metrics = {}
-    if status == "finished":
-        metrics, predictions = evaluate(vlm, processor, eval_splits, cfg.eval, device)
-        tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
-        write_json_atomic(run_dir / "predictions.json", predictions)
-    memory.stop()
-    summary = {
-        "status": status,
-        "metrics": metrics,
-        "final_train_loss": losses[-1],
-        "first_losses": losses[:5],
-        "loss_history": losses,
-        "diverged_at_step": step if status == "diverged" else None,
-        "steps_done": step,
-        "params": params,
-        "visual_tokens_per_image": visual_tokens_per_image(cfg.image, images.patch_size,
-                                                           tokens_per_view=vlm.visual_tokens_per_view),
-        "perf": {"train_samples_per_s": n_samples / train_time, "train_time_s": train_time,
-                 "peak_memory_mb": memory.peak_mb, "eval_latency_ms": metrics.get("eval_latency_ms")},
-        "wall_time_s": time.time() - t_start,
-        "device": str(device), "torch_threads": torch.get_num_threads(),
-        "git_commit": git_commit(repo_root()),
-        "config": config_dict,
-    }
-    tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
-    write_json_atomic(run_dir / "summary.json", summary)  # written last: its existence means "finished"
-    print(f"[vlmlab] {run_dir}: " + (f"diverged at step {step} (loss {losses[-1]:.3g})" if not metrics else
-          f"avg {metrics['avg']:.2f} | " + " ".join(f"{t} {metrics[t]:.1f}" for t in cfg.data.tasks)))
-    return summary
+        state.peak_memory_mb = max(state.peak_memory_mb, memory.read())
+        if stop["signal"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.optim.max_steps):
+            checkpoint.save(run_dir, vlm, opt, sched, state)
+        if stop["signal"]:
+            memory.stop()
+            tracker.finish()
+            print(f"[vlmlab] SIGTERM: checkpoint of step {step} saved in {run_dir}; rerun to resume", file=sys.stderr)
+            raise Preempted(143)
+    state.peak_memory_mb = max(state.peak_memory_mb, memory.stop())
 
 
 def _hydra_entry():

@@ -1,0 +1,3 @@
+from vlmlab.bench.run import main
+
+main()

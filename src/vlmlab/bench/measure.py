@@ -1,0 +1,111 @@
+"""Measurements: the fp32 matmul peak, training steps (time, peak memory, FLOPs), generation latency.
+
+A training step is what train.py does per optimizer step: forward, loss.item(), backward, grad-norm clip,
+AdamW step, zero_grad. Peak memory on CPU is the resident set's rise over its level before the model was
+built, sampled every millisecond during one untimed step (vlmlab.perf.PeakMemory); the allocator is told
+to return every freed block over 64 KiB to the OS at once, so the level falls back between models.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vlmlab.perf import PeakMemory, rss_mb
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def release_memory() -> None:
+    """gc + malloc_trim, and (once) a fixed mmap threshold so freed tensors leave the RSS (glibc only)."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: fixed, so glibc stops raising it dynamically
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def memory_level(device: torch.device) -> float:
+    """MiB in use now: CUDA allocated, or the process's RSS."""
+    return torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else rss_mb()
+
+
+def matmul_peak(device: torch.device, sizes=(1024, 2048), reps: int = 5) -> dict:
+    """Best over sizes of the median GFLOP/s of an n x n fp32 torch.matmul (2 n^3 FLOPs)."""
+    best = {"gflops": 0.0, "n": 0}
+    for n in sizes:
+        a, b = (torch.randn(n, n, device=device) for _ in range(2))
+        torch.matmul(a, b)  # warm-up (threads, caches)
+        times = []
+        for _ in range(reps):
+            _sync(device)
+            t0 = time.perf_counter()
+            torch.matmul(a, b)
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        gflops = 2 * n**3 / statistics.median(times) / 1e9
+        if gflops > best["gflops"]:
+            best = {"gflops": gflops, "n": n}
+    return best
+
+
+class Trainer:
+    """One subject's optimizer and its train step (the same for ours and the reference)."""
+
+    def __init__(self, subject, lr: float = 1e-4):
+        self.subject = subject
+        self.params = [p for p in subject.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=lr, fused=False)
+        subject.model.train()
+
+    def step(self) -> float:
+        loss = self.subject.loss()
+        value = loss.item()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return value
+
+
+def timed(fn, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def step_flops(trainer: Trainer) -> int:
+    """FLOPs of one forward + backward as executed (matmuls, convolutions, attention; frozen weights get no
+    weight-gradient matmuls, so this is the model FLOPs of *this* trainable set)."""
+    with FlopCounterMode(display=False) as counter:
+        loss = trainer.subject.loss()
+        loss.backward()
+    trainer.opt.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def step_peak_memory(trainer: Trainer, device: torch.device) -> float:
+    """Peak MiB (CPU RSS or CUDA allocated) during one training step."""
+    pm = PeakMemory(device, interval_s=0.001).start()
+    trainer.step()
+    return pm.stop()
+
+
+@torch.no_grad()
+def generation_time(subject, device: torch.device) -> tuple[float, int]:
+    subject.model.eval()
+    n = [0]
+    t = timed(lambda: n.__setitem__(0, subject.generate()), device)
+    subject.model.train()
+    return t, n[0]

@@ -1,0 +1,214 @@
+"""The four benchmarked models at equal dimensions, random-init, and one synthetic batch for each.
+
+  ours_fa     vlmlab VLM, fusion=autoregressive, SwiGLU projection + perceiver (Idefics2 layout)
+  idefics2    transformers Idefics2ForConditionalGeneration
+  ours_xattn  vlmlab VLM, fusion=cross_attention (gated blocks every `every` layers) + perceiver
+  idefics1    transformers IdeficsForVisionText2Text (use_resampler=True, cross_layer_interval=every)
+
+Both pairs share the LM (a Llama; Idefics1 has its own Llama-like decoder) and the vision tower's dims
+(SigLIP; Idefics1 has a CLIP-like tower with a class token). Where the architectures differ, dims are
+matched and the difference is in `PARAM_NOTES`. Trainable sets: `frozen` trains the connector/perceiver,
+the cross-attention blocks and (ours only) the 2-row VLM token table; `full` trains everything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from transformers import (Idefics2Config, Idefics2ForConditionalGeneration, IdeficsConfig,
+                          IdeficsForVisionText2Text, LlamaConfig, LlamaForCausalLM, SiglipVisionConfig,
+                          SiglipVisionModel)
+
+from vlmlab.model.connector import ConnectorConfig, build_connector
+from vlmlab.model.cross_attention import CrossAttentionConfig, add_cross_attention
+from vlmlab.model.llm import TokenIds
+from vlmlab.model.navit import VisionEncoder
+from vlmlab.model.trainable import TrainableConfig, apply_trainable
+from vlmlab.model.vlm import VLM
+
+PAD, BOS, EOS, IMAGE, FAKE, FIRST_TEXT = 0, 1, 2, 4, 5, 7  # the zoo tokenizer's special ids
+
+
+@dataclass(frozen=True)
+class Dims:
+    batch: int = 16           # optim.batch_size
+    image: int = 64           # square image side (zoo vision: 64 px, patch 8 -> 64 patches)
+    patch: int = 8
+    v_hidden: int = 128       # vision tower (world/vision.py VisionSpec)
+    v_layers: int = 4
+    v_heads: int = 4
+    v_inter: int = 512
+    hidden: int = 128         # LM (world/lm.py LMSpec)
+    layers: int = 4
+    heads: int = 4
+    inter: int = 384
+    vocab: int = 1024         # zoo tokenizer
+    n_latents: int = 16       # conf/connector/perceiver.yaml
+    depth: int = 3
+    p_heads: int = 16         # ConnectorConfig defaults (Idefics2's 16 x 96)
+    p_head_dim: int = 96
+    every: int = 1            # conf/fusion/cross_attention.yaml
+    text: int = 26            # text tokens after the image block: FA length 45, cross-attention 28 (the
+    answer: int = 6           # toy mixture's padded batch max); the last `answer` tokens carry the loss
+    new_tokens: int = 8       # generation: greedy tokens after the prompt
+
+
+SIZES = {
+    "tiny": Dims(batch=2, image=32, v_hidden=32, v_layers=2, v_heads=2, v_inter=64, hidden=32, layers=2, heads=2,
+                 inter=64, vocab=384, n_latents=4, depth=1, p_heads=2, p_head_dim=16, text=8, answer=3, new_tokens=2),
+    "toy": Dims(),
+    "big": Dims(batch=8, image=224, patch=14, v_hidden=384, v_layers=6, v_heads=6, v_inter=1536, hidden=512,
+                layers=8, heads=8, inter=1536, vocab=32000, n_latents=64, every=4, text=48, answer=8),
+}
+
+PARAM_NOTES = {
+    "ours_fa": "ours: projection SwiGLU hidden = 4*lm (Idefics2: text intermediate); random latents",
+    "idefics2": "Idefics2: projection SwiGLU hidden = LM intermediate; latents init to ones",
+    "ours_xattn": "ours: SwiGLU projection before the perceiver, SwiGLU perceiver MLP, RMSNorm",
+    "idefics1": "Idefics1: no projection, ReLU perceiver MLP (2 mats), LayerNorm; CLIP tower + class token",
+}
+
+
+@dataclass
+class Subject:
+    """A model plus closures over its batch: `loss()` for a training step, `generate()` for n tokens."""
+    name: str
+    model: nn.Module
+    loss: Callable[[], torch.Tensor]
+    generate: Callable[[], int]  # returns the number of new tokens produced per sample
+
+
+def _lm_kwargs(d: Dims) -> dict:
+    return dict(vocab_size=d.vocab, hidden_size=d.hidden, intermediate_size=d.inter, num_hidden_layers=d.layers,
+                num_attention_heads=d.heads, num_key_value_heads=d.heads, max_position_embeddings=1024,
+                tie_word_embeddings=True, pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, rms_norm_eps=1e-6)
+
+
+def _vision_kwargs(d: Dims) -> dict:
+    return dict(hidden_size=d.v_hidden, intermediate_size=d.v_inter, num_hidden_layers=d.v_layers,
+                num_attention_heads=d.v_heads, image_size=d.image, patch_size=d.patch)
+
+
+def token_batch(d: Dims, fusion: str, seed: int = 0) -> dict:
+    """input_ids / labels / attention_mask (B, L) of `<s> image-block text`, the last `answer` tokens supervised."""
+    g = torch.Generator().manual_seed(seed)
+    image = [FAKE] + [IMAGE] * d.n_latents + [FAKE] if fusion == "autoregressive" else [IMAGE]
+    head = torch.tensor([BOS] + image).expand(d.batch, -1)
+    text = torch.randint(FIRST_TEXT, d.vocab, (d.batch, d.text), generator=g)
+    ids = torch.cat([head, text], 1)                                              # (B, L)
+    labels = torch.full_like(ids, -100)
+    labels[:, -d.answer:] = ids[:, -d.answer:]
+    pixels = torch.randn(d.batch, 3, d.image, d.image, generator=g)              # (B, 3, H, W)
+    return {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids), "pixel_values": pixels}
+
+
+def _unreachable_eos(d: Dims) -> int:
+    return d.vocab + 1  # an id no logit can produce: every generation runs exactly new_tokens steps
+
+
+def _ours(d: Dims, fusion: str, trainable: str, seed: int) -> VLM:
+    torch.manual_seed(seed)
+    vision = VisionEncoder(SiglipVisionModel(SiglipVisionConfig(**_vision_kwargs(d))))
+    llm = LlamaForCausalLM(LlamaConfig(**_lm_kwargs(d), attn_implementation="sdpa"))
+    conn = build_connector(ConnectorConfig(kind="perceiver", n_latents=d.n_latents, depth=d.depth, n_heads=d.p_heads,
+                                           head_dim=d.p_head_dim), vision.hidden_size, d.hidden)
+    xattn = None
+    if fusion == "cross_attention":  # Idefics1's block dims: LM heads, LM head size, LM intermediate
+        xcfg = CrossAttentionConfig(every=d.every, n_heads=d.heads, head_dim=d.hidden // d.heads,
+                                    mlp_mult=max(1, round(d.inter / d.hidden)))
+        xattn = add_cross_attention(llm, xcfg, d.hidden)
+    ids = TokenIds(image=IMAGE, fake=FAKE, bos=BOS, eos=_unreachable_eos(d), pad=PAD)
+    vlm = VLM(vision, conn, llm, ids, fusion=fusion, xattn=xattn)
+    policy = "full" if trainable == "full" else "frozen"
+    apply_trainable(vlm, TrainableConfig(vision=policy, llm=policy))
+    return vlm
+
+
+def _set_trainable(model: nn.Module, trainable: str, new_modules: list[nn.Module]) -> None:
+    for p in model.parameters():
+        p.requires_grad_(trainable == "full")
+    for m in new_modules:
+        m.requires_grad_(True)
+
+
+def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
+    vlm = _ours(d, "autoregressive", trainable, seed)
+    b = token_batch(d, "autoregressive", seed)
+    views = torch.arange(d.batch)
+    prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
+
+    def generate():
+        out = vlm.generate(**prompt, pixel_values=b["pixel_values"], view_to_sample=views, max_new_tokens=d.new_tokens)
+        return len(out[0])
+    return Subject("ours_fa", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate)
+
+
+def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
+    torch.manual_seed(seed)
+    text = dict(model_type="llama", **_lm_kwargs(d))
+    perceiver = dict(hidden_size=d.hidden, rms_norm_eps=1e-6, resampler_n_latents=d.n_latents,
+                     resampler_depth=d.depth, resampler_n_heads=d.p_heads, resampler_head_dim=d.p_head_dim,
+                     num_key_value_heads=d.p_heads)
+    cfg = Idefics2Config(vision_config=_vision_kwargs(d), perceiver_config=perceiver, text_config=text,
+                         image_token_id=IMAGE, tie_word_embeddings=True)
+    model = Idefics2ForConditionalGeneration(cfg)
+    _set_trainable(model, trainable, [model.model.connector])
+    b = token_batch(d, "autoregressive", seed)
+    b["pixel_values"] = b["pixel_values"][:, None]  # (B, 1 image, 3, H, W)
+    prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
+
+    def generate():
+        out = model.generate(**prompt, pixel_values=b["pixel_values"], max_new_tokens=d.new_tokens, do_sample=False,
+                             eos_token_id=_unreachable_eos(d), pad_token_id=PAD)
+        return out.shape[1] - prompt["input_ids"].shape[1]
+    return Subject("idefics2", model, lambda: model(**b, use_cache=False).loss, generate)
+
+
+def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
+    vlm = _ours(d, "cross_attention", trainable, seed)
+    b = token_batch(d, "cross_attention", seed)
+    views = torch.arange(d.batch)
+    prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
+
+    def generate():
+        out = vlm.generate(**prompt, pixel_values=b["pixel_values"], view_to_sample=views, max_new_tokens=d.new_tokens)
+        return len(out[0])
+    return Subject("ours_xattn", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate)
+
+
+def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
+    torch.manual_seed(seed)
+    vision = dict(embed_dim=d.v_hidden, image_size=d.image, patch_size=d.patch, intermediate_size=d.v_inter,
+                  num_hidden_layers=d.v_layers, num_attention_heads=d.v_heads)
+    perceiver = dict(use_resampler=True, resampler_n_latents=d.n_latents, resampler_depth=d.depth,
+                     resampler_n_heads=d.p_heads, resampler_head_dim=d.p_head_dim)
+    lm = {k: v for k, v in _lm_kwargs(d).items() if k != "num_key_value_heads"}  # Idefics1: no GQA knob
+    cfg = IdeficsConfig(**lm, cross_layer_interval=d.every, use_resampler=True, vision_config=vision,
+                        perceiver_config=perceiver, freeze_text_layers=False, freeze_vision_layers=False)
+    model = IdeficsForVisionText2Text(cfg)
+    _set_trainable(model, trainable, [model.model.perceiver_resampler, model.model.gated_cross_attn_layers])
+    b = token_batch(d, "cross_attention", seed)
+    b["pixel_values"] = b["pixel_values"][:, None]                               # (B, 1 image, 3, H, W)
+    b["image_attention_mask"] = (b["input_ids"] == IMAGE).long().cumsum(1)[..., None]  # (B, L, 1): after <image>
+    prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask", "image_attention_mask")}
+
+    def generate():
+        out = model.generate(**prompt, pixel_values=b["pixel_values"], max_new_tokens=d.new_tokens, do_sample=False,
+                             eos_token_id=_unreachable_eos(d), pad_token_id=PAD)
+        return out.shape[1] - prompt["input_ids"].shape[1]
+    return Subject("idefics1", model, lambda: model(**b, use_cache=False).loss, generate)
+
+
+PAIRS = {"autoregressive": (ours_fa, idefics2), "cross_attention": (ours_xattn, idefics1)}
+
+
+def param_counts(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable), each parameter counted once (tied embeddings once)."""
+    seen = {id(p): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in seen), sum(p.numel() for p in seen if p.requires_grad)
+
+
+def with_overrides(d: Dims, **kw) -> Dims:
+    return replace(d, **kw)

@@ -1,0 +1,176 @@
+"""Runs the benchmark: each pair (ours, reference) built side by side, measured interleaved, one table.
+
+Timed repetitions alternate ours/reference (ABBA order) so that load from other processes on a shared
+machine falls on both alike; medians are reported. Rows go to results/bench.csv (atomic write).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import transformers
+
+from vlmlab.bench import measure
+from vlmlab.bench.models import PAIRS, PARAM_NOTES, SIZES, Dims, param_counts
+from vlmlab.tracking import write_text_atomic
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _order(r: int, a, b):
+    return (a, b) if r % 4 in (0, 3) else (b, a)  # ABBA: drifts in load cancel over 4 repetitions
+
+
+def measure_pair(fusion: str, d: Dims, trainable: str, device: torch.device, reps: int, warmup: int,
+                 gen_reps: int) -> list[dict]:
+    """Builds ours and the reference for one fusion, then measures both; returns one row per model."""
+    rows, trainers = [], []
+    for build in PAIRS[fusion]:
+        measure.release_memory()
+        base = measure.memory_level(device)  # the other model of the pair (if built) stays in the baseline
+        subject = build(d, trainable)
+        subject.model.to(device)
+        tr = measure.Trainer(subject)
+        for _ in range(warmup):
+            tr.step()
+        total, train = param_counts(subject.model)
+        peak = measure.step_peak_memory(tr, device) - base
+        rows.append({"model": subject.name, "fusion": fusion, "params": total, "trainable_params": train,
+                     "peak_mem_mb": round(peak, 1), "flops_per_step": measure.step_flops(tr),
+                     "note": PARAM_NOTES[subject.name]})
+        trainers.append(tr)
+    times = [[], []]
+    for r in range(reps):
+        for i in _order(r, 0, 1):
+            times[i].append(measure.timed(trainers[i].step, device))
+    gen = [[], []]
+    for i in (0, 1):
+        measure.generation_time(trainers[i].subject, device)  # warm-up
+    for r in range(gen_reps):
+        for i in _order(r, 0, 1):
+            t, n = measure.generation_time(trainers[i].subject, device)
+            gen[i].append(t)
+            rows[i]["gen_new_tokens"] = n
+    for i, row in enumerate(rows):
+        step = statistics.median(times[i])
+        row.update(step_ms=round(1000 * step, 2), step_ms_min=round(1000 * min(times[i]), 2),
+                   samples_per_s=round(d.batch / step, 2), achieved_gflops=round(row["flops_per_step"] / step / 1e9, 3),
+                   gen_ms_per_sample=round(1000 * statistics.median(gen[i]) / d.batch, 3))
+    del trainers
+    measure.release_memory()
+    return rows
+
+
+def run_bench(size: str = "toy", trainable: str = "frozen", device: str = "cpu", reps: int = 8, warmup: int = 3,
+              gen_reps: int = 3, fusions=tuple(PAIRS), dims: Dims | None = None) -> dict:
+    """Returns {"peak": matmul peak, "rows": per-model rows (with the shared columns), "ratios": per pair}."""
+    dev = torch.device(device)
+    d = dims or SIZES[size]
+    load0 = os.getloadavg()[0]
+    t0 = time.time()
+    peak = measure.matmul_peak(dev)
+    rows = []
+    for fusion in fusions:
+        rows += measure_pair(fusion, d, trainable, dev, reps, warmup, gen_reps)
+    peak_after = measure.matmul_peak(dev)  # measured again: the peak is the better of the two
+    if peak_after["gflops"] > peak["gflops"]:
+        peak = peak_after
+    shared = {"size": size, "batch": d.batch, "trainable": trainable, "device": device,
+              "machine": cpu_name() if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+              "threads": torch.get_num_threads(), "matmul_peak_gflops": round(peak["gflops"], 2),
+              "matmul_n": peak["n"], "load_avg_start": round(load0, 2), "load_avg_end": round(os.getloadavg()[0], 2),
+              "torch": torch.__version__, "transformers": transformers.__version__,
+              "date": time.strftime("%Y-%m-%d %H:%M"), "bench_seconds": round(time.time() - t0, 1)}
+    for row in rows:
+        row["pct_of_matmul_peak"] = round(100 * row["achieved_gflops"] / peak["gflops"], 1)
+        row.update(shared)
+    ratios = {}
+    for fusion in fusions:
+        ours, ref = [r for r in rows if r["fusion"] == fusion]
+        ratios[fusion] = {"speed": ours["samples_per_s"] / ref["samples_per_s"],
+                          "memory": ours["peak_mem_mb"] / max(ref["peak_mem_mb"], 1e-9),
+                          "gen_latency": ours["gen_ms_per_sample"] / ref["gen_ms_per_sample"],
+                          "params": ours["params"] / ref["params"]}
+    return {"peak": peak, "rows": rows, "ratios": ratios, "dims": asdict(d), "shared": shared}
+
+
+COLUMNS = [("model", "{:<11}"), ("params", "{:>10,}"), ("trainable_params", "{:>10,}"), ("samples_per_s", "{:>9.1f}"),
+           ("step_ms", "{:>8.1f}"), ("peak_mem_mb", "{:>8.1f}"), ("flops_per_step", "{:>8.2e}"),
+           ("achieved_gflops", "{:>8.2f}"), ("pct_of_matmul_peak", "{:>7.1f}"), ("gen_ms_per_sample", "{:>8.2f}")]
+HEADERS = ["model", "params", "trainable", "samples/s", "step ms", "mem MiB", "FLOP/st", "GFLOP/s", "%peak",
+           "gen ms/s"]
+
+
+def format_table(result: dict) -> str:
+    s = result["shared"]
+    lines = [f"vlmlab bench: size={s['size']} batch={s['batch']} trainable={s['trainable']} device={s['device']} "
+             f"({s['machine']}, {s['threads']} threads)",
+             f"fp32 matmul peak: {s['matmul_peak_gflops']:.1f} GFLOP/s (n={s['matmul_n']}); "
+             f"load average {s['load_avg_start']} -> {s['load_avg_end']} (others' load makes timings noisy)", ""]
+    widths = [len(f.format(*(["x"] if "<" in f else [0]))) for _, f in COLUMNS]
+    lines.append(" ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths))))
+    for fusion, r in result["ratios"].items():
+        for row in (x for x in result["rows"] if x["fusion"] == fusion):
+            lines.append(" ".join(f.format(row[k]) for k, f in COLUMNS))
+        lines.append(f"  ours/ref: speed x{r['speed']:.2f}  memory x{r['memory']:.2f}  "
+                     f"gen latency x{r['gen_latency']:.2f}  params x{r['params']:.3f}")
+    lines.append("\nmem = peak rise of RSS (CPU) or allocated memory (CUDA) in one step incl. the model; FLOP/st = "
+                 "forward+backward as executed (FlopCounterMode); gen ms/s = greedy KV-cache generation, per sample")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> None:
+    from vlmlab.config import repo_root
+
+    ap = argparse.ArgumentParser(prog="python -m vlmlab.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=list(SIZES), default="toy", help="dims (models.py SIZES); toy = the zoo's")
+    ap.add_argument("--trainable", choices=["frozen", "full"], default="frozen",
+                    help="frozen: backbones frozen, new modules train (the baseline recipe); full: everything")
+    ap.add_argument("--fusion", choices=list(PAIRS), nargs="+", default=list(PAIRS))
+    ap.add_argument("--reps", type=int, default=8, help="timed training steps per model (median reported)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--gen-reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=str(repo_root() / "results" / "bench.csv"), help="'' to skip the CSV")
+    ap.add_argument("--profile", action="store_true", help="profile our FA training step instead (profile.py)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    transformers.utils.logging.set_verbosity_error()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.profile:
+        from vlmlab.bench.profile import profile_step
+
+        print(profile_step(SIZES[args.size], args.trainable, torch.device(args.device)))
+        return
+    result = run_bench(args.size, args.trainable, args.device, args.reps, args.warmup, args.gen_reps, args.fusion)
+    print(format_table(result))
+    if args.out:
+        write_csv(result["rows"], Path(args.out))
+        print(f"[bench] wrote {args.out}")
