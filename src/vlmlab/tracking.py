@@ -55,10 +55,10 @@ def truncate_log(path: Path, last_step: int) -> None:
 class Tracker:
     """Appends every log call to <run_dir>/metrics.jsonl and mirrors it to wandb when enabled."""
 
-    def __init__(self, run_dir: Path, cfg, config_dict: dict, run_name: str, group: str):
-        self.path = Path(run_dir) / "metrics.jsonl"
+    def __init__(self, run_dir: Path, cfg, config_dict: dict, run_name: str, group: str, enabled: bool = True):
+        self.path = Path(run_dir) / "metrics.jsonl" if enabled else None  # only rank 0 of a DDP run writes
         self.wandb = None
-        if cfg.kind == "wandb" and cfg.mode != "disabled" and os.environ.get("WANDB_MODE") != "disabled":
+        if enabled and cfg.kind == "wandb" and cfg.mode != "disabled" and os.environ.get("WANDB_MODE") != "disabled":
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
@@ -67,6 +67,8 @@ class Tracker:
                                     resume="allow", group=group, config=config_dict, reinit="finish_previous")
 
     def log(self, step: int, metrics: dict) -> None:
+        if self.path is None:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
         if self.wandb is not None:

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,10 +23,11 @@ import datasets
 import torch
 import transformers
 from omegaconf import OmegaConf, open_dict
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vlmlab import checkpoint
+from vlmlab import checkpoint, dist
 from vlmlab.config import Config, ConfigError, check_command_line, repo_root, to_config
 from vlmlab.data import EpochBatches, Processor, TaskDataset, collate
 from vlmlab.evaluate import evaluate
@@ -66,11 +68,13 @@ def run(cfg: Config) -> dict:
     t_start = time.time()
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
-    device = pick_device(cfg.device)
+    d = dist.init(pick_device(cfg.device).type)
+    device = dist.device_for(d, pick_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     config_dict = asdict(cfg)
-    prepare_run_dir(run_dir, OmegaConf.to_yaml(OmegaConf.create(config_dict)))
+    if d.main:
+        prepare_run_dir(run_dir, OmegaConf.to_yaml(OmegaConf.create(config_dict)))
     # ---- model and what trains
     torch.manual_seed(cfg.seed)
     vlm, tokenizer = build_vlm(cfg, seed=cfg.seed)
@@ -91,22 +95,28 @@ def run(cfg: Config) -> dict:
     state = checkpoint.load(ckpt, vlm, opt, sched) if ckpt else checkpoint.TrainState()
     if ckpt:
         print(f"[vlmlab] resuming {run_dir} from step {state.step}")
+    if d.main and ckpt:
         truncate_log(run_dir / "metrics.jsonl", state.step)
-    else:
+    elif d.main:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    loader = DataLoader(train_set, batch_sampler=EpochBatches(len(train_set), cfg.optim.batch_size, cfg.seed,
-                                                              start=state.batches),
+    batches = EpochBatches(len(train_set), cfg.optim.batch_size, cfg.seed, start=state.batches)
+    loader = DataLoader(train_set, batch_sampler=dist.RankSlice(batches, d) if d.enabled else batches,
                         collate_fn=lambda items: collate(items, vlm.ids.pad, images.patch_size),
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     cell = run_dir.parent.name
-    tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name)
+    tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name,
+                      enabled=d.main)
     stop = {"signal": False}
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
     try:
-        train_loop(cfg, vlm, opt, sched, loader, state, tracker, run_dir, device, stop)
+        train_loop(cfg, vlm, opt, sched, loader, state, tracker, run_dir, device, stop, d)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+    if not d.main:  # rank 0 evaluates and writes the summary
+        dist.barrier(d)
+        dist.shutdown(d)
+        return {}
     # ---- evaluation and summary (a diverged run is a result: recorded, not evaluated)
     status = "diverged" if diverged(state.losses, cfg.optim) else "finished"
     memory = PeakMemory(device).start()
@@ -140,14 +150,17 @@ def run(cfg: Config) -> dict:
     tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
     write_json_atomic(run_dir / "summary.json", summary)  # written last: its existence means "finished"
     checkpoint.remove(run_dir)
+    dist.barrier(d)
+    dist.shutdown(d)
     print(f"[vlmlab] {run_dir}: " + (f"diverged at step {state.step} (loss {state.losses[-1]:.3g})" if not metrics
           else f"avg {metrics['avg']:.2f} | " + " ".join(f"{t} {metrics[t]:.1f}" for t in cfg.data.tasks)))
     return summary
 
 
 def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainState, tracker, run_dir: Path,
-               device: torch.device, stop: dict) -> None:
+               device: torch.device, stop: dict, d: dist.Dist) -> None:
     """Optimizer steps state.step+1 .. max_steps; stops early on divergence; checkpoints as configured."""
+    model = DistributedDataParallel(vlm) if d.enabled else vlm
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     trainable = [p for p in vlm.parameters() if p.requires_grad]
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
@@ -159,13 +172,18 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
     for step in bar:
         t0 = time.perf_counter()
         loss_sum = 0.0
-        for _ in range(cfg.optim.grad_accum):
+        for micro in range(cfg.optim.grad_accum):
             batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in next(it).items()}
-            with amp:
-                loss, _ = vlm(**batch)
-            (loss / cfg.optim.grad_accum).backward()
-            loss_sum += loss.item() / cfg.optim.grad_accum
-            state.samples += batch["input_ids"].shape[0]
+            sync = nullcontext() if not d.enabled or micro == cfg.optim.grad_accum - 1 else model.no_sync()
+            with amp, sync:
+                loss, _ = model(**batch)
+                if d.enabled:  # normalise by the global count of supervised tokens (DDP averages over ranks)
+                    n_local = (batch["labels"][:, 1:] != -100).sum().float()
+                    share = n_local * d.world / dist.global_sum(n_local, d)
+                    loss = loss * share
+                (loss / cfg.optim.grad_accum).backward()
+            loss_sum += float(dist.global_sum(loss.detach(), d)) / d.world / cfg.optim.grad_accum
+            state.samples += batch["input_ids"].shape[0] * d.world
             state.batches += 1
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, clip))
         if math.isfinite(loss_sum):  # a non-finite step is recorded, never applied
@@ -184,7 +202,8 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
             tracker.log(step, {"train/loss": loss_sum, "train/lr": sched.get_last_lr()[0],
                                "train/grad_norm": grad_norm, "perf/samples_per_s": sps})
         state.peak_memory_mb = max(state.peak_memory_mb, memory.read())
-        if stop["signal"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.optim.max_steps):
+        if d.main and (stop["signal"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+                                          and step < cfg.optim.max_steps)):
             checkpoint.save(run_dir, vlm, opt, sched, state)
         if stop["signal"]:
             memory.stop()

@@ -64,6 +64,7 @@ def convert_gguf(gguf_path: Path, final: Path) -> Path:
         (tmp / "vlmlab_source.json").write_text(json.dumps(
             {"gguf_file": str(gguf_path), "gguf_bytes": gguf_path.stat().st_size,
              "note": "dequantized from 4-bit GGUF by vlmlab.model.gguf"}, indent=2))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like the rest of $VLMLAB_CACHE
         try:
             tmp.rename(final)
         except OSError:  # another process finished first: keep its directory
