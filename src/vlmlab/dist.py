@@ -1,6 +1,7 @@
 """Several processes, one run: torchrun starts them, DistributedDataParallel keeps them in step.
 
     torchrun --nproc_per_node 2 -m vlmlab.train [overrides]     # gloo on CPU, nccl on CUDA
+    hydra/launcher=slurm hydra.launcher.tasks_per_node=8        # SLURM: submitit's environment is exported
 
 `optim.batch_size` is the global batch: each rank takes its slice of every batch, and the loss is
 normalised by the global count of supervised tokens, so the gradient equals one process's on the
@@ -33,6 +34,10 @@ class Dist:
 
 def init(device_type: str) -> Dist:
     """Joins the process group when launched by torchrun (WORLD_SIZE > 1); a no-op otherwise."""
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        import submitit  # a SLURM job of several tasks (hydra/launcher=slurm): export RANK, WORLD_SIZE, ...
+
+        submitit.helpers.TorchDistributedEnvironment().export()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()

@@ -107,12 +107,19 @@ def run(cfg: Config) -> dict:
     cell = run_dir.parent.name
     tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name,
                       enabled=d.main)
-    stop = {"signal": False}
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
+    stop = {"signal": None}  # SIGTERM (preemption) or SIGUSR1 (SLURM's warning before the time limit)
+    previous = {sig: signal.signal(sig, lambda signum, _: stop.update(signal=signum))
+                for sig in (signal.SIGTERM, signal.SIGUSR1)}
     try:
         train_loop(cfg, vlm, opt, sched, loader, state, tracker, run_dir, device, stop, d)
+    except Preempted:
+        handler = previous.get(stop["signal"])
+        if callable(handler):  # e.g. submitit's USR1 handler, which requeues the job
+            handler(stop["signal"], None)
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not d.main:  # rank 0 evaluates and writes the summary
         dist.barrier(d)
         dist.shutdown(d)
@@ -208,7 +215,8 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
         if stop["signal"]:
             memory.stop()
             tracker.finish()
-            print(f"[vlmlab] SIGTERM: checkpoint of step {step} saved in {run_dir}; rerun to resume", file=sys.stderr)
+            print(f"[vlmlab] signal {stop['signal']}: checkpoint of step {step} saved in {run_dir}; rerun to resume",
+                  file=sys.stderr)
             raise Preempted(143)
     state.peak_memory_mb = max(state.peak_memory_mb, memory.stop())
 

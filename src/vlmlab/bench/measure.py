@@ -1,9 +1,12 @@
 """Measurements: the fp32 matmul peak, training steps (time, peak memory, FLOPs), generation latency.
 
 A training step is what train.py does per optimizer step: forward, loss.item(), backward, grad-norm clip,
-AdamW step, zero_grad. Peak memory on CPU is the resident set's rise over its level before the model was
+AdamW step, zero_grad. Every timing is taken twice: wall clock, and this process's CPU time. With one
+torch thread (the default) CPU time is the compute the step received, so it stays meaningful while other
+processes share the cores; wall clock is what a user waits, and it is as noisy as the machine's load. Peak memory on CPU is the resident set's rise over its level before the model was
 built, sampled every millisecond during one untimed step (vlmlab.perf.PeakMemory); the allocator is told
-to return every freed block over 64 KiB to the OS at once, so the level falls back between models.
+to return every freed block over 64 KiB to the OS at once, so the level falls back between models (for
+the timings it is set back to 32 MiB, where glibc's dynamic threshold settles in a training loop).
 """
 from __future__ import annotations
 
@@ -23,15 +26,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def release_memory() -> None:
-    """gc + malloc_trim, and (once) a fixed mmap threshold so freed tensors leave the RSS (glibc only)."""
-    gc.collect()
+def _mallopt_mmap_threshold(nbytes: int) -> None:
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: fixed, so glibc stops raising it dynamically
-        libc.malloc_trim(0)
+        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD (fixed: no dynamic raising)
     except (OSError, AttributeError):
         pass
+
+
+def release_memory() -> None:
+    """gc + malloc_trim, and an mmap threshold of 64 KiB so that freed tensors leave the RSS (glibc only)."""
+    gc.collect()
+    _mallopt_mmap_threshold(64 * 1024)
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def allocator_for_speed() -> None:
+    _mallopt_mmap_threshold(32 * 2**20)
 
 
 def memory_level(device: torch.device) -> float:
@@ -40,21 +53,15 @@ def memory_level(device: torch.device) -> float:
 
 
 def matmul_peak(device: torch.device, sizes=(1024, 2048), reps: int = 5) -> dict:
-    """Best over sizes of the median GFLOP/s of an n x n fp32 torch.matmul (2 n^3 FLOPs)."""
-    best = {"gflops": 0.0, "n": 0}
+    """Best over sizes of the median GFLOP/s of an n x n fp32 torch.matmul (2 n^3 FLOPs), by wall and CPU time."""
+    best = {"gflops": 0.0, "gflops_cpu": 0.0, "n": 0}
     for n in sizes:
         a, b = (torch.randn(n, n, device=device) for _ in range(2))
         torch.matmul(a, b)  # warm-up (threads, caches)
-        times = []
-        for _ in range(reps):
-            _sync(device)
-            t0 = time.perf_counter()
-            torch.matmul(a, b)
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-        gflops = 2 * n**3 / statistics.median(times) / 1e9
-        if gflops > best["gflops"]:
-            best = {"gflops": gflops, "n": n}
+        times = [timed(lambda: torch.matmul(a, b), device) for _ in range(reps)]
+        wall, cpu = (statistics.median(t) for t in zip(*times))
+        if 2 * n**3 / cpu / 1e9 > best["gflops_cpu"]:
+            best = {"gflops": 2 * n**3 / wall / 1e9, "gflops_cpu": 2 * n**3 / cpu / 1e9, "n": n}
     return best
 
 
@@ -77,12 +84,13 @@ class Trainer:
         return value
 
 
-def timed(fn, device: torch.device) -> float:
+def timed(fn, device: torch.device) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of fn()."""
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
     _sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def step_flops(trainer: Trainer) -> int:
@@ -103,7 +111,8 @@ def step_peak_memory(trainer: Trainer, device: torch.device) -> float:
 
 
 @torch.no_grad()
-def generation_time(subject, device: torch.device) -> tuple[float, int]:
+def generation_time(subject, device: torch.device) -> tuple[tuple[float, float], int]:
+    """((wall, cpu) seconds, new tokens per sample) of one batched greedy generation."""
     subject.model.eval()
     n = [0]
     t = timed(lambda: n.__setitem__(0, subject.generate()), device)

@@ -12,7 +12,7 @@ the cross-attention blocks and (ours only) the 2-row VLM token table; `full` tra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -78,6 +78,7 @@ class Subject:
     model: nn.Module
     loss: Callable[[], torch.Tensor]
     generate: Callable[[], int]  # returns the number of new tokens produced per sample
+    parts: dict[str, list[nn.Module]] = field(default_factory=dict)  # for the profiler: vision, perceiver, ...
 
 
 def _lm_kwargs(d: Dims) -> dict:
@@ -126,6 +127,11 @@ def _ours(d: Dims, fusion: str, trainable: str, seed: int) -> VLM:
     return vlm
 
 
+def _our_parts(vlm: VLM) -> dict[str, nn.Module]:
+    return {"vision": [vlm.vision], "projection": [vlm.connector.proj], "perceiver": [vlm.connector.resampler],
+            "lm": [vlm.llm.model], "lm_head": [vlm.llm.lm_head]}
+
+
 def _set_trainable(model: nn.Module, trainable: str, new_modules: list[nn.Module]) -> None:
     for p in model.parameters():
         p.requires_grad_(trainable == "full")
@@ -142,7 +148,7 @@ def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
     def generate():
         out = vlm.generate(**prompt, pixel_values=b["pixel_values"], view_to_sample=views, max_new_tokens=d.new_tokens)
         return len(out[0])
-    return Subject("ours_fa", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate)
+    return Subject("ours_fa", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate, _our_parts(vlm))
 
 
 def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
@@ -163,7 +169,10 @@ def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
         out = model.generate(**prompt, pixel_values=b["pixel_values"], max_new_tokens=d.new_tokens, do_sample=False,
                              eos_token_id=_unreachable_eos(d), pad_token_id=PAD)
         return out.shape[1] - prompt["input_ids"].shape[1]
-    return Subject("idefics2", model, lambda: model(**b, use_cache=False).loss, generate)
+    m = model.model
+    parts = {"vision": [m.vision_model], "projection": [m.connector.modality_projection],
+             "perceiver": [m.connector.perceiver_resampler], "lm": [m.text_model], "lm_head": [model.lm_head]}
+    return Subject("idefics2", model, lambda: model(**b, use_cache=False).loss, generate, parts)
 
 
 def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
@@ -175,7 +184,8 @@ def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
     def generate():
         out = vlm.generate(**prompt, pixel_values=b["pixel_values"], view_to_sample=views, max_new_tokens=d.new_tokens)
         return len(out[0])
-    return Subject("ours_xattn", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate)
+    parts = {**_our_parts(vlm), "xattn blocks": list(vlm.xattn.blocks.values())}
+    return Subject("ours_xattn", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate, parts)
 
 
 def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
@@ -198,7 +208,10 @@ def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
         out = model.generate(**prompt, pixel_values=b["pixel_values"], max_new_tokens=d.new_tokens, do_sample=False,
                              eos_token_id=_unreachable_eos(d), pad_token_id=PAD)
         return out.shape[1] - prompt["input_ids"].shape[1]
-    return Subject("idefics1", model, lambda: model(**b, use_cache=False).loss, generate)
+    m = model.model
+    parts = {"vision": [m.vision_model], "perceiver": [m.perceiver_resampler], "lm": [*m.layers, m.norm],
+             "xattn blocks": list(m.gated_cross_attn_layers), "lm_head": [model.lm_head]}
+    return Subject("idefics1", model, lambda: model(**b, use_cache=False).loss, generate, parts)
 
 
 PAIRS = {"autoregressive": (ours_fa, idefics2), "cross_attention": (ours_xattn, idefics1)}
@@ -209,6 +222,3 @@ def param_counts(model: nn.Module) -> tuple[int, int]:
     seen = {id(p): p for p in model.parameters()}.values()
     return sum(p.numel() for p in seen), sum(p.numel() for p in seen if p.requires_grad)
 
-
-def with_overrides(d: Dims, **kw) -> Dims:
-    return replace(d, **kw)

@@ -8,6 +8,7 @@ $VLMLAB_CACHE/world/<scene_hash>/<task>-<split>-<n>/ (save_to_disk); sample i is
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -57,10 +58,13 @@ def load_split(cfg: WorldConfig, task: str, split: str) -> datasets.Dataset:
     path = world_dir(cfg) / f"{task}-{split}-{n}"
     if not path.exists():
         ds = build_split(cfg, task, split, n)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")  # per process: parallel cells may build it at once
         shutil.rmtree(tmp, ignore_errors=True)
         ds.save_to_disk(str(tmp))
-        tmp.rename(path)  # atomic: a half-written split is never picked up
+        try:
+            tmp.rename(path)  # atomic: a half-written split is never picked up
+        except OSError:  # another process finished first: keep its copy
+            shutil.rmtree(tmp, ignore_errors=True)
     return datasets.load_from_disk(str(path))
 
 

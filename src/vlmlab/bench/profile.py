@@ -1,0 +1,157 @@
+"""Where a training step's time goes: `python -m vlmlab.bench --profile [--size toy]`.
+
+For ours and the reference of each fusion: the step's phases (forward, backward, clip, AdamW, zero_grad)
+in CPU ms; each part's forward CPU ms and its forward+backward FLOPs (FlopCounterMode's module tree);
+the fixed per-step overhead (the same op graph at near-zero width, so nearly all Python and dispatch);
+the busiest ops (torch.profiler); and the toy data pipeline (encode + collate per batch, main process).
+CPU time, not wall time: with one thread it is robust to other processes on a shared machine.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+from vlmlab.bench import measure
+from vlmlab.bench.models import PAIRS, Dims
+
+PHASES = ("forward", "loss.item", "backward", "clip", "optimizer", "zero_grad")
+
+
+def phase_times(tr: measure.Trainer, steps: int) -> dict[str, float]:
+    """Median CPU ms per phase of a training step (the same phases as Trainer.step)."""
+    per = {p: [] for p in PHASES}
+    for _ in range(steps):
+        c = [time.process_time()]
+        loss = tr.subject.loss()
+        c.append(time.process_time())
+        loss.item()
+        c.append(time.process_time())
+        loss.backward()
+        c.append(time.process_time())
+        torch.nn.utils.clip_grad_norm_(tr.params, 1.0)
+        c.append(time.process_time())
+        tr.opt.step()
+        c.append(time.process_time())
+        tr.opt.zero_grad(set_to_none=True)
+        c.append(time.process_time())
+        for p, a, b in zip(PHASES, c, c[1:]):
+            per[p].append(1000 * (b - a))
+    return {p: statistics.median(v) for p, v in per.items()}
+
+
+def part_forward_times(tr: measure.Trainer, steps: int) -> dict[str, float]:
+    """Median CPU ms per step spent in each part's forward (forward hooks; nested parts count in both)."""
+    acc, starts, handles = {}, {}, []
+    for name, mods in tr.subject.parts.items():
+        for m in mods:
+            handles.append(m.register_forward_pre_hook(lambda mod, a, n=name: starts.__setitem__((n, id(mod)),
+                                                                                                  time.process_time())))
+            handles.append(m.register_forward_hook(lambda mod, a, o, n=name: acc.__setitem__(
+                n, acc.get(n, 0.0) + time.process_time() - starts.pop((n, id(mod))))))
+    per = {n: [] for n in tr.subject.parts}
+    try:
+        for _ in range(steps):
+            acc.clear()
+            tr.step()
+            for n in per:
+                per[n].append(1000 * acc.get(n, 0.0))
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: statistics.median(v) for n, v in per.items()}
+
+
+def part_flops(tr: measure.Trainer) -> dict[str, int]:
+    """Forward + backward FLOPs per part, from FlopCounterMode's module hierarchy."""
+    model = tr.subject.model
+    names = {id(m): f"{type(model).__name__}.{n}" for n, m in model.named_modules() if n}
+    with FlopCounterMode(display=False) as counter:
+        tr.subject.loss().backward()
+    tr.opt.zero_grad(set_to_none=True)
+    counts = counter.get_flop_counts()
+    return {part: sum(sum(counts.get(names[id(m)], {}).values()) for m in mods)
+            for part, mods in tr.subject.parts.items()}
+
+
+def top_ops(tr: measure.Trainer, steps: int = 2, k: int = 12) -> tuple[str, float]:
+    """torch.profiler's busiest ops by self CPU time, and the number of aten ops dispatched per step."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            tr.step()
+    ka = prof.key_averages()
+    n_ops = sum(e.count for e in ka if e.key.startswith("aten::")) / steps
+    return ka.table(sort_by="self_cpu_time_total", row_limit=k, max_name_column_width=44), n_ops
+
+
+def overhead_floor(build, d: Dims, steps: int) -> float:
+    """CPU ms of a step with the same layers, ops and sequence layout at width ~8 and batch 1: its time is
+    almost entirely per-op Python and dispatch, the fixed cost the real step pays on top of its FLOPs."""
+    slim = replace(d, batch=1, v_hidden=8, v_inter=8, v_heads=1, hidden=8, inter=8, heads=1, p_heads=1,
+                   p_head_dim=8, vocab=64 if d.vocab > 64 else d.vocab, image=d.patch * 2 * (d.image // d.patch // 2))
+    tr = measure.Trainer(build(slim))
+    for _ in range(2):
+        tr.step()
+    return statistics.median(1000 * measure.timed(tr.step, torch.device("cpu"))[1] for _ in range(steps))
+
+
+def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
+    """CPU ms per batch of the toy world's encode (image resize, tokenise) + collate, in the main process, as
+    train.py's DataLoader(num_workers=0) does it. Generates a small toy-world split if missing."""
+    from vlmlab.config import compose
+    from vlmlab.data import Processor, TaskDataset, collate
+    from vlmlab.images import ImageProcessor
+    from vlmlab.model.llm import TokenIds
+    from vlmlab.world.corpus import CorpusSpec, build_corpus
+    from vlmlab.world.tasks import load_mixture
+    from vlmlab.world.tokenizer import train_tokenizer
+
+    cfg = compose([f"data.train_size={max(16, batches * d.batch // 4)}", f"image.size={d.image}"])
+    tok = train_tokenizer(build_corpus(CorpusSpec()))
+    ids = TokenIds(image=tok.convert_tokens_to_ids("<image>"), fake=tok.convert_tokens_to_ids("<fake_token_around_image>"),
+                   bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
+    images = ImageProcessor(cfg.image, d.patch)
+    samples = load_mixture(cfg.data, "train")
+    out = {}
+    for fusion in PAIRS:
+        ds = TaskDataset(samples, Processor(tok, ids, images, lambda p: d.n_latents, fusion, 4096), True, True)
+        times = []
+        for b in range(batches):
+            c0 = time.process_time()
+            collate([ds[i] for i in range(b * d.batch, (b + 1) * d.batch)], ids.pad, d.patch)
+            times.append(1000 * (time.process_time() - c0))
+        out[fusion] = statistics.median(times)
+    return out
+
+
+def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torch.device("cpu"),
+                 steps: int = 4, data: bool = True) -> str:
+    lines = [f"profile: batch {d.batch}, trainable={trainable}, {torch.get_num_threads()} thread(s); CPU ms per step "
+             "(medians)"]
+    for fusion, pair in PAIRS.items():
+        for build in pair:
+            tr = measure.Trainer(build(d, trainable))
+            for _ in range(2):
+                tr.step()
+            phases = phase_times(tr, steps)
+            parts, flops = part_forward_times(tr, steps), part_flops(tr)
+            table, n_ops = top_ops(tr)
+            floor = overhead_floor(build, d, steps)
+            total = sum(phases.values())
+            lines += ["", f"== {tr.subject.name}: step {total:.1f} ms, {n_ops:.0f} aten ops/step, fixed overhead "
+                          f"(same graph at width 8, batch 1) {floor:.1f} ms = {100 * floor / total:.0f}%",
+                      "   phases: " + ", ".join(f"{p} {v:.1f}" for p, v in phases.items()),
+                      "   part      fwd ms   fwd+bwd GFLOP"]
+            lines += [f"   {n:<12}{parts[n]:>7.1f}{flops[n] / 1e9:>10.2f}" for n in parts]
+            lines += ["   busiest ops (wall time inside the profiler):", table]
+            del tr
+            measure.release_memory()
+    if data:
+        pipe = data_pipeline(d)
+        lines += ["", "data pipeline (toy world, main process): " +
+                  ", ".join(f"{f} {ms:.1f} ms/batch" for f, ms in pipe.items())]
+    return "\n".join(lines)
