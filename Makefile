@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv and install vlmlab (editable) with its test tools
 
 test: venv ## run the test suite (CPU, offline, < 10 minutes)
-	WANDB_MODE=disabled $(PY) -m pytest $(PYTEST_ARGS)
+	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile $(PYTEST_ARGS)
 
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)

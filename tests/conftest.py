@@ -10,6 +10,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ASSETS = Path(__file__).parent / "assets"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on 2 cores: one thread each
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the subprocesses the tests start
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache(tmp_path_factory):
