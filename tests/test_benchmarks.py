@@ -8,8 +8,7 @@ from PIL import Image
 from vlmlab import benchmarks as bm
 from vlmlab.config import compose
 from vlmlab.data import Processor, collate
-from vlmlab.images import ImageProcessor
-from vlmlab.model.build import build_vlm
+from vlmlab.model.build import build_image_processor, build_vlm
 from vlmlab.world.tasks import FEATURES
 
 FOLDERS = {"vqa": "vqav2", "textvqa": "textvqa", "okvqa": "okvqa", "caption": "coco"}
@@ -90,7 +89,7 @@ def test_load_few_shot_draws_support_from_the_spec_split(assets, tmp_path):
 def test_the_fa_vlm_encodes_and_generates_from_few_shot_prompts(load):
     cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke", "connector=perceiver", "image=split"])
     vlm, tok = build_vlm(cfg, seed=0)
-    proc = Processor(tok, vlm.ids, ImageProcessor(cfg.image, vlm.vision.patch_size), vlm.visual_tokens_per_view,
+    proc = Processor(tok, vlm.ids, build_image_processor(cfg, vlm), vlm.visual_tokens_per_view,
                      cfg.fusion.kind, 1024)
     vqa = load("vqa")
     zero = bm.encode_few_shot(proc, bm.few_shot(vqa, vqa, k=0)[2])  # k=0: exactly the 0-shot generation input

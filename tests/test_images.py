@@ -63,19 +63,19 @@ def test_split_gives_crops_plus_whole_image(mode):
     assert torch.equal(views[-1], whole)  # the whole image comes last
     if mode == "preserve":
         assert [tuple(v.shape[1:]) for v in views[:4]] == [(16, 24)] * 4
-    assert len(ImageProcessor(ImageConfig(split=2, split_eval=False), P)(img, train=False)) == 1
+    assert len(ImageProcessor(ImageConfig(size=32, split=2, split_eval=False), P)(img, train=False)) == 1
 
 
 def test_split_choice_is_hash_based_and_stable():
-    proc = ImageProcessor(ImageConfig(split=2, split_train_fraction=0.5), P)
+    proc = ImageProcessor(ImageConfig(size=32, split=2, split_train_fraction=0.5), P)
     ids = [f"vqa-{i}" for i in range(2000)]
     chosen = [proc.should_split(i, train=True) for i in ids]
     assert chosen == [proc.should_split(i, train=True) for i in ids]  # same every epoch
     assert abs(np.mean(chosen) - 0.5) < 0.05
     assert all(0 <= split_hash_fraction(i) < 1 for i in ids[:50])
-    assert not any(ImageProcessor(ImageConfig(split=2, split_train_fraction=0.0), P).should_split(i, True) for i in ids)
-    assert all(ImageProcessor(ImageConfig(split=2, split_train_fraction=1.0), P).should_split(i, True) for i in ids)
-    assert not ImageProcessor(ImageConfig(split=0, split_train_fraction=1.0), P).should_split("a", True)
+    assert not any(ImageProcessor(ImageConfig(size=32, split=2, split_train_fraction=0.0), P).should_split(i, True) for i in ids)
+    assert all(ImageProcessor(ImageConfig(size=32, split=2, split_train_fraction=1.0), P).should_split(i, True) for i in ids)
+    assert not ImageProcessor(ImageConfig(size=32, split=0, split_train_fraction=1.0), P).should_split("a", True)
 
 
 def test_collate_masks_exactly_the_padded_patches():

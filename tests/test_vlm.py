@@ -4,7 +4,7 @@ import torch
 from vlmlab.config import compose
 from vlmlab.data import Processor, TaskDataset, collate
 from vlmlab.images import ImageProcessor
-from vlmlab.model.build import build_vlm
+from vlmlab.model.build import build_image_processor, build_vlm
 from vlmlab.world.tasks import load_mixture
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
@@ -13,7 +13,7 @@ TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
 def setup(overrides=(), seed=0):
     cfg = compose(TINY + list(overrides))
     vlm, tok = build_vlm(cfg, seed=seed)
-    images = ImageProcessor(cfg.image, vlm.vision.patch_size)
+    images = build_image_processor(cfg, vlm)
     proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, 512)
     ds = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
     return cfg, vlm, proc, ds
@@ -50,7 +50,7 @@ def test_image_tokens_replace_the_placeholders_and_carry_no_loss():
 def test_no_pooling_gives_one_token_per_patch():
     cfg, vlm, proc, ds = setup(["connector=mlp"])
     batch = batch_of(ds, proc, 2)
-    patches = (cfg.image.size // vlm.vision.patch_size) ** 2
+    patches = (proc.images.cfg.size // vlm.vision.patch_size) ** 2
     assert ((batch["input_ids"] == vlm.ids.image).sum(1) == patches).all()
     loss, _ = vlm(**batch)
     assert torch.isfinite(loss)

@@ -22,7 +22,7 @@ from vlmlab.config import ConfigError, check_command_line, compose, repo_root
 
 ABLATIONS = repo_root() / "ablations"
 FORBIDDEN = ("optim.max_steps", "optim.batch_size", "optim.grad_accum", "optim.warmup_steps", "data", "eval",
-             "debug", "name", "seed", "runs_root", "run_dir", "hydra", "logger", "connector.depth", "image.size")
+             "debug", "name", "seed", "runs_root", "run_dir", "hydra", "logger", "connector.depth", "image.size", "image.min_size", "image.max_size")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -34,6 +35,8 @@ def _choice(key: str, value, allowed) -> None:
 class VisionConfig:
     name_or_path: str = "zoo:vision_strong"  # zoo:<name>, a save_pretrained directory, or a hub id
     trust_remote_code: bool = False          # only if you trust the hub repo's code
+    mean: Optional[list[float]] = None       # the encoder's pixel normalisation (None: image.mean, else 0.5)
+    std: Optional[list[float]] = None        # (CLIP: [0.4815,0.4578,0.4082] / [0.2686,0.2613,0.2758])
 
 
 @dataclass

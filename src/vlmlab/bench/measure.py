@@ -16,8 +16,10 @@ import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from vlmlab.config import OptimConfig
+from vlmlab.optim import make_optimizer
 from vlmlab.perf import PeakMemory, rss_mb
 
 
@@ -66,12 +68,13 @@ def matmul_peak(device: torch.device, sizes=(1024, 2048), reps: int = 5) -> dict
 
 
 class Trainer:
-    """One subject's optimizer and its train step (the same for ours and the reference)."""
+    """One subject's optimizer (train.py's: vlmlab.optim.make_optimizer with the default optim config) and
+    its train step; the same for ours and the reference."""
 
-    def __init__(self, subject, lr: float = 1e-4):
+    def __init__(self, subject):
         self.subject = subject
         self.params = [p for p in subject.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=lr, fused=False)
+        self.opt = make_optimizer(subject.model, OptimConfig())
         subject.model.train()
 
     def step(self) -> float:
@@ -93,10 +96,20 @@ def timed(fn, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def flop_counter() -> FlopCounterMode:
+    """FlopCounterMode that also counts the CPU flash-attention kernels (torch 2.13 maps only the CUDA ones,
+    so SDPA on CPU would count 0 while an einsum attention counts its bmm FLOPs)."""
+    aten = torch.ops.aten
+    return FlopCounterMode(display=False, custom_mapping={  # arguments arrive as shapes
+        aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *a, **kw: sdpa_flop_count(q, k, v),
+        aten._scaled_dot_product_flash_attention_for_cpu_backward:
+            lambda g, q, k, v, *a, **kw: sdpa_backward_flop_count(g, q, k, v)})
+
+
 def step_flops(trainer: Trainer) -> int:
     """FLOPs of one forward + backward as executed (matmuls, convolutions, attention; frozen weights get no
     weight-gradient matmuls, so this is the model FLOPs of *this* trainable set)."""
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         loss = trainer.subject.loss()
         loss.backward()
     trainer.opt.zero_grad(set_to_none=True)

@@ -92,7 +92,7 @@ def _vision_kwargs(d: Dims) -> dict:
                 num_attention_heads=d.v_heads, image_size=d.image, patch_size=d.patch)
 
 
-def token_batch(d: Dims, fusion: str, seed: int = 0) -> dict:
+def token_batch(d: Dims, fusion: str, seed: int = 0, device: str = "cpu") -> dict:
     """input_ids / labels / attention_mask (B, L) of `<s> image-block text`, the last `answer` tokens supervised."""
     g = torch.Generator().manual_seed(seed)
     image = [FAKE] + [IMAGE] * d.n_latents + [FAKE] if fusion == "autoregressive" else [IMAGE]
@@ -102,7 +102,8 @@ def token_batch(d: Dims, fusion: str, seed: int = 0) -> dict:
     labels = torch.full_like(ids, -100)
     labels[:, -d.answer:] = ids[:, -d.answer:]
     pixels = torch.randn(d.batch, 3, d.image, d.image, generator=g)              # (B, 3, H, W)
-    return {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids), "pixel_values": pixels}
+    out = {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids), "pixel_values": pixels}
+    return {k: v.to(device) for k, v in out.items()}
 
 
 def _unreachable_eos(d: Dims) -> int:
@@ -139,10 +140,10 @@ def _set_trainable(model: nn.Module, trainable: str, new_modules: list[nn.Module
         m.requires_grad_(True)
 
 
-def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
-    vlm = _ours(d, "autoregressive", trainable, seed)
-    b = token_batch(d, "autoregressive", seed)
-    views = torch.arange(d.batch)
+def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
+    vlm = _ours(d, "autoregressive", trainable, seed).to(device)
+    b = token_batch(d, "autoregressive", seed, device)
+    views = torch.arange(d.batch, device=device)
     prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
 
     def generate():
@@ -151,7 +152,7 @@ def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
     return Subject("ours_fa", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate, _our_parts(vlm))
 
 
-def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
+def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
     torch.manual_seed(seed)
     text = dict(model_type="llama", **_lm_kwargs(d))
     perceiver = dict(hidden_size=d.hidden, rms_norm_eps=1e-6, resampler_n_latents=d.n_latents,
@@ -159,9 +160,9 @@ def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
                      num_key_value_heads=d.p_heads)
     cfg = Idefics2Config(vision_config=_vision_kwargs(d), perceiver_config=perceiver, text_config=text,
                          image_token_id=IMAGE, tie_word_embeddings=True)
-    model = Idefics2ForConditionalGeneration(cfg)
+    model = Idefics2ForConditionalGeneration(cfg).to(device)
     _set_trainable(model, trainable, [model.model.connector])
-    b = token_batch(d, "autoregressive", seed)
+    b = token_batch(d, "autoregressive", seed, device)
     b["pixel_values"] = b["pixel_values"][:, None]  # (B, 1 image, 3, H, W)
     prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
 
@@ -175,10 +176,10 @@ def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
     return Subject("idefics2", model, lambda: model(**b, use_cache=False).loss, generate, parts)
 
 
-def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
-    vlm = _ours(d, "cross_attention", trainable, seed)
-    b = token_batch(d, "cross_attention", seed)
-    views = torch.arange(d.batch)
+def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
+    vlm = _ours(d, "cross_attention", trainable, seed).to(device)
+    b = token_batch(d, "cross_attention", seed, device)
+    views = torch.arange(d.batch, device=device)
     prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
 
     def generate():
@@ -188,7 +189,7 @@ def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
     return Subject("ours_xattn", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate, parts)
 
 
-def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
+def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
     torch.manual_seed(seed)
     vision = dict(embed_dim=d.v_hidden, image_size=d.image, patch_size=d.patch, intermediate_size=d.v_inter,
                   num_hidden_layers=d.v_layers, num_attention_heads=d.v_heads)
@@ -197,9 +198,9 @@ def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0) -> Subject:
     lm = {k: v for k, v in _lm_kwargs(d).items() if k != "num_key_value_heads"}  # Idefics1: no GQA knob
     cfg = IdeficsConfig(**lm, cross_layer_interval=d.every, use_resampler=True, vision_config=vision,
                         perceiver_config=perceiver, freeze_text_layers=False, freeze_vision_layers=False)
-    model = IdeficsForVisionText2Text(cfg)
+    model = IdeficsForVisionText2Text(cfg).to(device)
     _set_trainable(model, trainable, [model.model.perceiver_resampler, model.model.gated_cross_attn_layers])
-    b = token_batch(d, "cross_attention", seed)
+    b = token_batch(d, "cross_attention", seed, device)
     b["pixel_values"] = b["pixel_values"][:, None]                               # (B, 1 image, 3, H, W)
     b["image_attention_mask"] = (b["input_ids"] == IMAGE).long().cumsum(1)[..., None]  # (B, L, 1): after <image>
     prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask", "image_attention_mask")}

@@ -1,7 +1,8 @@
 """Where a training step's time goes: `python -m vlmlab.bench --profile [--size toy]`.
 
 For ours and the reference of each fusion: the step's phases (forward, backward, clip, AdamW, zero_grad)
-in CPU ms; each part's forward CPU ms and its forward+backward FLOPs (FlopCounterMode's module tree);
+in CPU ms; each part's forward CPU ms, FLOPs and FLOP/s (ours: "lm" includes the cross-attention blocks,
+which run inside its layers' hooks);
 the fixed per-step overhead (the same op graph at near-zero width, so nearly all Python and dispatch);
 the busiest ops (torch.profiler); and the toy data pipeline (encode + collate per batch, main process).
 CPU time, not wall time: with one thread it is robust to other processes on a shared machine.
@@ -14,7 +15,6 @@ from dataclasses import replace
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
 
 from vlmlab.bench import measure
 from vlmlab.bench.models import PAIRS, Dims
@@ -67,12 +67,12 @@ def part_forward_times(tr: measure.Trainer, steps: int) -> dict[str, float]:
 
 
 def part_flops(tr: measure.Trainer) -> dict[str, int]:
-    """Forward + backward FLOPs per part, from FlopCounterMode's module hierarchy."""
+    """Forward FLOPs per part, from FlopCounterMode's module tree (forward only: the tree attributes the
+    backward of modules run from hooks, such as our cross-attention blocks, to the wrong parents)."""
     model = tr.subject.model
     names = {id(m): f"{type(model).__name__}.{n}" for n, m in model.named_modules() if n}
-    with FlopCounterMode(display=False) as counter:
-        tr.subject.loss().backward()
-    tr.opt.zero_grad(set_to_none=True)
+    with measure.flop_counter() as counter:
+        tr.subject.loss()
     counts = counter.get_flop_counts()
     return {part: sum(sum(counts.get(names[id(m)], {}).values()) for m in mods)
             for part, mods in tr.subject.parts.items()}
@@ -92,7 +92,7 @@ def overhead_floor(build, d: Dims, steps: int) -> float:
     """CPU ms of a step with the same layers, ops and sequence layout at width ~8 and batch 1: its time is
     almost entirely per-op Python and dispatch, the fixed cost the real step pays on top of its FLOPs."""
     slim = replace(d, batch=1, v_hidden=8, v_inter=8, v_heads=1, hidden=8, inter=8, heads=1, p_heads=1,
-                   p_head_dim=8, vocab=64 if d.vocab > 64 else d.vocab, image=d.patch * 2 * (d.image // d.patch // 2))
+                   p_head_dim=8, vocab=min(d.vocab, 64))
     tr = measure.Trainer(build(slim))
     for _ in range(2):
         tr.step()
@@ -134,7 +134,7 @@ def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torc
              "(medians)"]
     for fusion, pair in PAIRS.items():
         for build in pair:
-            tr = measure.Trainer(build(d, trainable))
+            tr = measure.Trainer(build(d, trainable, device=device))
             for _ in range(2):
                 tr.step()
             phases = phase_times(tr, steps)
@@ -145,8 +145,9 @@ def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torc
             lines += ["", f"== {tr.subject.name}: step {total:.1f} ms, {n_ops:.0f} aten ops/step, fixed overhead "
                           f"(same graph at width 8, batch 1) {floor:.1f} ms = {100 * floor / total:.0f}%",
                       "   phases: " + ", ".join(f"{p} {v:.1f}" for p, v in phases.items()),
-                      "   part      fwd ms   fwd+bwd GFLOP"]
-            lines += [f"   {n:<12}{parts[n]:>7.1f}{flops[n] / 1e9:>10.2f}" for n in parts]
+                      "   part          fwd ms  fwd GFLOP  fwd GFLOP/s"]
+            lines += [f"   {n:<12}{parts[n]:>9.1f}{flops[n] / 1e9:>10.2f}{flops[n] / 1e6 / max(parts[n], 1e-9):>12.1f}"
+                      for n in parts]
             lines += ["   busiest ops (wall time inside the profiler):", table]
             del tr
             measure.release_memory()

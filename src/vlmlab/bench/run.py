@@ -44,8 +44,7 @@ def measure_pair(fusion: str, d: Dims, trainable: str, device: torch.device, rep
     for build in PAIRS[fusion]:
         measure.release_memory()
         base = measure.memory_level(device)  # the other model of the pair (if built) stays in the baseline
-        subject = build(d, trainable)
-        subject.model.to(device)
+        subject = build(d, trainable, device=device)
         tr = measure.Trainer(subject)
         for _ in range(warmup):
             tr.step()
@@ -84,26 +83,26 @@ def warm_process(device: torch.device) -> None:
     """One step and one generation of every model at the tiny size: lazy initialisation (kernels, thread
     pools, transformers' caches) happens here, not inside the first measured model's memory or time."""
     for build in (b for pair in PAIRS.values() for b in pair):
-        subject = build(SIZES["tiny"])
-        subject.model.to(device)
+        subject = build(SIZES["tiny"], device=device)
         measure.Trainer(subject).step()
         measure.generation_time(subject, device)
     measure.release_memory()
 
 
 def run_bench(size: str = "toy", trainable: str = "frozen", device: str = "cpu", reps: int = 8, warmup: int = 3,
-              gen_reps: int = 3, fusions=tuple(PAIRS), dims: Dims | None = None) -> dict:
+              gen_reps: int = 3, fusions=tuple(PAIRS), dims: Dims | None = None,
+              peak_sizes: tuple[int, ...] = (1024, 2048)) -> dict:
     """Returns {"peak": matmul peak, "rows": per-model rows (with the shared columns), "ratios": per pair}."""
     dev = torch.device(device)
     d = dims or SIZES[size]
     load0 = os.getloadavg()[0]
     t0 = time.time()
     warm_process(dev)
-    peak = measure.matmul_peak(dev)
+    peak = measure.matmul_peak(dev, peak_sizes)
     rows = []
     for fusion in fusions:
         rows += measure_pair(fusion, d, trainable, dev, reps, warmup, gen_reps)
-    peak_after = measure.matmul_peak(dev)  # measured again: the peak is the better of the two
+    peak_after = measure.matmul_peak(dev, peak_sizes)  # measured again: the peak is the better of the two
     if peak_after["gflops_cpu"] > peak["gflops_cpu"]:
         peak = peak_after
     shared = {"size": size, "batch": d.batch, "trainable": trainable, "device": device,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from vlmlab.images import ImageProcessor
 from vlmlab.model.connector import build_connector
 from vlmlab.model.cross_attention import add_cross_attention
 from vlmlab.model.llm import load_llm
@@ -25,3 +26,9 @@ def build_vlm(cfg, seed: int = 0):
     vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn)
     apply_trainable(vlm, cfg.trainable)
     return vlm, tokenizer
+
+
+def build_image_processor(cfg, vlm) -> ImageProcessor:
+    """The image pipeline for this encoder: unset sizes and normalisation come from the encoder's own."""
+    image_cfg = cfg.image.resolved(vlm.vision.image_size, cfg.vision.mean, cfg.vision.std)
+    return ImageProcessor(image_cfg, vlm.vision.patch_size)

@@ -31,10 +31,10 @@ SCENE_VIEW = WorldConfig(long_side_min=128, long_side_max=128)  # layout only; p
 @dataclass
 class CorpusSpec:
     seed: int = 0  # corpus seed (held-out text uses seed + 1)
-    fact_repeats: int = 3  # copies of every fact paraphrase
-    scene_lines: int = 6000  # scene descriptions
-    misc_lines: int = 3000  # other text (taxonomy, counting, words, places)
-    qa_lines: int = 3000  # a scene told in words, then a question about it in the VLM prompt format
+    fact_repeats: int = 60  # copies of every fact paraphrase (a tiny LM needs hundreds of exposures per fact)
+    scene_lines: int = 4000  # scene descriptions
+    misc_lines: int = 2000  # other text (taxonomy, counting, words, places)
+    qa_lines: int = 2000  # a scene told in words, then a question about it in the VLM prompt format
 
 
 def fact_lines(repeats: int) -> list[str]:

@@ -25,10 +25,10 @@ class LMSpec:
     heads: int = 4  # attention heads (no GQA)
     intermediate: int = 384  # SwiGLU width
     max_positions: int = 1024  # RoPE: room for 5 x 64 visual tokens plus text
-    steps: int = 200  # optimiser steps (the quality knob: weak and strong differ here)
+    steps: int = 600  # optimiser steps (the quality knob: weak and strong differ here)
     batch: int = 32  # blocks per step
     seq: int = 64  # tokens per block
-    lr: float = 3e-3  # peak AdamW learning rate (cosine to 10%, warmup 5% of steps)
+    lr: float = 1e-3  # peak AdamW learning rate (cosine to 10%, warmup 5% of steps)
     seed: int = 0  # init and data order
 
 

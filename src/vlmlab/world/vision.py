@@ -3,7 +3,7 @@
 Image-text pairs are square scenes rendered at 128 px, downsampled to the fixed pretraining
 resolution (64 px) and paired with one of their reference captions; the loss is SigLIP's pairwise
 sigmoid loss (SiglipModel(return_loss=True)). The VLM later uses `.vision_model` only.
-Quality: zero-shot image<->caption retrieval R@1 among held-out scenes, and linear-probe accuracy
+Quality: zero-shot image<->caption retrieval R@1 in galleries of 50 held-out scenes, and linear-probe accuracy
 of colour, shape (one-object scenes) and object count from mean-pooled patch features.
 """
 
@@ -102,17 +102,21 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
 
 
 @torch.no_grad()
-def retrieval_r1(model: SiglipModel, tok: PreTrainedTokenizerFast, spec: VisionSpec, n: int = 500) -> float:
-    """Mean of image->text and text->image R@1 over n held-out scenes (a hit: the same caption text)."""
+def retrieval_r1(model: SiglipModel, tok: PreTrainedTokenizerFast, spec: VisionSpec, n: int = 500, gallery: int = 50) -> float:
+    """Zero-shot R@1 within galleries of `gallery` held-out scenes (chance 1/gallery), mean of
+    image->text and text->image; a hit is the right caption text (identical captions count)."""
     scenes = square_scenes("siglip-eval/retrieval", n)
     caps = [captions(s)[0] for s in scenes]
     img = model.get_image_features(pixel_values=torch.stack([to_pixels(render(s), spec.image_size) for s in scenes]))
     txt = model.get_text_features(input_ids=encode_texts(tok, caps, spec.text_len))
-    img, txt = [getattr(e, "pooler_output", e) for e in (img, txt)]
-    sim = torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).T  # (n, n)
-    i2t = np.mean([caps[j] == caps[i] for i, j in enumerate(sim.argmax(1).tolist())])
-    t2i = np.mean([caps[j] == caps[i] for i, j in enumerate(sim.argmax(0).tolist())])
-    return float((i2t + t2i) / 2)
+    img, txt = [torch.nn.functional.normalize(getattr(e, "pooler_output", e), dim=-1) for e in (img, txt)]
+    hits = []
+    for g in range(0, n - gallery + 1, gallery):
+        sim = img[g: g + gallery] @ txt[g: g + gallery].T  # (G, G)
+        c = caps[g: g + gallery]
+        hits += [c[j] == c[i] for i, j in enumerate(sim.argmax(1).tolist())]
+        hits += [c[j] == c[i] for i, j in enumerate(sim.argmax(0).tolist())]
+    return float(np.mean(hits))
 
 
 def _probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
