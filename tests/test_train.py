@@ -58,3 +58,19 @@ def test_cli_run_lands_in_a_deterministic_folder(tmp_path):
                           f"hydra.run.dir={tmp_path}/cli/seed0"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "cli" / "seed0" / "summary.json").exists()
+
+
+def test_real_benchmarks_few_shot_evaluation_end_to_end(tmp_path, assets):
+    folders = {"vqa": "vqav2", "textvqa": "textvqa", "okvqa": "okvqa", "caption": "coco"}
+    paths = [f"+eval.benchmark_paths.{t}={assets / 'benchmarks' / f}" for t, f in folders.items()]
+    cfg = cfg_at(tmp_path, "real", ["eval=real", "eval.shots=2", "eval.max_samples=3", "eval.batch_size=2",
+                                    "eval.max_new_tokens=3", *paths])
+    summary = run(cfg)
+    preds = json.loads((tmp_path / "real" / "predictions.json").read_text())
+    assert set(preds) == set(folders) and all(len(v) == 3 for v in preds.values())
+    assert summary["status"] == "finished" and 0 <= summary["metrics"]["avg"]
+
+
+def test_toy_world_few_shot_prompts(tmp_path):
+    summary = run(cfg_at(tmp_path, "toyshots", ["eval.shots=2"]))
+    assert summary["status"] == "finished" and set(summary["metrics"]) >= {"vqa", "caption", "avg"}

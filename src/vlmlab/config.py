@@ -76,9 +76,14 @@ class EvalConfig:
     max_samples: int = 100            # per task (0 = the whole split)
     batch_size: int = 32              # prompts per generation batch
     max_new_tokens: int = 12          # greedy decoding budget
+    benchmark: str = "toy"            # toy (the world's held-out split) | real (VQAv2, TextVQA, OKVQA, COCO)
+    shots: int = 0                    # in-context examples per prompt (the paper: 4)
+    shot_seed: int = 0                # fixed, so paired training seeds are scored on identical prompts
+    benchmark_paths: dict[str, str] = field(default_factory=dict)  # task -> local folder / hub id (real)
 
     def __post_init__(self):
         _choice("eval.split", self.split, ("validation", "test"))
+        _choice("eval.benchmark", self.benchmark, ("toy", "real"))
 
 
 @dataclass

@@ -38,7 +38,7 @@ from vlmlab.optim import diverged, make_optimizer, make_schedule
 from vlmlab.paths import git_commit
 from vlmlab.perf import PeakMemory
 from vlmlab.tracking import Tracker, truncate_log, write_json_atomic, write_text_atomic
-from vlmlab.world.tasks import load_mixture, load_split
+from vlmlab.world.tasks import load_mixture
 
 
 class Preempted(SystemExit):
@@ -87,7 +87,6 @@ def run(cfg: Config) -> dict:
     processor = Processor(tokenizer, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, max_len)
     train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,
                             bad_samples=cfg.bad_samples)
-    eval_splits = {t: load_split(cfg.data, t, cfg.eval.split) for t in cfg.data.tasks}
     # ---- optimisation, resumed from the latest checkpoint if there is one
     opt = make_optimizer(vlm, cfg.optim)
     sched = make_schedule(opt, cfg.optim)
@@ -129,7 +128,7 @@ def run(cfg: Config) -> dict:
     memory = PeakMemory(device).start()
     metrics = {}
     if status == "finished":
-        metrics, predictions = evaluate(vlm, processor, eval_splits, cfg.eval, device)
+        metrics, predictions = evaluate(vlm, processor, cfg.data, cfg.eval, device)
         tracker.log(state.step, {f"eval/{k}": v for k, v in metrics.items()})
         write_json_atomic(run_dir / "predictions.json", predictions)
     summary = {
