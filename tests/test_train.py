@@ -74,3 +74,8 @@ def test_real_benchmarks_few_shot_evaluation_end_to_end(tmp_path, assets):
 def test_toy_world_few_shot_prompts(tmp_path):
     summary = run(cfg_at(tmp_path, "toyshots", ["eval.shots=2"]))
     assert summary["status"] == "finished" and set(summary["metrics"]) >= {"vqa", "caption", "avg"}
+
+
+def test_cross_attention_few_shot_reads_each_shots_own_image(tmp_path):
+    summary = run(cfg_at(tmp_path, "xshots", ["eval.shots=2", "fusion=cross_attention"]))
+    assert summary["status"] == "finished"

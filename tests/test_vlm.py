@@ -78,3 +78,19 @@ def test_frozen_backbones_get_no_gradients_but_new_tokens_do():
     assert all(p.grad is None for p in vlm.llm.parameters())
     assert vlm.vlm_embed.weight.grad is not None and vlm.vlm_embed.weight.grad.abs().sum() > 0
     assert any(p.grad is not None for p in vlm.connector.parameters())
+
+
+def test_cross_attention_context_keeps_each_image_apart():
+    cfg, vlm, proc, ds = setup(["fusion=cross_attention"])
+    from vlmlab.data import collate as collate_fn
+    a, b = ds[0], ds[1]
+    two = type(a)(a.input_ids + b.input_ids[1:], a.labels + b.labels[1:], a.views + b.views, [0] * len(a.views)
+                  + [1] * len(b.views))  # one sample showing two images, as a 1-shot prompt does
+    batch = collate_fn([two, ds[2]], vlm.ids.pad, proc.images.patch_size)
+    tokens, tmask = vlm.encode_images(batch["pixel_values"], batch["patch_mask"])
+    states, mask, t2i = vlm._images_per_sample(tokens, tmask, batch["view_to_sample"], batch["view_to_image"],
+                                               batch["input_ids"])
+    assert states.shape[:2] == (2, 2) and mask[0].all() and mask[1, 0].all() and not mask[1, 1].any()
+    assert torch.equal(states[0, 1], tokens[1]) and torch.equal(states[1, 0], tokens[2])
+    first, second = (batch["input_ids"][0] == vlm.ids.image).nonzero().flatten().tolist()
+    assert (t2i[0, :first] == -1).all() and (t2i[0, first:second] == 0).all() and (t2i[0, second:] == 1).all()

@@ -191,17 +191,18 @@ def encode_few_shot(processor, prompt: list[dict]) -> Encoded:
     (k=0 gives exactly its generation input). Views are in prompt order: the FA VLM fills <image> slots in order."""
     tok_ids = lambda text: processor.tok(text, add_special_tokens=False).input_ids  # noqa: E731
     ids = [processor.ids.bos] if processor.ids.bos is not None else []
-    views = []
+    views, view_image = [], []
     for j, s in enumerate(prompt):
         v = processor.images(s["image"].convert("RGB"), sample_id=s["id"], train=False)
         ids += processor.image_ids(v) + tok_ids(prompt_text(s["task"], s["question"]))
         if j < len(prompt) - 1:
             ids += tok_ids(" " + shot_answer(s)) + tok_ids(SEP)
         views += v
+        view_image += [j] * len(v)
     if len(ids) > processor.max_length:
         raise ValueError(f"{prompt[-1]['id']}: a {len(prompt) - 1}-shot prompt of {len(ids)} tokens exceeds the LM "
                          f"context of {processor.max_length}; use fewer shots or fewer visual tokens")
-    return Encoded(ids, [-100] * len(ids), views)
+    return Encoded(ids, [-100] * len(ids), views, view_image)
 
 
 def clean_prediction(text: str) -> str:

@@ -28,6 +28,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     views: list[torch.Tensor]  # [(3, H, W)]
+    view_image: list[int] | None = None  # image index (within the sample) of each view; None = all image 0
 
 
 class Processor:
@@ -137,5 +138,7 @@ def collate(items: list[Encoded], pad_id: int, patch_size: int, left_pad: bool =
     if all(v.shape == views[0].shape for v in views):
         patch_mask = None  # equal views: the encoder's plain path, no padding to mask
     view_to_sample = torch.tensor([b for b, x in enumerate(items) for _ in x.views], dtype=torch.long)
+    view_to_image = torch.tensor([i for x in items for i in (x.view_image or [0] * len(x.views))], dtype=torch.long)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-            "pixel_values": pixel_values, "patch_mask": patch_mask, "view_to_sample": view_to_sample}
+            "pixel_values": pixel_values, "patch_mask": patch_mask, "view_to_sample": view_to_sample,
+            "view_to_image": view_to_image}

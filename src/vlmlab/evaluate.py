@@ -55,7 +55,7 @@ def evaluate_task(vlm, processor: Processor, prompts, task: str, cfg, device) ->
         batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         t0 = time.perf_counter()
         out = vlm.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], batch["patch_mask"],
-                           batch["view_to_sample"], max_new_tokens=cfg.max_new_tokens)
+                           batch["view_to_sample"], batch["view_to_image"], max_new_tokens=cfg.max_new_tokens)
         elapsed += time.perf_counter() - t0
         preds += [benchmarks.clean_prediction(processor.tok.decode(ids, skip_special_tokens=True)) for ids in out]
     answers, ids = prompts.queries["answers"], prompts.queries["id"]

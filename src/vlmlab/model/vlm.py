@@ -58,7 +58,7 @@ class VLM(nn.Module):
                 emb = torch.where(sel.unsqueeze(-1), self.vlm_embed.weight[row].to(emb.dtype), emb)
         return emb
 
-    def prepare(self, input_ids, pixel_values, patch_mask, view_to_sample) -> torch.Tensor:
+    def prepare(self, input_ids, pixel_values, patch_mask, view_to_sample, view_to_image=None) -> torch.Tensor:
         """Embeds the prompt and fuses the images in; returns inputs_embeds (B, L, D)."""
         emb = self.embed(input_ids)
         if pixel_values is None:
@@ -72,24 +72,30 @@ class VLM(nn.Module):
             if slots.sum() != visual.shape[0]:
                 raise ValueError(f"{int(slots.sum())} <image> slots in the text but {visual.shape[0]} visual tokens")
             return emb.masked_scatter(slots.unsqueeze(-1), visual.to(emb.dtype))
-        self.xattn.set_image_context(*self._images_per_sample(tokens, tmask, view_to_sample, input_ids))
+        if view_to_image is None:
+            view_to_image = torch.zeros_like(view_to_sample)
+        self.xattn.set_image_context(*self._images_per_sample(tokens, tmask, view_to_sample, view_to_image,
+                                                              input_ids))
         return emb
 
-    def _images_per_sample(self, tokens, tmask, view_to_sample, input_ids):
-        """Cross-attention context: each sample's views joined into one image (B, 1, T_max, D) + mask."""
-        B = input_ids.shape[0]
-        per = [tokens[view_to_sample == b][tmask[view_to_sample == b]] for b in range(B)]  # [(t_b, D)]
-        t_max = max(p.shape[0] for p in per)
-        states = tokens.new_zeros(B, 1, t_max, tokens.shape[-1])
-        mask = torch.zeros(B, 1, t_max, dtype=torch.bool, device=tokens.device)
-        for b, p in enumerate(per):
-            states[b, 0, : p.shape[0]], mask[b, 0, : p.shape[0]] = p, True
-        return states, mask, token_to_image_from_ids(input_ids, self.ids.image).clamp(max=0)  # one image each
+    def _images_per_sample(self, tokens, tmask, view_to_sample, view_to_image, input_ids):
+        """Cross-attention context: the views of each image joined, (B, I_max, T_max, D) + mask (B, I_max, T_max);
+        text tokens read the most recent image (one `<image>` token marks each image in the text)."""
+        B, I = input_ids.shape[0], int(view_to_image.max()) + 1
+        per = {(b, i): tokens[(view_to_sample == b) & (view_to_image == i)][tmask[(view_to_sample == b)
+                                                                               & (view_to_image == i)]]
+               for b in range(B) for i in range(I)}                              # {(b, i): (t, D)}
+        t_max = max(p.shape[0] for p in per.values())
+        states = tokens.new_zeros(B, I, t_max, tokens.shape[-1])
+        mask = torch.zeros(B, I, t_max, dtype=torch.bool, device=tokens.device)
+        for (b, i), p in per.items():
+            states[b, i, : p.shape[0]], mask[b, i, : p.shape[0]] = p, True
+        return states, mask, token_to_image_from_ids(input_ids, self.ids.image)
 
     # ---- training and generation -------------------------------------------------------------
     def forward(self, input_ids, attention_mask, labels=None, pixel_values=None, patch_mask=None,
-                view_to_sample=None):
-        emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample)
+                view_to_sample=None, view_to_image=None):
+        emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample, view_to_image)
         out = self.llm(inputs_embeds=emb, attention_mask=attention_mask, use_cache=False)
         logits = out.logits  # (B, L, V)
         loss = None
@@ -100,9 +106,9 @@ class VLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, pixel_values=None, patch_mask=None, view_to_sample=None,
-                 max_new_tokens: int = 16) -> list[list[int]]:
+                 view_to_image=None, max_new_tokens: int = 16) -> list[list[int]]:
         """Greedy decoding with the KV cache; prompts must be left-padded. Returns new token ids per sample."""
-        emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample)
+        emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample, view_to_image)
         out = self.llm.generate(inputs_embeds=emb, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                                 do_sample=False, use_cache=True, eos_token_id=self.ids.eos,
                                 pad_token_id=self.ids.pad)

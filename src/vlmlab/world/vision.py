@@ -9,6 +9,7 @@ of colour, shape (one-object scenes) and object count from mean-pooled patch fea
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -74,7 +75,11 @@ def build_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec) -> SiglipModel:
                            num_attention_heads=spec.heads, image_size=spec.image_size, patch_size=spec.patch),
     )
     torch.manual_seed(spec.seed)
-    return SiglipModel(cfg)
+    model = SiglipModel(cfg)
+    with torch.no_grad():  # SigLIP paper's init (t' = log 10, b = -10); transformers leaves 0, 0 and the loss collapses
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-10.0)
+    return model
 
 
 def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vision") -> SiglipModel:
