@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test ablation report train backbones world-docs clean-runs
+.PHONY: help venv test ablation bench report train backbones world-docs clean-runs
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ test: venv ## run the test suite (CPU, offline, < 10 minutes)
 
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)
+
+bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims: speed, memory, % of matmul peak, generation
+	$(PY) -m vlmlab.bench $(ARGS)
 
 report: venv ## regenerate results/ (tables, plots, REPORT.md, report.html) from runs/ without training
 	$(PY) -m vlmlab.report --runs runs --out results

@@ -182,7 +182,7 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
             batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in next(it).items()}
             sync = nullcontext() if not d.enabled or micro == cfg.optim.grad_accum - 1 else model.no_sync()
             with amp, sync:
-                loss, _ = model(**batch)
+                loss, _ = model(**batch, return_logits=False)  # LM head on supervised positions only
                 if d.enabled:  # normalise by the global count of supervised tokens (DDP averages over ranks)
                     n_local = (batch["labels"][:, 1:] != -100).sum().float()
                     share = n_local * d.world / dist.global_sum(n_local, d)

@@ -1,12 +1,16 @@
 """Measurements: the fp32 matmul peak, training steps (time, peak memory, FLOPs), generation latency.
 
 A training step is what train.py does per optimizer step: forward, loss.item(), backward, grad-norm clip,
-AdamW step, zero_grad. Every timing is taken twice: wall clock, and this process's CPU time. With one
-torch thread (the default) CPU time is the compute the step received, so it stays meaningful while other
-processes share the cores; wall clock is what a user waits, and it is as noisy as the machine's load. Peak memory on CPU is the resident set's rise over its level before the model was
-built, sampled every millisecond during one untimed step (vlmlab.perf.PeakMemory); the allocator is told
-to return every freed block over 64 KiB to the OS at once, so the level falls back between models (for
-the timings it is set back to 32 MiB, where glibc's dynamic threshold settles in a training loop).
+AdamW step (vlmlab.optim.make_optimizer), zero_grad. Every timing is taken twice: wall clock, what a user
+waits, as noisy as the machine's load; and this process's CPU time, which with one torch thread (the
+default) is the compute the step received, far less sensitive to other processes (not immune: they still
+share caches and memory bandwidth, expect ~10-20% drift between a quiet and a busy machine).
+
+Peak memory on CPU is the rise of the resident set over its level before the model was built (after gc
+and malloc_trim, so freed memory of earlier models is not counted), sampled every millisecond during one
+untimed step (vlmlab.perf.PeakMemory) in which glibc mmaps every block over 64 KiB, so the RSS follows the
+live tensors. That setting costs ~50% more time in page faults, so every timed step runs with the
+thresholds glibc settles on in a training loop (allocator_for_speed).
 """
 from __future__ import annotations
 
@@ -28,25 +32,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _mallopt_mmap_threshold(nbytes: int) -> None:
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> None:
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD (fixed: no dynamic raising)
-    except (OSError, AttributeError):
-        pass
-
-
-def release_memory() -> None:
-    """gc + malloc_trim, and an mmap threshold of 64 KiB so that freed tensors leave the RSS (glibc only)."""
-    gc.collect()
-    _mallopt_mmap_threshold(64 * 1024)
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD (fixed from now on: glibc stops adjusting it)
+        libc.mallopt(-1, trim_threshold)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
 
 
 def allocator_for_speed() -> None:
-    _mallopt_mmap_threshold(32 * 2**20)
+    """Where glibc's dynamic thresholds settle in a training loop (mmap 32 MiB, trim 64 MiB): as fast as the
+    default allocator (measured), unlike the memory measurement's 64 KiB (+50% step time in page faults)."""
+    _mallopt(32 * 2**20, 64 * 2**20)
+
+
+def release_memory() -> None:
+    """gc, then malloc_trim: glibc hands every free page back to the OS, so the RSS is the live memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def memory_level(device: torch.device) -> float:
@@ -56,6 +63,7 @@ def memory_level(device: torch.device) -> float:
 
 def matmul_peak(device: torch.device, sizes=(1024, 2048), reps: int = 5) -> dict:
     """Best over sizes of the median GFLOP/s of an n x n fp32 torch.matmul (2 n^3 FLOPs), by wall and CPU time."""
+    allocator_for_speed()
     best = {"gflops": 0.0, "gflops_cpu": 0.0, "n": 0}
     for n in sizes:
         a, b = (torch.randn(n, n, device=device) for _ in range(2))
@@ -117,10 +125,16 @@ def step_flops(trainer: Trainer) -> int:
 
 
 def step_peak_memory(trainer: Trainer, device: torch.device) -> float:
-    """Peak MiB (CPU RSS or CUDA allocated) during one training step."""
-    pm = PeakMemory(device, interval_s=0.001).start()
-    trainer.step()
-    return pm.stop()
+    """Peak MiB (CPU RSS or CUDA allocated) during one training step. On CPU every block over 64 KiB is
+    mmapped for this step and unmapped when freed, so the RSS follows the live tensors."""
+    _mallopt(64 * 1024, 128 * 1024)
+    release_memory()
+    try:
+        pm = PeakMemory(device, interval_s=0.001).start()
+        trainer.step()
+        return pm.stop()
+    finally:
+        allocator_for_speed()
 
 
 @torch.no_grad()

@@ -33,6 +33,7 @@ PAD, BOS, EOS, IMAGE, FAKE, FIRST_TEXT = 0, 1, 2, 4, 5, 7  # the zoo tokenizer's
 
 @dataclass(frozen=True)
 class Dims:
+    """Defaults: the toy recipe as of writing; `recipe_dims()` reads the live values."""
     batch: int = 16           # optim.batch_size
     image: int = 64           # square image side (zoo vision: 64 px, patch 8 -> 64 patches)
     patch: int = 8
@@ -47,28 +48,76 @@ class Dims:
     vocab: int = 1024         # zoo tokenizer
     n_latents: int = 16       # conf/connector/perceiver.yaml
     depth: int = 3
-    p_heads: int = 16         # ConnectorConfig defaults (Idefics2's 16 x 96)
-    p_head_dim: int = 96
-    every: int = 1            # conf/fusion/cross_attention.yaml
+    p_heads: int = 4
+    p_head_dim: int = 32
+    p_mlp_mult: int = 4       # our connector MLPs: hidden = mult x LM width (Idefics2: fixed, see PARAM_NOTES)
+    every: int = 1            # conf/fusion/cross_attention.yaml (block heads / MLP: matched to Idefics1's)
+    xattn_projection: bool = False  # ours_xattn: SwiGLU projection before the perceiver, as the recipe's
+    # connector has (connector.mlp_before); off by default because Idefics1 has none (a linear map instead)
     text: int = 26            # text tokens after the image block: FA length 45, cross-attention 28 (the
     answer: int = 6           # toy mixture's padded batch max); the last `answer` tokens carry the loss
     new_tokens: int = 8       # generation: greedy tokens after the prompt
 
 
-SIZES = {
+def recipe_dims() -> Dims:
+    """The default recipe's dims: zoo backbones (world/lm.py LMSpec, world/vision.py VisionSpec, the zoo
+    tokenizer's 1024 tokens) and conf/'s connector, cross-attention interval and batch size."""
+    from vlmlab.config import compose
+    from vlmlab.world.lm import LMSpec
+    from vlmlab.world.vision import VisionSpec
+
+    lm, vis = LMSpec(), VisionSpec()
+    cfg = compose(["fusion=cross_attention", "logger=none"])
+    c = cfg.connector
+    return Dims(batch=cfg.optim.batch_size, image=vis.image_size, patch=vis.patch, v_hidden=vis.hidden,
+                v_layers=vis.layers, v_heads=vis.heads, v_inter=vis.intermediate, hidden=lm.hidden, layers=lm.layers,
+                heads=lm.heads, inter=lm.intermediate, n_latents=c.n_latents, depth=c.depth, p_heads=c.n_heads,
+                p_head_dim=c.head_dim, p_mlp_mult=c.mlp_hidden_mult, every=cfg.fusion.cross_attention.every)
+
+
+SIZES = {  # "toy" = recipe_dims(), read when asked for (dims_for)
     "tiny": Dims(batch=2, image=32, v_hidden=32, v_layers=2, v_heads=2, v_inter=64, hidden=32, layers=2, heads=2,
                  inter=64, vocab=384, n_latents=4, depth=1, p_heads=2, p_head_dim=16, text=8, answer=3, new_tokens=2),
-    "toy": Dims(),
-    "big": Dims(batch=8, image=224, patch=14, v_hidden=384, v_layers=6, v_heads=6, v_inter=1536, hidden=512,
-                layers=8, heads=8, inter=1536, vocab=32000, n_latents=64, every=4, text=48, answer=8),
+    # vision width = LM width, as at toy: Idefics1 resamples at the vision width, ours (and Idefics2) at the LM's
+    "big": Dims(batch=8, image=224, patch=14, v_hidden=512, v_layers=6, v_heads=8, v_inter=2048, hidden=512,
+                layers=8, heads=8, inter=1536, vocab=32000, n_latents=64, p_heads=16, p_head_dim=96, every=4,
+                text=48, answer=8),
 }
+SIZE_NAMES = ("tiny", "toy", "big")
+
+
+def dims_for(size: str) -> Dims:
+    return recipe_dims() if size == "toy" else SIZES[size]
+
 
 PARAM_NOTES = {
-    "ours_fa": "ours: projection SwiGLU hidden = 4*lm (Idefics2: text intermediate); random latents",
+    "ours_fa": "ours: projection SwiGLU hidden = p_mlp_mult x LM width (Idefics2: LM intermediate); random latents",
     "idefics2": "Idefics2: projection SwiGLU hidden = LM intermediate; latents init to ones",
-    "ours_xattn": "ours: SwiGLU projection before the perceiver, SwiGLU perceiver MLP, RMSNorm",
+    "ours_xattn": "ours: linear map (or SwiGLU: xattn_projection) before the perceiver, SwiGLU perceiver MLP, RMSNorm",
     "idefics1": "Idefics1: no projection, ReLU perceiver MLP (2 mats), LayerNorm; CLIP tower + class token",
 }
+
+
+def explained_gap(d: Dims, fusion: str) -> int:
+    """params(ours) - params(reference), from the differences in PARAM_NOTES alone (the rest is equal).
+
+    FA: our projection's hidden width is p_mlp_mult x D_lm, Idefics2's the LM's intermediate size; plus our
+    2-row token table. Cross-attention (needs D_v = D_lm, so that Idefics1's perceiver, which works at the
+    vision width, has our widths): our linear map (or SwiGLU projection) before the perceiver, where
+    Idefics1 has none; per perceiver layer a SwiGLU MLP (3 matrices of m x D) against a ReLU one (2 of
+    4 x D) and RMSNorms against LayerNorms (no bias: -D per norm, 3 per layer and the final one);
+    Idefics1's CLIP tower has a class token, one more position and a pre-norm (4 D) where SigLIP's patch
+    embedding has a bias (D); plus our token table.
+    """
+    dv, dl, m = d.v_hidden, d.hidden, d.p_mlp_mult
+    table = 2 * dl
+    if fusion == "autoregressive":
+        return (2 * dv + dl) * (m * dl - d.inter) + table
+    assert dv == dl, "Idefics1's perceiver runs at the vision width: the gap formula assumes D_v = D_lm"
+    projection = 2 * dv * m * dl + m * dl * dl if d.xattn_projection else dv * dl
+    perceiver = d.depth * (3 * m * dl * dl - 2 * 4 * dl * dl - 3 * dl) - dl
+    vision = dv - (dv + dv + 2 * dv)  # SigLIP's patch bias - (class token, extra position, pre-LayerNorm)
+    return projection + perceiver + vision + table
 
 
 @dataclass
@@ -114,8 +163,10 @@ def _ours(d: Dims, fusion: str, trainable: str, seed: int) -> VLM:
     torch.manual_seed(seed)
     vision = VisionEncoder(SiglipVisionModel(SiglipVisionConfig(**_vision_kwargs(d))))
     llm = LlamaForCausalLM(LlamaConfig(**_lm_kwargs(d), attn_implementation="sdpa"))
+    mlp_before = fusion == "autoregressive" or d.xattn_projection
     conn = build_connector(ConnectorConfig(kind="perceiver", n_latents=d.n_latents, depth=d.depth, n_heads=d.p_heads,
-                                           head_dim=d.p_head_dim), vision.hidden_size, d.hidden)
+                                           head_dim=d.p_head_dim, mlp_before=mlp_before,
+                                           mlp_hidden_mult=d.p_mlp_mult), vision.hidden_size, d.hidden)
     xattn = None
     if fusion == "cross_attention":  # Idefics1's block dims: LM heads, LM head size, LM intermediate
         xcfg = CrossAttentionConfig(every=d.every, n_heads=d.heads, head_dim=d.hidden // d.heads,

@@ -5,7 +5,8 @@ in CPU ms; each part's forward CPU ms, FLOPs and FLOP/s (ours: "lm" includes the
 which run inside its layers' hooks);
 the fixed per-step overhead (the same op graph at near-zero width, so nearly all Python and dispatch);
 the busiest ops (torch.profiler); and the toy data pipeline (encode + collate per batch, main process).
-CPU time, not wall time: with one thread it is robust to other processes on a shared machine.
+CPU time, not wall time: with one thread it is far less sensitive to other processes on a shared machine
+(not immune: they still share caches and memory bandwidth; parts' times vary ~10% between runs).
 """
 from __future__ import annotations
 
@@ -78,14 +79,30 @@ def part_flops(tr: measure.Trainer) -> dict[str, int]:
             for part, mods in tr.subject.parts.items()}
 
 
-def top_ops(tr: measure.Trainer, steps: int = 2, k: int = 12) -> tuple[str, float]:
-    """torch.profiler's busiest ops by self CPU time, and the number of aten ops dispatched per step."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+MOVES = ("aten::fill_", "aten::copy_", "aten::zero_")  # memory traffic without FLOPs
+
+
+def top_ops(tr: measure.Trainer, steps: int = 2, k: int = 12) -> tuple[str, float, list[str]]:
+    """torch.profiler's busiest ops by self CPU time, the number of aten ops dispatched per step, and the
+    biggest fills / copies with the op chain that issued them (the overhead a code change can remove)."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(steps):
             tr.step()
     ka = prof.key_averages()
     n_ops = sum(e.count for e in ka if e.key.startswith("aten::")) / steps
-    return ka.table(sort_by="self_cpu_time_total", row_limit=k, max_name_column_width=44), n_ops
+    moves: dict[tuple, list[float]] = {}
+    for e in prof.events():
+        if e.name in MOVES:
+            chain, parent = [], e.cpu_parent
+            while parent is not None and len(chain) < 3:
+                chain.append(parent.name.replace("aten::", ""))
+                parent = parent.cpu_parent
+            key = (e.name.replace("aten::", ""), str(list(e.input_shapes[0]) if e.input_shapes else []),
+                   " < ".join(chain))
+            moves.setdefault(key, []).append(e.self_cpu_time_total / 1000 / steps)
+    top = sorted(moves.items(), key=lambda kv: -sum(kv[1]))[:5]
+    lines = [f"   {sum(v):6.1f} ms {len(v) // steps:3d}x {op} {shape} < {chain}" for (op, shape, chain), v in top]
+    return ka.table(sort_by="self_cpu_time_total", row_limit=k, max_name_column_width=44), n_ops, lines
 
 
 def overhead_floor(build, d: Dims, steps: int) -> float:
@@ -112,8 +129,8 @@ def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
 
     cfg = compose([f"data.train_size={max(16, batches * d.batch // 4)}", f"image.size={d.image}"])
     tok = train_tokenizer(build_corpus(CorpusSpec()))
-    ids = TokenIds(image=tok.convert_tokens_to_ids("<image>"), fake=tok.convert_tokens_to_ids("<fake_token_around_image>"),
-                   bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
+    image, fake = tok.convert_tokens_to_ids(["<image>", "<fake_token_around_image>"])
+    ids = TokenIds(image=image, fake=fake, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
     images = ImageProcessor(cfg.image, d.patch)
     samples = load_mixture(cfg.data, "train")
     out = {}
@@ -130,6 +147,7 @@ def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
 
 def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torch.device("cpu"),
                  steps: int = 4, data: bool = True) -> str:
+    measure.allocator_for_speed()
     lines = [f"profile: batch {d.batch}, trainable={trainable}, {torch.get_num_threads()} thread(s); CPU ms per step "
              "(medians)"]
     for fusion, pair in PAIRS.items():
@@ -139,7 +157,7 @@ def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torc
                 tr.step()
             phases = phase_times(tr, steps)
             parts, flops = part_forward_times(tr, steps), part_flops(tr)
-            table, n_ops = top_ops(tr)
+            table, n_ops, moves = top_ops(tr)
             floor = overhead_floor(build, d, steps)
             total = sum(phases.values())
             lines += ["", f"== {tr.subject.name}: step {total:.1f} ms, {n_ops:.0f} aten ops/step, fixed overhead "
@@ -148,7 +166,8 @@ def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torc
                       "   part          fwd ms  fwd GFLOP  fwd GFLOP/s"]
             lines += [f"   {n:<12}{parts[n]:>9.1f}{flops[n] / 1e9:>10.2f}{flops[n] / 1e6 / max(parts[n], 1e-9):>12.1f}"
                       for n in parts]
-            lines += ["   busiest ops (wall time inside the profiler):", table]
+            lines += ["   biggest fills / copies per step (wall time inside the profiler):", *moves,
+                      "   busiest ops (wall time inside the profiler):", table]
             del tr
             measure.release_memory()
     if data:
