@@ -1,0 +1,120 @@
+"""Every design axis combines with every other: fusion x connector x trainable x image trains 2 steps and
+generates, on two LM architectures and two vision architectures; trainable counts follow the policy exactly;
+a merged LoRA model gives the same outputs."""
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+from vlmlab.config import compose
+from vlmlab.data import Processor, TaskDataset, collate
+from vlmlab.model.build import build_image_processor, build_vlm
+from vlmlab.model.trainable import merge_lora, parameter_table
+from vlmlab.world.tasks import load_mixture
+
+FUSIONS = ["autoregressive", "cross_attention"]
+CONNECTORS = ["linear", "mlp", "perceiver"]
+TRAINABLES = ["frozen", "lora", "full"]
+IMAGES = [["image=square"], ["image=preserve"], ["image=split"], ["image=split", "image.mode=preserve"]]
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qwen") / "tiny_qwen2"
+    tok = AutoTokenizer.from_pretrained(Path(__file__).parents[1] / "assets" / "tiny_llama")
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def two_steps_and_generate(overrides, llm_dir=None, vision_dir=None):
+    cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke", *overrides])
+    if llm_dir:
+        cfg.llm.name_or_path = str(llm_dir)
+    if vision_dir:
+        cfg.vision.name_or_path = str(vision_dir)
+    vlm, tok = build_vlm(cfg)
+    images = build_image_processor(cfg, vlm)
+    proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, 512)
+    ds = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
+    batch = collate([ds[i] for i in range(3)], vlm.ids.pad, images.patch_size)
+    opt = torch.optim.AdamW([p for p in vlm.parameters() if p.requires_grad], lr=1e-3)
+    for _ in range(2):
+        loss, _ = vlm(**batch, return_logits=False)
+        assert torch.isfinite(loss)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    gen = TaskDataset(load_mixture(cfg.data, "train"), proc, train=False, with_answer=False)
+    gbatch = collate([gen[i] for i in range(2)], vlm.ids.pad, images.patch_size, left_pad=True)
+    out = vlm.generate(gbatch["input_ids"], gbatch["attention_mask"], gbatch["pixel_values"], gbatch["patch_mask"],
+                       gbatch["view_to_sample"], gbatch["view_to_image"], max_new_tokens=3)
+    assert len(out) == 2
+    return vlm
+
+
+@pytest.mark.parametrize("fusion,connector,trainable,image",
+                         list(itertools.product(FUSIONS, CONNECTORS, TRAINABLES, range(len(IMAGES)))))
+def test_every_combination_trains_and_generates(fusion, connector, trainable, image):
+    two_steps_and_generate([f"fusion={fusion}", f"connector={connector}", f"trainable={trainable}", *IMAGES[image]])
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("connector,trainable,image", [("perceiver", "lora", 1), ("mlp", "full", 3),
+                                                        ("linear", "frozen", 2)])
+def test_other_architectures(fusion, connector, trainable, image, tiny_qwen, assets):
+    """Qwen2 as the LM with SigLIP, and CLIP as the encoder with Llama."""
+    axes = [f"fusion={fusion}", f"connector={connector}", f"trainable={trainable}", *IMAGES[image]]
+    two_steps_and_generate(axes, llm_dir=tiny_qwen)
+    two_steps_and_generate(axes, vision_dir=assets / "tiny_clip")
+
+
+@pytest.mark.parametrize("policy", TRAINABLES)
+def test_trainable_counts_follow_the_policy_exactly(policy):
+    cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke", "fusion=cross_attention", f"trainable={policy}"])
+    vlm, _ = build_vlm(cfg)
+    table = parameter_table(vlm)
+    for comp in ("connector", "cross_attention", "new_tokens"):  # new modules always train fully
+        assert table[comp]["trainable"] == table[comp]["total"] > 0
+    for comp, module in (("vision", vlm.vision), ("llm", vlm.llm)):
+        lora = {n: p for n, p in module.named_parameters() if "lora_" in n}
+        if policy == "frozen":
+            assert table[comp]["trainable"] == 0 and not lora
+        elif policy == "full":
+            assert table[comp]["trainable"] == table[comp]["total"] and not lora
+        else:  # only the adapters: r * (in + out) per adapted linear layer
+            assert all(p.requires_grad for p in lora.values())
+            assert table[comp]["trainable"] == sum(p.numel() for p in lora.values()) > 0
+            r = cfg.trainable.lora.r
+            expected = sum(r * (m.in_features + m.out_features) for n, m in module.named_modules()
+                           if hasattr(m, "lora_A") and isinstance(m.base_layer, torch.nn.Linear)
+                           for m in [m.base_layer])
+            assert table[comp]["trainable"] == expected
+    assert table["all"]["trainable"] == sum(p.numel() for p in vlm.parameters() if p.requires_grad)
+
+
+def test_merged_lora_gives_the_same_outputs():
+    cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke", "trainable=lora"])
+    vlm, tok = build_vlm(cfg)
+    images = build_image_processor(cfg, vlm)
+    proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, "autoregressive", 512)
+    ds = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
+    batch = collate([ds[i] for i in range(2)], vlm.ids.pad, images.patch_size)
+    vlm.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        bare = vlm(**batch)[1]  # LoRA's B starts at zero: the adapters do nothing yet
+        for n, p in vlm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+        adapted = vlm(**batch)[1]
+        merge_lora(vlm)
+        merged = vlm(**batch)[1]
+    assert not torch.allclose(bare, adapted, atol=1e-3)  # the adapters matter
+    assert torch.allclose(adapted, merged, atol=1e-5)
