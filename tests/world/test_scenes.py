@@ -15,7 +15,7 @@ CFG = WorldConfig()
 def blobs(img: Image.Image, background: tuple[int, int, int]) -> int:
     """Connected components of pixels that differ clearly from the background."""
     diff = np.abs(np.asarray(img, dtype=np.int16) - np.array(background)).max(-1)
-    mask = Image.fromarray(((diff > 60) * 255).astype(np.uint8))
+    mask = Image.fromarray(((diff > 60) * 255).astype(np.uint8)).copy()  # copy: fromarray may share a read-only buffer
     n = 0
     while True:
         ys, xs = np.nonzero(np.asarray(mask))

@@ -39,10 +39,10 @@ class VisionSpec:
     patch: int = 8  # patch size: (64 / 8)^2 = 64 patches
     text_layers: int = 2  # text tower layers (width = hidden)
     text_len: int = 32  # caption tokens (padded to this length, as SigLIP)
-    steps: int = 300  # optimiser steps (the quality knob: weak and strong differ here)
-    batch: int = 64  # image-text pairs per step
-    lr: float = 1e-3  # peak AdamW learning rate (cosine to 10%)
-    pool: int = 6000  # distinct training scenes
+    steps: int = 800  # optimiser steps (the quality knob: weak and strong differ here)
+    batch: int = 32  # image-text pairs per step
+    lr: float = 2e-3  # peak AdamW learning rate (cosine to 10%)
+    pool: int = 4000  # distinct training scenes
     seed: int = 0  # init, scenes and data order
 
 
@@ -145,7 +145,7 @@ def _features(model: SiglipModel, scenes: list[Scene], size: int) -> torch.Tenso
     return torch.cat([model.vision_model(pixel_values=b).last_hidden_state.mean(1) for b in px.split(128)])  # (N, D)
 
 
-def attribute_probe(model: SiglipModel, spec: VisionSpec, n_train: int = 1000, n_test: int = 500) -> dict[str, float]:
+def attribute_probe(model: SiglipModel, spec: VisionSpec, n_train: int = 600, n_test: int = 400) -> dict[str, float]:
     """Linear-probe accuracy of colour and shape (one-object scenes) and count (1-5 objects)."""
     out = {}
     single = square_scenes("siglip-eval/single", n_train + n_test, objects=(1, 1))

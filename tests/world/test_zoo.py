@@ -1,0 +1,84 @@
+"""The backbone zoo: the mini zoo builds in seconds and its directories load like hub models."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+from vlmlab.world import zoo
+from vlmlab.world.tokenizer import SPECIAL_TOKENS
+
+CONF = Path(__file__).parents[2] / "conf"
+
+
+@pytest.fixture(scope="module")
+def mini_zoo(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VLMLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    t0 = time.time()
+    summary = zoo.build(mini=True)
+    yield summary, time.time() - t0
+    mp.undo()
+
+
+def test_mini_zoo_builds_in_seconds(mini_zoo):
+    summary, seconds = mini_zoo
+    assert seconds < 40
+    assert set(summary["models"]) == set(zoo.NAMES)
+    assert summary["strong_minus_weak"]["lm"]["same_parameter_count"]
+    assert summary["strong_minus_weak"]["vision"]["same_parameter_count"]
+
+
+def test_lm_dirs_load_with_automodel(mini_zoo):
+    path = zoo.ensure("lm_strong", build_if_missing=False, mini=True)
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert tok.convert_tokens_to_ids(SPECIAL_TOKENS) == list(range(len(SPECIAL_TOKENS)))
+    assert (tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token) == ("<s>", "</s>", "<pad>", "<unk>")
+    ids = tok("<image>Question: What colour is the star? Answer:", return_tensors="pt")["input_ids"]
+    assert ids[0, 0] == tok.bos_token_id and ids[0, 1] == tok.convert_tokens_to_ids("<image>")
+    assert model(input_ids=ids).logits.shape == (1, ids.shape[1], len(tok))
+    quality = json.loads((path / "manifest.json").read_text())["quality"]
+    assert {"heldout_perplexity", "fact_recall"} <= set(quality)
+
+
+def test_vision_dirs_load_with_automodel(mini_zoo):
+    path = zoo.ensure("vision_weak", build_if_missing=False, mini=True)
+    model = AutoModel.from_pretrained(path)
+    assert type(model).__name__ == "SiglipModel"
+    feats = model.vision_model(pixel_values=torch.zeros(2, 3, 64, 64)).last_hidden_state
+    assert feats.shape == (2, 64, model.config.vision_config.hidden_size)  # 64 px / patch 8 -> 64 patches
+    quality = json.loads((path / "manifest.json").read_text())["quality"]
+    assert {"retrieval_r1_at_50", "probe_colour", "probe_shape", "probe_count"} <= set(quality)
+
+
+def test_weak_and_strong_share_architecture(mini_zoo):
+    weak, strong = (AutoModelForCausalLM.from_pretrained(zoo.ensure(n, False, mini=True)) for n in ("lm_weak", "lm_strong"))
+    assert sum(p.numel() for p in weak.parameters()) == sum(p.numel() for p in strong.parameters())
+    assert not torch.equal(next(weak.parameters()), next(strong.parameters()))
+
+
+def test_rebuild_is_skipped(mini_zoo):
+    t0 = time.time()
+    zoo.build(mini=True)
+    assert time.time() - t0 < 2
+
+
+def test_missing_backbone_names_the_make_target(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make backbones"):
+        zoo.ensure("lm_weak", build_if_missing=False, mini=False)
+    with pytest.raises(ValueError, match="unknown zoo backbone"):
+        zoo.ensure("lm_huge")
+
+
+def test_conf_files_point_at_the_zoo():
+    for group, kind in (("llm", "lm"), ("vision", "vision")):
+        for q in ("weak", "strong"):
+            path = CONF / group / f"toy_{q}.yaml"
+            assert path.read_text().startswith("#")
+            assert OmegaConf.load(path).name_or_path == f"zoo:{kind}_{q}"
