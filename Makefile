@@ -34,7 +34,7 @@ report: venv ## regenerate results/ (tables, plots, REPORT.md, report.html) from
 train: venv ## one training run of the baseline recipe: make train ARGS="connector=mlp"
 	$(PY) -m vlmlab.train $(ARGS)
 
-backbones: venv ## build the toy world's backbone zoo (cached under $$VLMLAB_CACHE, default ~/.cache/vlmlab)
+backbones: venv ## build the toy world's backbone zoo (cached under VLMLAB_CACHE, default ~/.cache/vlmlab)
 	$(PY) -m vlmlab.world.zoo build
 
 world-docs: venv ## regenerate docs/world_contact_sheet.png

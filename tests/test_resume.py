@@ -2,7 +2,6 @@
 bad samples are named or skipped."""
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import torch
 
 from vlmlab.config import compose, repo_root
 from vlmlab.data import BadSample, Processor, TaskDataset
-from vlmlab.images import ImageProcessor
 from vlmlab.model.build import build_image_processor, build_vlm
 from vlmlab.train import run
 

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from vlmlab.config import compose, repo_root
+from vlmlab.config import compose
 from vlmlab.train import run
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=3"]

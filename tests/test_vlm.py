@@ -3,7 +3,6 @@ import torch
 
 from vlmlab.config import compose
 from vlmlab.data import Processor, TaskDataset, collate
-from vlmlab.images import ImageProcessor
 from vlmlab.model.build import build_image_processor, build_vlm
 from vlmlab.world.tasks import load_mixture
 

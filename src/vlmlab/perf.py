@@ -7,11 +7,24 @@ many cells in one process, so it would measure run order rather than the design 
 from __future__ import annotations
 
 import os
+import platform
 import threading
+from pathlib import Path
 
 import torch
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo), for reports and benchmark tables."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def rss_mb() -> float:

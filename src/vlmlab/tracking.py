@@ -8,14 +8,17 @@ import tempfile
 from pathlib import Path
 
 
-def write_json_atomic(path: str | Path, obj) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers see the old or the new file."""
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then os.replace: readers see the old or the new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=str)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions of a new file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -24,18 +27,11 @@ def write_json_atomic(path: str | Path, obj) -> None:
         raise
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_json_atomic(path: str | Path, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, default=str))
+
+
+write_text_atomic = write_atomic
 
 
 def truncate_log(path: Path, last_step: int) -> None:

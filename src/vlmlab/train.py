@@ -101,7 +101,7 @@ def run(cfg: Config) -> dict:
     batches = EpochBatches(len(train_set), cfg.optim.batch_size, cfg.seed, start=state.batches)
     loader = DataLoader(train_set, batch_sampler=dist.RankSlice(batches, d) if d.enabled else batches,
                         collate_fn=lambda items: collate(items, vlm.ids.pad, images.patch_size),
-                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0, pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     cell = run_dir.parent.name
     tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name,
@@ -179,7 +179,8 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
         t0 = time.perf_counter()
         loss_sum = 0.0
         for micro in range(cfg.optim.grad_accum):
-            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in next(it).items()}
+            batch = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+                     for k, v in next(it).items()}
             sync = nullcontext() if not d.enabled or micro == cfg.optim.grad_accum - 1 else model.no_sync()
             with amp, sync:
                 loss, _ = model(**batch, return_logits=False)  # LM head on supervised positions only

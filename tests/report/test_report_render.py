@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from report_fakes import make_run, write_ablation
 
+from vlmlab import tracking
 from vlmlab.report import aggregate
 
 P, M = {"connector": "perceiver"}, {"connector": "mlp"}
@@ -159,7 +160,7 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     def crash(fd):
         raise KeyboardInterrupt  # Ctrl-C between writing and renaming
 
-    monkeypatch.setattr(aggregate.os, "fsync", crash)
+    monkeypatch.setattr(tracking.os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         aggregate.write_atomic(target, "new report, half written")
     assert target.read_text() == "old report" and [p.name for p in tmp_path.iterdir()] == ["REPORT.md"]

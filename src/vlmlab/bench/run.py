@@ -9,7 +9,6 @@ import argparse
 import csv
 import io
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, replace
@@ -20,17 +19,8 @@ import transformers
 
 from vlmlab.bench import measure
 from vlmlab.bench.models import PAIRS, PARAM_NOTES, SIZE_NAMES, SIZES, Dims, dims_for, param_counts
+from vlmlab.perf import cpu_name
 from vlmlab.tracking import write_text_atomic
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _order(r: int, a, b):

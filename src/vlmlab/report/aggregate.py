@@ -14,40 +14,20 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from vlmlab.report.stats import mean_ci
+from vlmlab.tracking import write_atomic  # noqa: F401 -- also used by the other report modules
 
 TASK_ORDER = ("vqa", "textvqa", "okvqa", "caption")
 SPREAD = ("train_samples_per_s", "peak_memory_mb", "eval_latency_ms")  # compute columns shown with a CI
 FIXED = ("total_params", "trainable_params", "visual_tokens_per_image")  # compute columns constant per cell
 STATUSES = ("finished", "diverged", "failed", "missing")
 _KEY_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.\-@/]*=)")  # a comma that starts the next key=value
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace: readers see the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions of a new file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_ablation(path: str | Path) -> dict:

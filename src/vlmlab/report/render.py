@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlmlab.perf import cpu_name
 from vlmlab.report import aggregate, plots, verdicts
 
 FINDINGS = ("F1", "F2", "F3", "F4", "F5", "F6")
@@ -48,16 +49,6 @@ def fmt_time(s: float) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _clean(v):
     """Numbers as read through pandas come back as floats (5.0): show whole ones as ints; tuples element-wise."""
     if isinstance(v, tuple):
@@ -74,7 +65,7 @@ def scale_rows(seeds: pd.DataFrame) -> list[list[str]]:
     """The 'run at what scale' table: backbones, steps, batch, data, machine, wall time."""
     done = seeds[seeds["status"].isin(["finished", "diverged"])] if not seeds.empty else seeds
     if done.empty:
-        return [["runs", "none yet"], ["report machine", f"{cpu_model()}, {os.cpu_count()} cores"]]
+        return [["runs", "none yet"], ["report machine", f"{cpu_name()}, {os.cpu_count()} cores"]]
     backbone = lambda n, p: _uniq(zip(done[n], done[p]), lambda t: f"{t[0]} ({fmt_count(t[1])} params)")  # noqa: E731
     counts = seeds["status"].value_counts()
     return [["vision backbones", backbone("vision_name", "vision_params")],
@@ -88,7 +79,7 @@ def scale_rows(seeds: pd.DataFrame) -> list[list[str]]:
                                       lambda t: f"{t[0]}, up to {t[1]} per task")],
             ["seeds by status", ", ".join(f"{int(counts.get(s, 0))} {s}" for s in aggregate.STATUSES)],
             ["run devices", _uniq(zip(done["device"], done["torch_threads"]), lambda t: f"{t[0]} ({t[1]} threads)")],
-            ["report machine", f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"],
+            ["report machine", f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"],
             ["total wall time", f"{fmt_time(done['wall_time_s'].fillna(0).sum())} (sum over {len(done)} runs)"],
             ["code", _uniq(done["git_commit"])]]
 
