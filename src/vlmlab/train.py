@@ -49,6 +49,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
 
 
+def mean_visual_tokens(samples, images, tokens_per_view, n: int = 256) -> float:
+    """Visual tokens per image at inference, averaged over the first n training pictures: with preserved aspect
+    ratios (and no pooling) it depends on each picture's shape, so it is measured, not assumed."""
+    pictures = samples.select_columns(["image"]).select(range(min(n, len(samples))))["image"]
+    counts = [visual_tokens_per_image(images.cfg, images.patch_size, image_size=p.size, tokens_per_view=tokens_per_view)
+              for p in pictures]
+    return sum(counts) / len(counts)
+
+
 def prepare_run_dir(run_dir: Path, config_text: str) -> None:
     """Creates the folder and its config.yaml; a resumable run must have been started by the same config."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -140,8 +149,7 @@ def run(cfg: Config) -> dict:
         "diverged_at_step": state.step if status == "diverged" else None,
         "steps_done": state.step,
         "params": params,
-        "visual_tokens_per_image": visual_tokens_per_image(images.cfg, images.patch_size,
-                                                           tokens_per_view=vlm.visual_tokens_per_view),
+        "visual_tokens_per_image": mean_visual_tokens(train_set.samples, images, vlm.visual_tokens_per_view),
         "perf": {"train_samples_per_s": state.samples / max(state.train_time_s, 1e-9),
                  "train_time_s": state.train_time_s,
                  "peak_memory_mb": max(state.peak_memory_mb, memory.stop()),
