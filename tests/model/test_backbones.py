@@ -48,9 +48,11 @@ def test_backbone_configs_compose_and_say_how_to_use_them(group, names):
         first = path.read_text().splitlines()[0]
         assert first.startswith(f"# {group}={option}"), first
         assert set(yaml.safe_load(path.read_text())) <= {"name_or_path", "revision", "trust_remote_code",
-                                                         "attn_implementation"}
+                                                         "attn_implementation", "mean", "std"}
         assert getattr(compose([f"{group}={option}"]), group).name_or_path == hub_id
-    assert "image.mean=[0.4814" in (repo_root() / "conf/vision/clip_vit_h.yaml").read_text()  # CLIP's normalisation
+    clip = compose(["vision=clip_vit_h"])  # CLIP carries its own normalisation into the image pipeline
+    assert clip.vision.mean[0] == pytest.approx(0.48145466) and clip.image.mean is None
+    assert clip.image.resolved(224, clip.vision.mean, clip.vision.std).std[0] == pytest.approx(0.26862954)
 
 
 def save_tiny_lm(cls_name: str, folder, assets):
