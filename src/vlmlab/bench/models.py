@@ -191,16 +191,24 @@ def _set_trainable(model: nn.Module, trainable: str, new_modules: list[nn.Module
         m.requires_grad_(True)
 
 
-def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
-    vlm = _ours(d, "autoregressive", trainable, seed).to(device)
-    b = token_batch(d, "autoregressive", seed, device)
+def _ours_subject(name: str, fusion: str, d: Dims, trainable: str, seed: int, device: str) -> Subject:
+    vlm = _ours(d, fusion, trainable, seed).to(device)
+    b = token_batch(d, fusion, seed, device)
     views = torch.arange(d.batch, device=device)
     prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
 
     def generate():
         out = vlm.generate(**prompt, pixel_values=b["pixel_values"], view_to_sample=views, max_new_tokens=d.new_tokens)
         return len(out[0])
-    return Subject("ours_fa", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate, _our_parts(vlm))
+    parts = _our_parts(vlm)
+    if vlm.xattn is not None:
+        parts["xattn blocks"] = list(vlm.xattn.blocks.values())
+    # the training step exactly as train.py runs it: LM head on the supervised positions only
+    return Subject(name, vlm, lambda: vlm(**b, view_to_sample=views, return_logits=False)[0], generate, parts)
+
+
+def ours_fa(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
+    return _ours_subject("ours_fa", "autoregressive", d, trainable, seed, device)
 
 
 def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
@@ -228,16 +236,7 @@ def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "c
 
 
 def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
-    vlm = _ours(d, "cross_attention", trainable, seed).to(device)
-    b = token_batch(d, "cross_attention", seed, device)
-    views = torch.arange(d.batch, device=device)
-    prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
-
-    def generate():
-        out = vlm.generate(**prompt, pixel_values=b["pixel_values"], view_to_sample=views, max_new_tokens=d.new_tokens)
-        return len(out[0])
-    parts = {**_our_parts(vlm), "xattn blocks": list(vlm.xattn.blocks.values())}
-    return Subject("ours_xattn", vlm, lambda: vlm(**b, view_to_sample=views)[0], generate, parts)
+    return _ours_subject("ours_xattn", "cross_attention", d, trainable, seed, device)
 
 
 def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from vlmlab.paths import cache_root  # noqa: F401 -- the world's data and zoo live under it
 
 GENERATOR_VERSION = "world-v1"  # bump when scenes, questions or the knowledge base change
 TASKS = ("vqa", "textvqa", "okvqa", "caption")
@@ -53,11 +54,6 @@ class WorldConfig:
         keys = {k: v for k, v in asdict(self).items() if not k.endswith("_size") and k != "tasks"}
         blob = json.dumps({"version": GENERATOR_VERSION, **keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def cache_root() -> Path:
-    """$VLMLAB_CACHE, default ~/.cache/vlmlab (docs/INTERFACES.md)."""
-    return Path(os.environ.get("VLMLAB_CACHE", Path.home() / ".cache" / "vlmlab")).expanduser()
 
 
 def load_world_config(path: str | Path) -> WorldConfig:
