@@ -79,3 +79,28 @@ def test_toy_world_few_shot_prompts(tmp_path):
 def test_cross_attention_few_shot_reads_each_shots_own_image(tmp_path):
     summary = run(cfg_at(tmp_path, "xshots", ["eval.shots=2", "fusion=cross_attention"]))
     assert summary["status"] == "finished"
+
+
+def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, monkeypatch):
+    from vlmlab import train
+
+    def filed(name, extra=()):
+        cfg = compose(TINY + [f"runs_root={tmp_path}", f"name={name}", *extra])
+        cfg.run_dir = str(tmp_path / name / "cell" / f"seed{cfg.seed}")
+        return cfg
+
+    monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc")
+    first = run(filed("f1_x"))
+    twin = run(filed("f4_y"))
+    assert twin["reused_from"] == "../../../f1_x/cell/seed0" and twin["metrics"] == first["metrics"]
+    assert twin["config"]["name"] == "f4_y" and twin["wall_time_s"] == first["wall_time_s"]
+    folder = tmp_path / "f4_y" / "cell" / "seed0"
+    assert (folder / "metrics.jsonl").read_text() == (tmp_path / "f1_x" / "cell" / "seed0" / "metrics.jsonl").read_text()
+    assert "name: f4_y" in (folder / "config.yaml").read_text()
+    # another config, another seed, uncommitted code, or reuse switched off: trained, not reused
+    assert "reused_from" not in run(filed("f5_z", ["optim.lr=0.002"]))
+    assert "reused_from" not in run(filed("f6_w", ["seed=1"]))
+    monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc-dirty")
+    assert "reused_from" not in run(filed("f2_v"))
+    monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc")
+    assert "reused_from" not in run(filed("f3_u", ["reuse_finished=false"]))

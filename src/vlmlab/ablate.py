@@ -8,17 +8,27 @@ next run, and the tables and the report are regenerated at the end. `NAME=all` r
 
 An ablation changes only its own axis: keys that set steps, sizes, data, evaluation or the debug profile
 are refused, so `ARGS="debug=smoke"` always wins.
+
+On a machine without CUDA the cells run two at a time with one thread each (`hydra/launcher=local
+threads=1`, the fastest use of a 2-core CPU) unless the command line names a launcher or threads.
+A cell identical to a finished run of another ablation (the baseline recurs across findings) reuses
+its results (train.py, `reuse_finished`). Each sweep's wall time and machine are appended to
+<runs_root>/sweeps.jsonl for the report.
 """
 from __future__ import annotations
 
+import datetime
+import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from vlmlab.config import ConfigError, check_command_line, compose, repo_root
+from vlmlab.perf import machine_name
 
 ABLATIONS = repo_root() / "ablations"
 FORBIDDEN = ("optim.max_steps", "optim.batch_size", "optim.grad_accum", "optim.warmup_steps", "data", "eval",
@@ -62,13 +72,30 @@ def load(name: str) -> Ablation:
     return abl
 
 
+def launch_defaults(args: list[str]) -> list[str]:
+    """Two cells at a time with one thread each on a CPU-only machine, unless the command line says otherwise."""
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    named = {a.split("=", 1)[0].lstrip("+~") for a in args}
+    return [d for d in ("hydra/launcher=local", "threads=1") if d.split("=", 1)[0] not in named]
+
+
 def run_ablation(abl: Ablation, args: list[str]) -> int:
-    """Runs the grid as one Hydra multirun in a child process; returns its exit code."""
-    overrides = abl.overrides() + list(args)
+    """Runs the grid as one Hydra multirun in a child process, logs its wall time; returns its exit code."""
+    overrides = abl.overrides() + launch_defaults(args) + list(args)
     check_command_line(["-m", *overrides])  # every cell's config is valid before anything is written
     cmd = [sys.executable, "-m", "vlmlab.train", "-m", *overrides]
     print(f"[vlmlab] ablation {abl.name} ({abl.finding}): {' '.join(cmd[3:])}", flush=True)
-    return subprocess.run(cmd, cwd=repo_root()).returncode
+    started, t0 = datetime.datetime.now().astimezone().isoformat(timespec="seconds"), time.time()
+    code = subprocess.run(cmd, cwd=repo_root()).returncode
+    log = Path(compose([a for a in args if not a.startswith(("-", "hydra"))]).runs_root) / "sweeps.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:  # one short line per sweep, appended
+        f.write(json.dumps({"ablation": abl.name, "started": started, "wall_time_s": round(time.time() - t0, 1),
+                            "machine": machine_name(), "args": " ".join(cmd[4:]), "exit_code": code}) + "\n")
+    return code
 
 
 def regenerate_report(args: list[str]) -> None:

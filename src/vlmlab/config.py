@@ -50,7 +50,7 @@ class FusionConfig:
 
 @dataclass
 class OptimConfig:
-    max_steps: int = 300              # optimizer steps
+    max_steps: int = 600              # optimizer steps
     batch_size: int = 16              # samples per micro-batch
     grad_accum: int = 1               # micro-batches per optimizer step
     lr: float = 1e-3                  # peak learning rate (AdamW)
@@ -72,8 +72,8 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
-    split: str = "validation"         # validation | test
-    max_samples: int = 100            # per task (0 = the whole split)
+    split: str = "test"               # validation | test
+    max_samples: int = 300            # per task (0 = the whole split)
     batch_size: int = 32              # prompts per generation batch
     max_new_tokens: int = 12          # greedy decoding budget
     benchmark: str = "toy"            # toy (the world's held-out split) | real (VQAv2, TextVQA, OKVQA, COCO)
@@ -109,6 +109,8 @@ class Config:
     bad_samples: str = "error"        # error | skip: an unusable sample stops the run naming it, or is counted and skipped
     workers: int = 0                  # DataLoader worker processes (0 = load in the training process)
     runs_root: str = "runs"           # run folders live in <runs_root>/<name>/<cell>/seed<seed>
+    reuse_finished: bool = True       # a finished run of the identical config at the same clean commit elsewhere under
+                                      # runs_root (the baseline recurs across findings) is copied, not trained again
     run_dir: str = "runs/train/baseline/seed0"  # set by hydra.run.dir / hydra.sweep
     vision: VisionConfig = field(default_factory=VisionConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)

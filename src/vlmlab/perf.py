@@ -27,6 +27,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_name(device=None) -> str:
+    """Where a run ran: the CPU model and core count, plus the GPU model when the device is CUDA."""
+    name = f"{cpu_name()}, {os.cpu_count()} cores"
+    if device is not None and torch.device(device).type == "cuda":
+        name += f", {torch.cuda.get_device_name(device)}"
+    return name
+
+
 def rss_mb() -> float:
     """Current resident set size of this process in MiB (Linux /proc; 0 where unavailable)."""
     try:

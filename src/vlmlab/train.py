@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -36,7 +37,7 @@ from vlmlab.model.build import build_image_processor, build_vlm
 from vlmlab.model.trainable import format_table, parameter_table
 from vlmlab.optim import diverged, make_optimizer, make_schedule
 from vlmlab.paths import git_commit
-from vlmlab.perf import PeakMemory
+from vlmlab.perf import PeakMemory, machine_name
 from vlmlab.tracking import Tracker, truncate_log, write_json_atomic, write_text_atomic
 from vlmlab.world.tasks import load_mixture
 
@@ -68,11 +69,51 @@ def prepare_run_dir(run_dir: Path, config_text: str) -> None:
     write_text_atomic(old, config_text)
 
 
+def identity(config: dict) -> dict:
+    """What makes two runs the same experiment: the whole config except where the run is filed."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if k not in ("name", "run_dir", "runs_root")}))
+
+
+def find_twin(cfg: Config) -> Path | None:
+    """A finished run elsewhere under runs_root with the identical config, made by the same clean commit."""
+    commit = git_commit(repo_root())
+    if not cfg.reuse_finished or not commit or commit.endswith("-dirty"):
+        return None
+    me, here, root = identity(asdict(cfg)), Path(cfg.run_dir).resolve(), Path(cfg.runs_root).resolve()
+    if not here.is_relative_to(root):  # only runs filed in the sweep layout stand in for each other
+        return None
+    for path in sorted(Path(cfg.runs_root).glob(f"*/*/seed{cfg.seed}/summary.json")):
+        if path.parent.resolve() == here:
+            continue
+        other = json.loads(path.read_text())
+        if other.get("git_commit") == commit and not other.get("reused_from") and identity(other["config"]) == me:
+            return path.parent
+    return None
+
+
+def reuse(twin: Path, cfg: Config) -> dict:
+    """Files the twin's results under this run's folder: the same experiment is not trained twice."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(asdict(cfg))))
+    for name in ("metrics.jsonl", "predictions.json"):
+        if (twin / name).exists():
+            write_text_atomic(run_dir / name, (twin / name).read_text())
+    summary = json.loads((twin / "summary.json").read_text())
+    summary.update(config=asdict(cfg), reused_from=os.path.relpath(twin, run_dir))
+    write_json_atomic(run_dir / "summary.json", summary)
+    print(f"[vlmlab] {run_dir}: identical to the finished run {twin}: its results are reused")
+    return summary
+
+
 def run(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
     if (run_dir / "summary.json").exists():
         print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
         return json.loads((run_dir / "summary.json").read_text())
+    twin = find_twin(cfg)
+    if twin is not None:
+        return reuse(twin, cfg)
     # ---- setup
     t_start = time.time()
     datasets.disable_progress_bars()
@@ -158,6 +199,7 @@ def run(cfg: Config) -> dict:
         "resumed": bool(ckpt),
         "wall_time_s": time.time() - t_start,
         "device": str(device), "torch_threads": torch.get_num_threads(),
+        "machine": machine_name(device),
         "git_commit": git_commit(repo_root()),
         "config": config_dict,
     }

@@ -92,7 +92,7 @@ def test_report_md_has_every_finding_the_paper_and_the_scale(built):
     assert "Failed seeds: connector=linear/seed0: RuntimeError: boom" in md
     for row in ("| optimizer steps | 5 |", "| batch (samples per step) | 4 x 1 accumulation |",
                 "| training data | 40 per task x 4 tasks |", "| vision backbones | zoo:vision_strong (500.0k params) |",
-                "| total wall time | 0h 00m 24s (sum over 12 runs) |", "| seeds by status | 9 finished, 3 diverged"):
+                "| summed run time | 0h 00m 24s (sum over the 12 trained runs) |", "| seeds by status | 9 finished, 3 diverged"):
         assert row in md, row
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (out / img).exists(), img

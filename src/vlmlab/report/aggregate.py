@@ -106,7 +106,8 @@ def read_seed(seed_dir: str | Path) -> dict:
         perf = summary.get("perf") or {}
         for k in ("train_samples_per_s", "train_time_s", "peak_memory_mb", "eval_latency_ms"):
             row.setdefault(k, perf.get(k, math.nan))
-        for k in ("final_train_loss", "diverged_at_step", "wall_time_s", "device", "torch_threads", "git_commit"):
+        for k in ("final_train_loss", "diverged_at_step", "wall_time_s", "device", "torch_threads", "git_commit",
+                  "machine", "reused_from"):
             row[k] = summary.get(k)
     if row["status"] in ("finished", "diverged"):
         row["diverged"] = float(row["status"] == "diverged")
@@ -190,10 +191,54 @@ def cells_table(seeds: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
         for m in FIXED:
             if m in g.columns:
                 row[m] = g.loc[g["status"].isin(["finished", "diverged"]), m].mean()
-        row["wall_time_s"] = g["wall_time_s"].sum() if "wall_time_s" in g.columns else 0.0
+        row["wall_time_s"] = own_runs(g)["wall_time_s"].sum() if "wall_time_s" in g.columns else 0.0
         rows.append(row)
     out = pd.DataFrame(rows)
     return out[["ablation", "cell", *keys] + [c for c in out.columns if c not in ("ablation", "cell", *keys)]]
+
+
+def own_runs(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Rows of runs that trained themselves (a run reused from an identical one elsewhere cost no time)."""
+    return seeds[seeds["reused_from"].isna()] if "reused_from" in seeds.columns else seeds
+
+
+def read_sweeps(runs: str | Path) -> pd.DataFrame:
+    """<runs>/sweeps.jsonl, one line per ablation sweep the runner made: name, start, wall time, machine."""
+    path = Path(runs) / "sweeps.jsonl"
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return pd.DataFrame(rows, columns=["ablation", "started", "wall_time_s", "machine", "args", "exit_code"])
+
+
+SNAPSHOT_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "failed.json")
+
+
+def snapshot(runs: str | Path, dest: str | Path, names) -> int:
+    """Copies the small files of every run of the named ablations (not checkpoints or predictions) and
+    sweeps.jsonl from runs/ to dest/ (results/runs), so the report regenerates from the repository alone.
+    Files under dest/<name>/ that runs/ no longer has are removed. Returns the number of files written."""
+    runs, dest = Path(runs), Path(dest)
+    written = 0
+    for name in names:
+        keep = set()
+        for src in sorted((runs / name).glob("*/seed*/*")) if (runs / name).is_dir() else []:
+            if src.name in SNAPSHOT_FILES and src.is_file():
+                target = dest / src.relative_to(runs)
+                write_atomic(target, src.read_text())
+                keep.add(target)
+                written += 1
+        for old in sorted((dest / name).rglob("*"), reverse=True) if (dest / name).is_dir() else []:
+            if old.is_file() and old not in keep:
+                old.unlink()
+            elif old.is_dir() and not any(old.iterdir()):
+                old.rmdir()
+    if (runs / "sweeps.jsonl").exists():
+        write_atomic(dest / "sweeps.jsonl", (runs / "sweeps.jsonl").read_text())
+    return written
 
 
 def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:
