@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test ablation bench report train backbones world-docs clean-runs
+.PHONY: help venv test ablation example-smollm2 bench report train backbones world-docs clean-runs
 
 help: ## list the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: venv ## run the test suite (CPU, offline, < 10 minutes)
 
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)
+
+example-smollm2: venv ## Finding 2 with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
+	$(PY) -m vlmlab.ablate f2_fusion --seeds 0 experiment=smollm2_cpu $(ARGS)
 
 bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims: speed, memory, % of matmul peak, generation
 	$(PY) -m vlmlab.bench $(ARGS)

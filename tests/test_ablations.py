@@ -113,3 +113,23 @@ def test_cpu_sweeps_default_to_two_single_thread_jobs(monkeypatch):
     assert ablate.launch_defaults(["threads=2", "hydra/launcher=basic"]) == []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert ablate.launch_defaults([]) == []
+
+
+def test_seeds_option_runs_fewer_seeds(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "vlmlab.ablate", "f5_aspect_ratio", "--seeds", "1", "debug=smoke",
+                          f"runs_root={tmp_path}", "threads=1", "hydra/launcher=basic"],
+                         capture_output=True, text=True, timeout=900, cwd=repo_root())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.parent.name for p in (tmp_path / "f5_aspect_ratio").rglob("summary.json")) == ["seed1", "seed1"]
+    bad = subprocess.run([sys.executable, "-m", "vlmlab.ablate", "f5_aspect_ratio", "--seeds", "x"],
+                         capture_output=True, text=True, cwd=repo_root())
+    assert bad.returncode == 2 and "--seeds takes" in bad.stderr
+
+
+def test_smollm2_experiment_preset_changes_the_lm_and_scale_and_smoke_still_wins():
+    c = compose(["experiment=smollm2_cpu", "fusion=cross_attention"])
+    assert c.llm.name_or_path == "HuggingFaceTB/SmolLM2-135M" and c.runs_root == "runs/smollm2"
+    assert (c.optim.max_steps, c.optim.batch_size, c.eval.max_samples) == (200, 8, 50)
+    assert c.fusion.kind == "cross_attention" and c.vision.name_or_path == compose([]).vision.name_or_path
+    smoke = compose(["experiment=smollm2_cpu", "debug=smoke"])
+    assert smoke.optim.max_steps == 2 and smoke.runs_root == "runs/smoke"

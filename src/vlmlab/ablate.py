@@ -32,7 +32,7 @@ from vlmlab.perf import machine_name
 
 ABLATIONS = repo_root() / "ablations"
 FORBIDDEN = ("optim.max_steps", "optim.batch_size", "optim.grad_accum", "optim.warmup_steps", "data", "eval",
-             "debug", "name", "seed", "runs_root", "run_dir", "hydra", "logger", "connector.depth", "image.size", "image.min_size", "image.max_size")
+             "debug", "experiment", "name", "seed", "runs_root", "run_dir", "hydra", "logger", "connector.depth", "image.size", "image.min_size", "image.max_size")
 
 
 @dataclass
@@ -109,15 +109,27 @@ def regenerate_report(args: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        print(f"usage: python -m vlmlab.ablate NAME [overrides]; NAME is one of: {', '.join(available())}, all",
+        print(f"usage: python -m vlmlab.ablate NAME [--seeds 0,1] [overrides]; NAME is one of: "
+              f"{', '.join(available())}, all",
               file=sys.stderr)
         return 2
     name, args = argv[0], argv[1:]
+    seeds = None
+    if "--seeds" in args:  # a quick pass with fewer seeds than the file's (e.g. the real-LM example)
+        i = args.index("--seeds")
+        try:
+            seeds = [int(s) for s in args[i + 1].split(",")]
+        except (IndexError, ValueError):
+            print("error: --seeds takes a comma-separated list of integers, e.g. --seeds 0,1", file=sys.stderr)
+            return 2
+        del args[i:i + 2]
     try:
         studies = [load(n) for n in (available() if name == "all" else [name])]
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for abl in studies:
+        abl.seeds = seeds or abl.seeds
     codes = []
     for abl in studies:
         try:

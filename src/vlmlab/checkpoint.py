@@ -7,6 +7,10 @@ A checkpoint is a folder <run_dir>/checkpoint/ holding
                      (plain tensors and Python values: loaded with torch.load(weights_only=True))
 It is written into a temporary folder and swapped in with renames, so a kill at any instant leaves
 either the previous checkpoint or the new one, never a half-written one.
+
+Under FSDP (parallel=fsdp) every rank takes part: the full trainable tensors and the optimizer state
+(keyed by parameter name) are gathered to rank 0, which writes them; on resume every rank reads the
+files and re-shards them.
 """
 from __future__ import annotations
 
@@ -35,13 +39,33 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save(run_dir: Path, model, optimizer, scheduler, state: TrainState) -> None:
+def _sharded(model) -> bool:
+    from vlmlab.dist import is_fsdp
+
+    return is_fsdp(model)
+
+
+def _full_fsdp_state(model, optimizer) -> tuple[dict, dict]:
+    """(trainable weights, optimizer state) as full tensors on rank 0 (empty elsewhere): a collective."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    msd, osd = get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {n: v.contiguous() for n, v in msd.items() if n in names}, osd
+
+
+def save(run_dir: Path, model, optimizer, scheduler, state: TrainState, main: bool = True) -> None:
+    """Writes the checkpoint (main process); under FSDP every rank must call it, for the gathering."""
+    weights, optim_state = (_full_fsdp_state(model, optimizer) if _sharded(model)
+                            else (None, None) if not main else (trainable_state(model), optimizer.state_dict()))
+    if not main:
+        return
     run_dir = Path(run_dir)
     final, tmp, old = run_dir / NAME, run_dir / f".{NAME}.tmp", run_dir / f".{NAME}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file(trainable_state(model), str(tmp / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+    save_file(weights, str(tmp / "model.safetensors"))
+    torch.save({"optimizer": optim_state, "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "python_rng": list_state(random.getstate()),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "train": vars(state)}, tmp / "state.pt")
@@ -77,12 +101,18 @@ def load(path: Path, model, optimizer, scheduler) -> TrainState:
     if set(weights) != expected:
         raise ValueError(f"{path}: checkpoint holds other trainable parameters than this config builds "
                          f"({len(set(weights) ^ expected)} differ): was the config changed?")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
     blob = torch.load(path / "state.pt", weights_only=True)
-    optimizer.load_state_dict(blob["optimizer"])
+    if _sharded(model):  # every rank read the full files; set_state_dict shards them
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=blob["optimizer"],
+                       options=StateDictOptions(full_state_dict=True, strict=False))
+    else:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+        optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     torch.set_rng_state(blob["torch_rng"])
     random.setstate(_tuple_state(blob["python_rng"]))

@@ -37,6 +37,8 @@ class VisionConfig:
     trust_remote_code: bool = False          # only if you trust the hub repo's code
     mean: Optional[list[float]] = None       # the encoder's pixel normalisation (None: image.mean, else 0.5)
     std: Optional[list[float]] = None        # (CLIP: [0.4815,0.4578,0.4082] / [0.2686,0.2613,0.2758])
+    feature_cache_mb: float = 0.0            # > 0: a frozen encoder's features are kept per picture (up to this
+                                             # many MB) and reused after the first epoch (model/feature_cache.py)
 
 
 @dataclass
@@ -108,6 +110,8 @@ class Config:
     checkpoint_every: int = 100       # save a resumable checkpoint every N steps (and always on SIGTERM; 0 = SIGTERM only)
     bad_samples: str = "error"        # error | skip: an unusable sample stops the run naming it, or is counted and skipped
     workers: int = 0                  # DataLoader worker processes (0 = load in the training process)
+    parallel: str = "ddp"             # ddp | fsdp: several torchrun processes replicate the model (DDP) or shard
+                                      # parameters, gradients and optimizer state per transformer block (FSDP2)
     runs_root: str = "runs"           # run folders live in <runs_root>/<name>/<cell>/seed<seed>
     reuse_finished: bool = True       # a finished run of the identical config at the same clean commit elsewhere under
                                       # runs_root (the baseline recurs across findings) is copied, not trained again
@@ -126,6 +130,7 @@ class Config:
     def __post_init__(self):
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         _choice("bad_samples", self.bad_samples, ("error", "skip"))
+        _choice("parallel", self.parallel, ("ddp", "fsdp"))
         if self.fusion.kind != "cross_attention" and self.trainable.cross_attention != "full":
             raise ConfigError("trainable.cross_attention only applies with fusion=cross_attention")
 

@@ -12,7 +12,10 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    from torch.distributed.tensor import DTensor
+
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point and not isinstance(p, DTensor)
+                for p in params)  # FSDP's sharded DTensors take the foreach implementation
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused)  # one kernel per step
 
 

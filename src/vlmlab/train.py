@@ -16,7 +16,6 @@ import signal
 import sys
 import time
 import traceback
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import datasets
 import torch
 import transformers
 from omegaconf import OmegaConf, open_dict
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -138,6 +136,7 @@ def run(cfg: Config) -> dict:
     train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,
                             bad_samples=cfg.bad_samples)
     # ---- optimisation, resumed from the latest checkpoint if there is one
+    model = dist.wrap(vlm, cfg.parallel, d)  # DDP / FSDP under torchrun; FSDP shards in place, before the optimizer
     opt = make_optimizer(vlm, cfg.optim)
     sched = make_schedule(opt, cfg.optim)
     ckpt = checkpoint.find(run_dir)
@@ -160,7 +159,7 @@ def run(cfg: Config) -> dict:
     previous = {sig: signal.signal(sig, lambda signum, _: stop.update(signal=signum))
                 for sig in (signal.SIGTERM, signal.SIGUSR1)}
     try:
-        train_loop(cfg, vlm, opt, sched, loader, state, tracker, run_dir, device, stop, d)
+        train_loop(cfg, model, vlm, opt, sched, loader, state, tracker, run_dir, device, stop, d)
     except Preempted:
         handler = previous.get(stop["signal"])
         if callable(handler):  # e.g. submitit's USR1 handler, which requeues the job
@@ -169,6 +168,12 @@ def run(cfg: Config) -> dict:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if dist.is_fsdp(model):  # rank 0 evaluates alone: on an unsharded copy holding the gathered weights
+        full = dist.full_state_dict(model)
+        if d.main:
+            vlm, _ = build_vlm(cfg, seed=cfg.seed)
+            vlm.load_state_dict(full)
+            vlm.to(device)
     if not d.main:  # rank 0 evaluates and writes the summary
         dist.barrier(d)
         dist.shutdown(d)
@@ -196,6 +201,7 @@ def run(cfg: Config) -> dict:
                  "peak_memory_mb": max(state.peak_memory_mb, memory.stop()),
                  "eval_latency_ms": metrics.get("eval_latency_ms")},
         "skipped_samples": train_set.skipped,
+        "feature_cache": vlm.feature_cache.stats() if vlm.feature_cache is not None else None,
         "resumed": bool(ckpt),
         "wall_time_s": time.time() - t_start,
         "device": str(device), "torch_threads": torch.get_num_threads(),
@@ -213,10 +219,11 @@ def run(cfg: Config) -> dict:
     return summary
 
 
-def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainState, tracker, run_dir: Path,
+def train_loop(cfg: Config, model, vlm, opt, sched, loader, state: checkpoint.TrainState, tracker, run_dir: Path,
                device: torch.device, stop: dict, d: dist.Dist) -> None:
-    """Optimizer steps state.step+1 .. max_steps; stops early on divergence; checkpoints as configured."""
-    model = DistributedDataParallel(vlm) if d.enabled else vlm
+    """Optimizer steps state.step+1 .. max_steps; stops early on divergence; checkpoints as configured.
+    `model` is what the step calls (vlm itself, or wrapped by dist.wrap); `vlm` the plain module."""
+    sharded = dist.is_fsdp(model)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     trainable = [p for p in vlm.parameters() if p.requires_grad]
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
@@ -231,7 +238,7 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
         for micro in range(cfg.optim.grad_accum):
             batch = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                      for k, v in next(it).items()}
-            sync = nullcontext() if not d.enabled or micro == cfg.optim.grad_accum - 1 else model.no_sync()
+            sync = dist.set_grad_sync(model, micro == cfg.optim.grad_accum - 1)
             with amp, sync:
                 loss, _ = model(**batch, return_logits=False)  # LM head on supervised positions only
                 if d.enabled:  # normalise by the global count of supervised tokens (DDP averages over ranks)
@@ -242,7 +249,7 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
             loss_sum += float(dist.global_sum(loss.detach(), d)) / d.world / cfg.optim.grad_accum
             state.samples += batch["input_ids"].shape[0] * d.world
             state.batches += 1
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, clip))
+        grad_norm = dist.full_value(torch.nn.utils.clip_grad_norm_(trainable, clip))
         if math.isfinite(loss_sum):  # a non-finite step is recorded, never applied
             opt.step()
         sched.step()
@@ -259,9 +266,12 @@ def train_loop(cfg: Config, vlm, opt, sched, loader, state: checkpoint.TrainStat
             tracker.log(step, {"train/loss": loss_sum, "train/lr": sched.get_last_lr()[0],
                                "train/grad_norm": grad_norm, "perf/samples_per_s": sps})
         state.peak_memory_mb = max(state.peak_memory_mb, memory.read())
-        if d.main and (stop["signal"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0
-                                          and step < cfg.optim.max_steps)):
-            checkpoint.save(run_dir, vlm, opt, sched, state)
+        if d.enabled:  # a signal seen by any rank stops every rank at the same step
+            seen = float(dist.global_sum(torch.tensor(float(bool(stop["signal"])), device=device), d))
+            stop["signal"] = stop["signal"] or (signal.SIGTERM if seen else None)
+        if (d.main or sharded) and (stop["signal"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+                                                       and step < cfg.optim.max_steps)):
+            checkpoint.save(run_dir, model, opt, sched, state, main=d.main)
         if stop["signal"]:
             memory.stop()
             tracker.finish()

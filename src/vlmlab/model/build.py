@@ -6,6 +6,7 @@ import torch
 from vlmlab.images import ImageProcessor
 from vlmlab.model.connector import build_connector
 from vlmlab.model.cross_attention import add_cross_attention
+from vlmlab.model.feature_cache import FeatureCache, cacheable
 from vlmlab.model.llm import load_llm
 from vlmlab.model.navit import load_vision_encoder
 from vlmlab.model.trainable import apply_trainable
@@ -25,6 +26,8 @@ def build_vlm(cfg, seed: int = 0):
         else None
     vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn)
     apply_trainable(vlm, cfg.trainable)
+    if cfg.vision.feature_cache_mb > 0 and cacheable(vlm.vision):
+        vlm.feature_cache = FeatureCache(cfg.vision.feature_cache_mb)
     return vlm, tokenizer
 
 

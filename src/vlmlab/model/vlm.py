@@ -29,6 +29,7 @@ class VLM(nn.Module):
             raise ValueError("cross_attention fusion needs its xattn blocks, and only it")
         self.vision, self.connector, self.llm, self.xattn = vision, connector, llm, xattn
         self.fusion, self.ids = fusion, ids
+        self.feature_cache = None  # a FeatureCache for a frozen tower (build.py, vision.feature_cache_mb)
         base = llm.get_input_embeddings()
         self.vlm_token_ids = (ids.image, ids.fake)
         # logits = lm_head(hidden) exactly, so training may apply the head to the supervised positions alone
@@ -42,8 +43,11 @@ class VLM(nn.Module):
     def encode_images(self, pixel_values: torch.Tensor, patch_mask: torch.Tensor | None):
         """Returns visual tokens (N, T, D_lm) and their validity mask (N, T) bool."""
         grad_vision = any(p.requires_grad for p in self.vision.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and grad_vision):
-            feats, fmask = self.vision(pixel_values, patch_mask)  # (N, P, Dv), (N, P)
+        if self.feature_cache is not None and patch_mask is None and not grad_vision:
+            feats, fmask = self.feature_cache.encode(self.vision, pixel_values)  # equal views, seen ones reused
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and grad_vision):
+                feats, fmask = self.vision(pixel_values, patch_mask)  # (N, P, Dv), (N, P)
         tokens = self.connector(feats, fmask)                      # (N, T, D_lm)
         if tokens.shape[1] == feats.shape[1]:                      # no pooling: one token per patch
             return tokens, fmask
