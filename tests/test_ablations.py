@@ -133,3 +133,12 @@ def test_smollm2_experiment_preset_changes_the_lm_and_scale_and_smoke_still_wins
     assert c.fusion.kind == "cross_attention" and c.vision.name_or_path == compose([]).vision.name_or_path
     smoke = compose(["experiment=smollm2_cpu", "debug=smoke"])
     assert smoke.optim.max_steps == 2 and smoke.runs_root == "runs/smoke"
+
+
+def test_ablations_that_check_timings_train_every_cell_themselves():
+    assert ablate.reuse_policy(ablate.load("f4_pooling"), []) == ["reuse_finished=false"]  # checks samples/s
+    assert ablate.reuse_policy(ablate.load("f4_pooling"), ["reuse_finished=true"]) == []
+    assert ablate.reuse_policy(ablate.load("f1_backbones"), []) == []  # scores only: the baseline is reused
+    assert "reuse_finished" not in ablate.load("f4_pooling").overrides()
+    hydra_cfg = (repo_root() / "conf" / "hydra" / "default.yaml").read_text()
+    assert "reuse_finished," in hydra_cfg.split("exclude_keys:")[1].split("]")[0]  # not part of a cell's name

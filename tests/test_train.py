@@ -104,6 +104,10 @@ def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, m
     assert "reused_from" not in run(filed("f2_v"))
     monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc")
     assert "reused_from" not in run(filed("f3_u", ["reuse_finished=false"]))
+    # a reused run met again with reuse off is trained after all (timings must come from its own sweep)
+    retrained = run(filed("f4_y", ["reuse_finished=false"]))
+    scores = lambda m: {k: v for k, v in m.items() if "latency" not in k}  # noqa: E731 -- timings differ
+    assert "reused_from" not in retrained and scores(retrained["metrics"]) == scores(first["metrics"])
 
 
 def test_frozen_vision_feature_cache_reuses_features_across_epochs(tmp_path):

@@ -12,7 +12,8 @@ are refused, so `ARGS="debug=smoke"` always wins.
 On a machine without CUDA the cells run two at a time with one thread each (`hydra/launcher=local
 threads=1`, the fastest use of a 2-core CPU) unless the command line names a launcher or threads.
 A cell identical to a finished run of another ablation (the baseline recurs across findings) reuses
-its results (train.py, `reuse_finished`). Each sweep's wall time and machine are appended to
+its results (train.py, `reuse_finished`), except in an ablation that checks a timing (samples/s,
+latency, memory): timings compare only within one sweep, so there every cell trains itself. Each sweep's wall time and machine are appended to
 <runs_root>/sweeps.jsonl for the report.
 """
 from __future__ import annotations
@@ -82,9 +83,20 @@ def launch_defaults(args: list[str]) -> list[str]:
     return [d for d in ("hydra/launcher=local", "threads=1") if d.split("=", 1)[0] not in named]
 
 
+TIMED = ("train_samples_per_s", "train_time_s", "wall_time_s", "peak_memory_mb", "eval_latency_ms", "latency_ms/")
+
+
+def reuse_policy(abl: Ablation, args: list[str]) -> list[str]:
+    """Timings are comparable only within one sweep (same machine, same load): an ablation that checks a
+    timing trains every cell itself rather than reusing a run another sweep timed."""
+    timed = any(str(c.get("metric", "")).startswith(TIMED) for c in abl.checks)
+    named = any(a.split("=", 1)[0].lstrip("+~") == "reuse_finished" for a in args)
+    return ["reuse_finished=false"] if timed and not named else []
+
+
 def run_ablation(abl: Ablation, args: list[str]) -> int:
     """Runs the grid as one Hydra multirun in a child process, logs its wall time; returns its exit code."""
-    overrides = abl.overrides() + launch_defaults(args) + list(args)
+    overrides = abl.overrides() + launch_defaults(args) + reuse_policy(abl, args) + list(args)
     check_command_line(["-m", *overrides])  # every cell's config is valid before anything is written
     cmd = [sys.executable, "-m", "vlmlab.train", "-m", *overrides]
     print(f"[vlmlab] ablation {abl.name} ({abl.finding}): {' '.join(cmd[3:])}", flush=True)

@@ -69,7 +69,8 @@ def prepare_run_dir(run_dir: Path, config_text: str) -> None:
 
 def identity(config: dict) -> dict:
     """What makes two runs the same experiment: the whole config except where the run is filed."""
-    return json.loads(json.dumps({k: v for k, v in config.items() if k not in ("name", "run_dir", "runs_root")}))
+    skip = ("name", "run_dir", "runs_root", "reuse_finished")
+    return json.loads(json.dumps({k: v for k, v in config.items() if k not in skip}))
 
 
 def find_twin(cfg: Config) -> Path | None:
@@ -107,8 +108,12 @@ def reuse(twin: Path, cfg: Config) -> dict:
 def run(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
     if (run_dir / "summary.json").exists():
-        print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
-        return json.loads((run_dir / "summary.json").read_text())
+        done = json.loads((run_dir / "summary.json").read_text())
+        if not (done.get("reused_from") and not cfg.reuse_finished):
+            print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
+            return done
+        print(f"[vlmlab] {run_dir} holds results reused from {done['reused_from']}; reuse is off: training it")
+        (run_dir / "summary.json").unlink()
     twin = find_twin(cfg)
     if twin is not None:
         return reuse(twin, cfg)

@@ -94,6 +94,7 @@ def test_report_md_has_every_finding_the_paper_and_the_scale(built):
                 "| training data | 40 per task x 4 tasks |", "| vision backbones | zoo:vision_strong (500.0k params) |",
                 "| summed run time | 0h 00m 24s (sum over the 12 trained runs) |", "| seeds by status | 9 finished, 3 diverged"):
         assert row in md, row
+    assert re.search(r"\| seed-to-seed noise of avg \| std over seeds: median \d+\.\d\d points", md)
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (out / img).exists(), img
     assert len(re.findall(r"!\[", md)) == 6

@@ -85,6 +85,13 @@ def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[
             ["run machines", _uniq(done["machine"]) if "machine" in done.columns else "–"],
             ["report machine", f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"],
             ["summed run time", f"{fmt_time(own['wall_time_s'].fillna(0).sum())} (sum over the {len(own)} trained runs)"]]
+    fin = done[done["status"] == "finished"]
+    if "avg" in fin.columns and len(fin):
+        own_fin = aggregate.own_runs(fin)  # a reused run repeats its twin: count each experiment once
+        sd = own_fin.groupby(["ablation", "cell"])["avg"].std(ddof=1).dropna()
+        if len(sd):
+            rows.append(["seed-to-seed noise of avg", f"std over seeds: median {sd.median():.2f} points, range "
+                                                      f"{sd.min():.2f}-{sd.max():.2f} over {len(sd)} cells"])
     if sweeps is not None and not sweeps.empty:
         rows.append(["sweep wall time", f"{fmt_time(sweeps['wall_time_s'].sum())} over {len(sweeps)} sweeps "
                                         f"({', '.join(dict.fromkeys(sweeps['ablation']))}) on {_uniq(sweeps['machine'])}"])

@@ -1,0 +1,67 @@
+"""The committed findings run (results/): regenerating the tables and the report from the committed
+per-run files (results/runs/) gives the committed verdicts and numbers, and the run met its budget."""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vlmlab.ablate import available, load
+from vlmlab.config import repo_root
+from vlmlab.report.render import build
+
+RESULTS = repo_root() / "results"
+RUNS = RESULTS / "runs"
+
+pytestmark = pytest.mark.skipif(not (RUNS / "sweeps.jsonl").exists(), reason="no committed findings run")
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rebuilt")
+    return out, build(RUNS, repo_root() / "ablations", out)
+
+
+def test_every_cell_of_every_ablation_has_its_seeds_committed():
+    for name in available():
+        abl = load(name)
+        cells = {p.parent.parent.name for p in (RUNS / name).glob("*/seed*/summary.json")}
+        n_cells = math.prod(len(str(v).split(",")) for v in abl.grid.values())
+        assert len(cells) == n_cells, (name, sorted(cells))
+        for cell in cells:
+            seeds = sorted(int(p.name[4:]) for p in (RUNS / name / cell).glob("seed*") if (p / "summary.json").exists())
+            assert seeds == sorted(abl.seeds) and len(seeds) >= 3, (name, cell, seeds)
+            for seed in seeds:
+                assert (RUNS / name / cell / f"seed{seed}" / "metrics.jsonl").exists()
+
+
+def test_the_run_fit_the_90_minute_budget():
+    sweeps = [json.loads(line) for line in (RUNS / "sweeps.jsonl").read_text().splitlines()]
+    assert {s["ablation"] for s in sweeps} == set(available())
+    assert sum(s["wall_time_s"] for s in sweeps) <= 90 * 60
+    assert all(s["exit_code"] == 0 for s in sweeps)
+
+
+def test_regenerated_verdicts_and_tables_equal_the_committed_ones(rebuilt):
+    out, res = rebuilt
+    committed = pd.read_csv(RESULTS / "findings.csv")
+    assert list(res["findings"]["verdict"]) == list(committed["verdict"])
+    for name in available():
+        want = pd.read_csv(RESULTS / name / "verdicts.csv")
+        got = pd.read_csv(out / name / "verdicts.csv")
+        assert list(got["verdict"]) == list(want["verdict"]), name
+        pd.testing.assert_series_equal(got["diff_mean"], want["diff_mean"], check_exact=False, rtol=1e-9)
+        cells_want, cells_got = pd.read_csv(RESULTS / name / "cells.csv"), pd.read_csv(out / name / "cells.csv")
+        pd.testing.assert_series_equal(cells_got["avg_mean"], cells_want["avg_mean"], check_exact=False, rtol=1e-9)
+    md = (out / "REPORT.md").read_text()
+    for f, verdict in zip(committed["finding"], committed["verdict"]):
+        assert f"## {f}: {verdict}" in md
+
+
+def test_readme_results_table_quotes_the_committed_verdicts():
+    readme = (repo_root() / "README.md").read_text()
+    committed = pd.read_csv(RESULTS / "findings.csv")
+    for f, verdict in zip(committed["finding"], committed["verdict"]):
+        row = next((line for line in readme.splitlines() if line.startswith(f"| {f} ")), None)
+        assert row is not None and f"| {verdict} |" in row, (f, verdict, row)
