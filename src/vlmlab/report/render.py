@@ -149,6 +149,23 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
     return blocks + [("img", caption, path) for caption, path in figs]
 
 
+def effect_text(r: dict) -> str:
+    """One check as 'better vs worse: metric +1.23 ± 0.45 (verdict)'."""
+    if r["verdict"] == "not run yet" or not math.isfinite(r["diff_mean"]):
+        return f"{r['check']}: {r['metric']} – ({r['verdict']})"
+    return f"{r['check']}: {r['metric']} {'+' if r['diff_mean'] >= 0 else ''}{fmt(r['diff_mean'], r['diff_ci95'])} " \
+           f"({r['verdict']})"
+
+
+def glance_row(finding: str, items: list, fv: dict) -> list[str]:
+    """The results-table row of one finding: the paper's numbers, each check's effect, the verdict."""
+    if not items:
+        return [finding, "–", "no ablation file yet", "–"]
+    paper = " / ".join(str(spec["paper"].get("numbers", "–")) for spec, *_ in items)
+    effects = "; ".join(effect_text(r) for _, _, _, v, _ in items for r in v.to_dict("records"))
+    return [finding, paper, effects or "no checks", fv.get(finding, "not run yet")]
+
+
 def to_markdown(blocks: list, out: Path) -> str:
     cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = []
@@ -228,9 +245,10 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     order = list(FINDINGS) + sorted(set(by_finding) - set(FINDINGS))
     fv = dict(zip(findings["finding"], findings["verdict"])) if not findings.empty else {}
     blocks += [("h2", "Findings at a glance", None),
-               ("table", ["finding", "ablations", "verdict"],
-                [[f, ", ".join(by_finding.get(f, [])) or "no ablation file yet",
-                  fv.get(f, "not run yet" if f in by_finding else "–")] for f in order])]
+               ("p", "Each of our effects is a check of the ablation file: the mean paired difference better - worse "
+                     "over seeds, ± the half-width of its 95% t interval, and the check's verdict.", None),
+               ("table", ["finding", "the paper", "our effects (paired, 95% CI)", "verdict"],
+                [glance_row(f, [per[n] for n in by_finding.get(f, [])], fv) for f in order])]
     for f in order:
         blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet') if f in by_finding else 'no ablation file yet'}", None)]
         if f not in by_finding:
