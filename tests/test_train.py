@@ -97,6 +97,10 @@ def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, m
     folder = tmp_path / "f4_y" / "cell" / "seed0"
     assert (folder / "metrics.jsonl").read_text() == (tmp_path / "f1_x" / "cell" / "seed0" / "metrics.jsonl").read_text()
     assert "name: f4_y" in (folder / "config.yaml").read_text()
+    assert train.find_twin(filed("f7_t")) == tmp_path / "f1_x" / "cell" / "seed0"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun every rank would copy at once: no reuse
+    assert train.find_twin(filed("f7_t")) is None
+    monkeypatch.delenv("WORLD_SIZE")
     # another config, another seed, uncommitted code, or reuse switched off: trained, not reused
     assert "reused_from" not in run(filed("f5_z", ["optim.lr=0.002"]))
     assert "reused_from" not in run(filed("f6_w", ["seed=1"]))

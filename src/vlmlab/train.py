@@ -75,6 +75,8 @@ def identity(config: dict) -> dict:
 
 def find_twin(cfg: Config) -> Path | None:
     """A finished run elsewhere under runs_root with the identical config, made by the same clean commit."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several ranks would copy at once: train instead
+        return None
     commit = git_commit(repo_root())
     if not cfg.reuse_finished or not commit or commit.endswith("-dirty"):
         return None
@@ -113,7 +115,7 @@ def run(cfg: Config) -> dict:
             print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
             return done
         print(f"[vlmlab] {run_dir} holds results reused from {done['reused_from']}; reuse is off: training it")
-        (run_dir / "summary.json").unlink()
+        (run_dir / "summary.json").unlink(missing_ok=True)
     twin = find_twin(cfg)
     if twin is not None:
         return reuse(twin, cfg)
