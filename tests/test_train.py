@@ -82,14 +82,18 @@ def test_cross_attention_few_shot_reads_each_shots_own_image(tmp_path):
 
 
 def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, monkeypatch):
-    from vlmlab import train
+    from vlmlab import reuse, train
+
+    def commit(sha):  # the code version a summary records, and the one reuse compares it with
+        for module in (train, reuse):
+            monkeypatch.setattr(module, "git_commit", lambda *_: sha)
 
     def filed(name, extra=()):
         cfg = compose(TINY + [f"runs_root={tmp_path}", f"name={name}", *extra])
         cfg.run_dir = str(tmp_path / name / "cell" / f"seed{cfg.seed}")
         return cfg
 
-    monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc")
+    commit("0123abc")
     first = run(filed("f1_x"))
     twin = run(filed("f4_y"))
     assert twin["reused_from"] == "../../../f1_x/cell/seed0" and twin["metrics"] == first["metrics"]
@@ -97,16 +101,16 @@ def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, m
     folder = tmp_path / "f4_y" / "cell" / "seed0"
     assert (folder / "metrics.jsonl").read_text() == (tmp_path / "f1_x" / "cell" / "seed0" / "metrics.jsonl").read_text()
     assert "name: f4_y" in (folder / "config.yaml").read_text()
-    assert train.find_twin(filed("f7_t")) == tmp_path / "f1_x" / "cell" / "seed0"
+    assert reuse.find_twin(filed("f7_t")) == tmp_path / "f1_x" / "cell" / "seed0"
     monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun every rank would copy at once: no reuse
-    assert train.find_twin(filed("f7_t")) is None
+    assert reuse.find_twin(filed("f7_t")) is None
     monkeypatch.delenv("WORLD_SIZE")
     # another config, another seed, uncommitted code, or reuse switched off: trained, not reused
     assert "reused_from" not in run(filed("f5_z", ["optim.lr=0.002"]))
     assert "reused_from" not in run(filed("f6_w", ["seed=1"]))
-    monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc-dirty")
+    commit("0123abc-dirty")
     assert "reused_from" not in run(filed("f2_v"))
-    monkeypatch.setattr(train, "git_commit", lambda *_: "0123abc")
+    commit("0123abc")
     assert "reused_from" not in run(filed("f3_u", ["reuse_finished=false"]))
     # a reused run met again with reuse off is trained after all (timings must come from its own sweep)
     retrained = run(filed("f4_y", ["reuse_finished=false"]))

@@ -12,9 +12,9 @@ are refused, so `ARGS="debug=smoke"` always wins.
 On a machine without CUDA the cells run two at a time with one thread each (`hydra/launcher=local
 threads=1`, the fastest use of a 2-core CPU) unless the command line names a launcher or threads.
 A cell identical to a finished run of another ablation (the baseline recurs across findings) reuses
-its results (train.py, `reuse_finished`), except in an ablation that checks a timing (samples/s,
-latency, memory): timings compare only within one sweep, so there every cell trains itself. Each sweep's wall time and machine are appended to
-<runs_root>/sweeps.jsonl for the report.
+its results (reuse.py, `reuse_finished`), except in an ablation that checks a timing (samples/s,
+latency, memory): timings compare only within one sweep, so there every cell trains itself. Each
+sweep's wall time and machine are appended to <runs_root>/sweeps.jsonl for the report.
 """
 from __future__ import annotations
 
@@ -73,14 +73,18 @@ def load(name: str) -> Ablation:
     return abl
 
 
+def _named(args: list[str]) -> set[str]:
+    """The keys the command line sets ('+a.b=1' -> 'a.b')."""
+    return {a.split("=", 1)[0].lstrip("+~") for a in args}
+
+
 def launch_defaults(args: list[str]) -> list[str]:
     """Two cells at a time with one thread each on a CPU-only machine, unless the command line says otherwise."""
     import torch
 
     if torch.cuda.is_available():
         return []
-    named = {a.split("=", 1)[0].lstrip("+~") for a in args}
-    return [d for d in ("hydra/launcher=local", "threads=1") if d.split("=", 1)[0] not in named]
+    return [d for d in ("hydra/launcher=local", "threads=1") if d.split("=", 1)[0] not in _named(args)]
 
 
 TIMED = ("train_samples_per_s", "train_time_s", "wall_time_s", "peak_memory_mb", "eval_latency_ms", "latency_ms/")
@@ -90,8 +94,7 @@ def reuse_policy(abl: Ablation, args: list[str]) -> list[str]:
     """Timings are comparable only within one sweep (same machine, same load): an ablation that checks a
     timing trains every cell itself rather than reusing a run another sweep timed."""
     timed = any(str(c.get("metric", "")).startswith(TIMED) for c in abl.checks)
-    named = any(a.split("=", 1)[0].lstrip("+~") == "reuse_finished" for a in args)
-    return ["reuse_finished=false"] if timed and not named else []
+    return ["reuse_finished=false"] if timed and "reuse_finished" not in _named(args) else []
 
 
 def run_ablation(abl: Ablation, args: list[str]) -> int:

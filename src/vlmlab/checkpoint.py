@@ -56,8 +56,10 @@ def _full_fsdp_state(model, optimizer) -> tuple[dict, dict]:
 
 def save(run_dir: Path, model, optimizer, scheduler, state: TrainState, main: bool = True) -> None:
     """Writes the checkpoint (main process); under FSDP every rank must call it, for the gathering."""
-    weights, optim_state = (_full_fsdp_state(model, optimizer) if _sharded(model)
-                            else (None, None) if not main else (trainable_state(model), optimizer.state_dict()))
+    if _sharded(model):
+        weights, optim_state = _full_fsdp_state(model, optimizer)  # every rank joins; rank 0 receives
+    elif main:
+        weights, optim_state = trainable_state(model), optimizer.state_dict()
     if not main:
         return
     run_dir = Path(run_dir)

@@ -9,9 +9,7 @@ resumes from its latest checkpoint and ends with the same metrics as an uninterr
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import signal
 import sys
 import time
@@ -26,7 +24,7 @@ from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vlmlab import checkpoint, dist
+from vlmlab import checkpoint, dist, reuse
 from vlmlab.config import Config, ConfigError, check_command_line, repo_root, to_config
 from vlmlab.data import EpochBatches, Processor, TaskDataset, collate
 from vlmlab.evaluate import evaluate
@@ -67,58 +65,11 @@ def prepare_run_dir(run_dir: Path, config_text: str) -> None:
     write_text_atomic(old, config_text)
 
 
-def identity(config: dict) -> dict:
-    """What makes two runs the same experiment: the whole config except where the run is filed."""
-    skip = ("name", "run_dir", "runs_root", "reuse_finished")
-    return json.loads(json.dumps({k: v for k, v in config.items() if k not in skip}))
-
-
-def find_twin(cfg: Config) -> Path | None:
-    """A finished run elsewhere under runs_root with the identical config, made by the same clean commit."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several ranks would copy at once: train instead
-        return None
-    commit = git_commit(repo_root())
-    if not cfg.reuse_finished or not commit or commit.endswith("-dirty"):
-        return None
-    me, here, root = identity(asdict(cfg)), Path(cfg.run_dir).resolve(), Path(cfg.runs_root).resolve()
-    if not here.is_relative_to(root):  # only runs filed in the sweep layout stand in for each other
-        return None
-    for path in sorted(Path(cfg.runs_root).glob(f"*/*/seed{cfg.seed}/summary.json")):
-        if path.parent.resolve() == here:
-            continue
-        other = json.loads(path.read_text())
-        if other.get("git_commit") == commit and not other.get("reused_from") and identity(other["config"]) == me:
-            return path.parent
-    return None
-
-
-def reuse(twin: Path, cfg: Config) -> dict:
-    """Files the twin's results under this run's folder: the same experiment is not trained twice."""
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(asdict(cfg))))
-    for name in ("metrics.jsonl", "predictions.json"):
-        if (twin / name).exists():
-            write_text_atomic(run_dir / name, (twin / name).read_text())
-    summary = json.loads((twin / "summary.json").read_text())
-    summary.update(config=asdict(cfg), reused_from=os.path.relpath(twin, run_dir))
-    write_json_atomic(run_dir / "summary.json", summary)
-    print(f"[vlmlab] {run_dir}: identical to the finished run {twin}: its results are reused")
-    return summary
-
-
 def run(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
-    if (run_dir / "summary.json").exists():
-        done = json.loads((run_dir / "summary.json").read_text())
-        if not (done.get("reused_from") and not cfg.reuse_finished):
-            print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
-            return done
-        print(f"[vlmlab] {run_dir} holds results reused from {done['reused_from']}; reuse is off: training it")
-        (run_dir / "summary.json").unlink(missing_ok=True)
-    twin = find_twin(cfg)
-    if twin is not None:
-        return reuse(twin, cfg)
+    done = reuse.finished_or_reused(cfg)  # this folder's own summary, or an identical run's results
+    if done is not None:
+        return done
     # ---- setup
     t_start = time.time()
     datasets.disable_progress_bars()

@@ -217,12 +217,11 @@ def read_sweeps(runs: str | Path) -> pd.DataFrame:
 SNAPSHOT_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "failed.json")
 
 
-def snapshot(runs: str | Path, dest: str | Path, names) -> int:
+def snapshot(runs: str | Path, dest: str | Path, names) -> None:
     """Copies the small files of every run of the named ablations (not checkpoints or predictions) and
     sweeps.jsonl from runs/ to dest/ (results/runs), so the report regenerates from the repository alone.
-    Files under dest/<name>/ that runs/ no longer has are removed. Returns the number of files written."""
+    Files under dest/<name>/ that runs/ no longer has are removed."""
     runs, dest = Path(runs), Path(dest)
-    written = 0
     for name in names:
         keep = set()
         for src in sorted((runs / name).glob("*/seed*/*")) if (runs / name).is_dir() else []:
@@ -230,7 +229,6 @@ def snapshot(runs: str | Path, dest: str | Path, names) -> int:
                 target = dest / src.relative_to(runs)
                 write_atomic(target, src.read_text())
                 keep.add(target)
-                written += 1
         for old in sorted((dest / name).rglob("*"), reverse=True) if (dest / name).is_dir() else []:
             if old.is_file() and old not in keep:
                 old.unlink()
@@ -238,7 +236,6 @@ def snapshot(runs: str | Path, dest: str | Path, names) -> int:
                 old.rmdir()
     if (runs / "sweeps.jsonl").exists():
         write_atomic(dest / "sweeps.jsonl", (runs / "sweeps.jsonl").read_text())
-    return written
 
 
 def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:
