@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
 from vlmlab.config import compose
 from vlmlab.data import Processor, TaskDataset, collate
@@ -73,6 +73,29 @@ def test_other_architectures(fusion, connector, trainable, image, tiny_qwen, ass
     axes = [f"fusion={fusion}", f"connector={connector}", f"trainable={trainable}", *IMAGES[image]]
     two_steps_and_generate(axes, llm_dir=tiny_qwen)
     two_steps_and_generate(axes, vision_dir=assets / "tiny_clip")
+
+
+@pytest.fixture(scope="module")
+def wide_siglip(tmp_path_factory):
+    """A vision tower 48 wide, against the tiny LM's 32."""
+    out = tmp_path_factory.mktemp("siglip") / "wide_siglip"
+    torch.manual_seed(0)
+    SiglipVisionModel(SiglipVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                         num_attention_heads=4, image_size=32, patch_size=8)).save_pretrained(out)
+    return out
+
+
+def test_idefics1_connector_layout(wide_siglip):
+    """connector.projection=none + resampler_mlp=relu (Idefics1's perceiver): the resampler works at the vision
+    width and the cross-attention keys read that width; fully autoregressive fusion refuses unequal widths."""
+    idefics1 = ["connector=perceiver", "connector.projection=none", "connector.resampler_mlp=relu"]
+    vlm = two_steps_and_generate(["fusion=cross_attention", *idefics1], vision_dir=wide_siglip)
+    assert vlm.connector.out_dim == 48 and vlm.llm.get_input_embeddings().embedding_dim == 32
+    assert vlm.xattn.blocks["0"].to_k.in_features == 48
+    two_steps_and_generate(["fusion=autoregressive", *idefics1])  # equal widths (32): the LM reads them
+    with pytest.raises(ValueError, match="must be 32 wide"):
+        build_vlm(compose(["vision=tiny", "llm=tiny", "fusion=autoregressive", *idefics1,
+                           f"vision.name_or_path={wide_siglip}"]))
 
 
 @pytest.mark.parametrize("policy", TRAINABLES)

@@ -7,20 +7,33 @@ from vlmlab.model.connector import ConnectorConfig, build_connector
 DV, DL = 24, 32
 
 
-def perceiver(mlp_before=True, n_latents=5):
+def perceiver(projection="mlp", n_latents=5, resampler_mlp="swiglu"):
     torch.manual_seed(0)
     cfg = ConnectorConfig(kind="perceiver", n_latents=n_latents, depth=2, n_heads=4, head_dim=8,
-                          mlp_before=mlp_before, mlp_hidden_mult=2)
+                          projection=projection, mlp_hidden_mult=2, resampler_mlp=resampler_mlp)
     return build_connector(cfg, DV, DL).eval()
 
 
-@pytest.mark.parametrize("mlp_before", [True, False])
-def test_perceiver_yields_n_latents_tokens(mlp_before):
-    conn = perceiver(mlp_before, n_latents=7)
+@pytest.mark.parametrize("projection,width", [("mlp", DL), ("linear", DL), ("none", DV)])
+@pytest.mark.parametrize("resampler_mlp", ["swiglu", "relu"])
+def test_perceiver_yields_n_latents_tokens(projection, width, resampler_mlp):
+    conn = perceiver(projection, n_latents=7, resampler_mlp=resampler_mlp)
     out = conn(torch.randn(3, 10, DV), torch.ones(3, 10, dtype=torch.bool))
-    assert out.shape == (3, 7, DL)
+    assert out.shape == (3, 7, width) and conn.out_dim == width
     assert conn.num_tokens(10) == conn.num_tokens(1000) == 7
-    assert conn(torch.randn(2, 4, DV), None).shape == (2, 7, DL)  # no mask: every patch is real
+    assert conn(torch.randn(2, 4, DV), None).shape == (2, 7, width)  # no mask: every patch is real
+
+
+def test_idefics1_layout_has_idefics1_parameter_count():
+    """projection=none + resampler_mlp=relu: per layer q/k/v/out (4 D x inner... here inner = heads x head_dim),
+    a 2-matrix MLP of mult x D, three norms; no projection at all. Counted against the formula."""
+    conn = perceiver("none", n_latents=7, resampler_mlp="relu")
+    inner, hidden = 4 * 8, 2 * DV
+    per_layer = 4 * DV * inner + 2 * DV * hidden + 3 * DV
+    assert sum(p.numel() for p in conn.parameters()) == 7 * DV + 2 * per_layer + DV
+    assert not any(p.numel() for p in conn.proj.parameters())
+    swiglu = perceiver("none", n_latents=7)
+    assert sum(p.numel() for p in swiglu.parameters()) - sum(p.numel() for p in conn.parameters()) == 2 * DV * hidden
 
 
 def test_padded_patches_change_nothing():
@@ -60,3 +73,7 @@ def test_unknown_kind_is_rejected():
         build_connector(ConnectorConfig(kind="qformer"), DV, DL)
     with pytest.raises(ValueError, match="swiglu, gelu"):
         build_connector(ConnectorConfig(kind="mlp", mlp_act="relu"), DV, DL)
+    with pytest.raises(ValueError, match="allowed are mlp, linear, none"):
+        build_connector(ConnectorConfig(projection="swiglu"), DV, DL)
+    with pytest.raises(ValueError, match="allowed are swiglu, relu"):
+        build_connector(ConnectorConfig(resampler_mlp="gelu"), DV, DL)

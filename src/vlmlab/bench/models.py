@@ -1,14 +1,20 @@
-"""The four benchmarked models at equal dimensions, random-init, and one synthetic batch for each.
+"""The benchmarked models at equal dimensions, random-init, and one synthetic batch for each.
 
-  ours_fa     vlmlab VLM, fusion=autoregressive, SwiGLU projection + perceiver (Idefics2 layout)
-  idefics2    transformers Idefics2ForConditionalGeneration
-  ours_xattn  vlmlab VLM, fusion=cross_attention (gated blocks every `every` layers) + perceiver
-  idefics1    transformers IdeficsForVisionText2Text (use_resampler=True, cross_layer_interval=every)
+  ours_fa            vlmlab VLM, fusion=autoregressive, SwiGLU projection + perceiver (Idefics2's layout,
+                     which is also the recipe's connector)
+  idefics2           transformers Idefics2ForConditionalGeneration
+  ours_xattn         vlmlab VLM, fusion=cross_attention (gated blocks every `every` layers) with Idefics1's
+                     perceiver layout: no projection, ReLU MLPs (connector.projection=none, resampler_mlp=relu)
+  ours_xattn_recipe  the same with the recipe's connector (SwiGLU projection, SwiGLU perceiver MLPs): what
+                     the ablations' cross-attention cells run, for its cost against the same reference
+  idefics1           transformers IdeficsForVisionText2Text (use_resampler=True, cross_layer_interval=every)
 
-Both pairs share the LM (a Llama; Idefics1 has its own Llama-like decoder) and the vision tower's dims
-(SigLIP; Idefics1 has a CLIP-like tower with a class token). Where the architectures differ, dims are
-matched and the difference is in `PARAM_NOTES`. Trainable sets: `frozen` trains the connector/perceiver,
-the cross-attention blocks and (ours only) the 2-row VLM token table; `full` trains everything.
+Each group (GROUPS, the reference last) shares the LM (a Llama; Idefics1 has its own Llama-like decoder)
+and the vision tower's dims and activation (SigLIP's tanh GELU; Idefics1's CLIP-like tower, which has a
+class token, is given that activation: its default exact GELU is 3.5x cheaper on CPU, which would time a
+choice of backbone, not the implementations). Remaining differences are in `PARAM_NOTES`. Trainable sets:
+`frozen` trains the connector/perceiver, the cross-attention blocks and (ours only) the 2-row VLM token
+table; `full` trains everything.
 """
 from __future__ import annotations
 
@@ -52,8 +58,6 @@ class Dims:
     p_head_dim: int = 32
     p_mlp_mult: int = 4       # our connector MLPs: hidden = mult x LM width (Idefics2: fixed, see PARAM_NOTES)
     every: int = 1            # conf/fusion/cross_attention.yaml (block heads / MLP: matched to Idefics1's)
-    xattn_projection: bool = False  # ours_xattn: SwiGLU projection before the perceiver, as the recipe's
-    # connector has (connector.mlp_before); off by default because Idefics1 has none (a linear map instead)
     text: int = 26            # text tokens after the image block: FA length 45, cross-attention 28 (the
     answer: int = 6           # toy mixture's padded batch max); the last `answer` tokens carry the loss
     new_tokens: int = 8       # generation: greedy tokens after the prompt
@@ -93,30 +97,34 @@ def dims_for(size: str) -> Dims:
 PARAM_NOTES = {
     "ours_fa": "ours: projection SwiGLU hidden = p_mlp_mult x LM width (Idefics2: LM intermediate); random latents",
     "idefics2": "Idefics2: projection SwiGLU hidden = LM intermediate; latents init to ones",
-    "ours_xattn": "ours: linear map (or SwiGLU: xattn_projection) before the perceiver, SwiGLU perceiver MLP, RMSNorm",
-    "idefics1": "Idefics1: no projection, ReLU perceiver MLP (2 mats), LayerNorm; CLIP tower + class token",
+    "ours_xattn": "ours in Idefics1's perceiver layout (connector.projection=none, resampler_mlp=relu); RMSNorm",
+    "ours_xattn_recipe": "ours as the recipe: SwiGLU projection + SwiGLU perceiver MLPs (3 mats); RMSNorm",
+    "idefics1": "Idefics1: no projection, ReLU perceiver MLP (2 mats), LayerNorm; CLIP tower + class token, "
+                "given SigLIP's tanh GELU",
 }
 
 
-def explained_gap(d: Dims, fusion: str) -> int:
-    """params(ours) - params(reference), from the differences in PARAM_NOTES alone (the rest is equal).
+def explained_gap(d: Dims, model: str) -> int:
+    """params(model) - params(its group's reference), from the differences in PARAM_NOTES alone (the rest is equal).
 
-    FA: our projection's hidden width is p_mlp_mult x D_lm, Idefics2's the LM's intermediate size; plus our
-    2-row token table. Cross-attention (needs D_v = D_lm, so that Idefics1's perceiver, which works at the
-    vision width, has our widths): our linear map (or SwiGLU projection) before the perceiver, where
-    Idefics1 has none; per perceiver layer a SwiGLU MLP (3 matrices of m x D) against a ReLU one (2 of
-    4 x D) and RMSNorms against LayerNorms (no bias: -D per norm, 3 per layer and the final one);
-    Idefics1's CLIP tower has a class token, one more position and a pre-norm (4 D) where SigLIP's patch
-    embedding has a bias (D); plus our token table.
+    ours_fa: our projection's hidden width is p_mlp_mult x D_lm, Idefics2's the LM's intermediate size.
+    ours_xattn: per perceiver layer a ReLU MLP of p_mlp_mult x D_v against Idefics1's 4 x D_v, and RMSNorms
+    against LayerNorms (no bias: -D_v per norm, 3 per layer and the final one); Idefics1's CLIP tower has a
+    class token, one more position and a pre-norm (4 D_v) where SigLIP's patch embedding has a bias (D_v).
+    ours_xattn_recipe (needs D_v = D_lm, as its perceiver works at the LM width): instead a SwiGLU projection
+    before the perceiver, where Idefics1 has none, and SwiGLU perceiver MLPs (3 matrices of m x D).
+    Every one of ours adds its 2-row token table.
     """
     dv, dl, m = d.v_hidden, d.hidden, d.p_mlp_mult
     table = 2 * dl
-    if fusion == "autoregressive":
+    if model == "ours_fa":
         return (2 * dv + dl) * (m * dl - d.inter) + table
-    assert dv == dl, "Idefics1's perceiver runs at the vision width: the gap formula assumes D_v = D_lm"
-    projection = 2 * dv * m * dl + m * dl * dl if d.xattn_projection else dv * dl
-    perceiver = d.depth * (3 * m * dl * dl - 2 * 4 * dl * dl - 3 * dl) - dl
     vision = dv - (dv + dv + 2 * dv)  # SigLIP's patch bias - (class token, extra position, pre-LayerNorm)
+    if model == "ours_xattn":
+        return d.depth * (2 * m * dv * dv - 2 * 4 * dv * dv - 3 * dv) - dv + vision + table
+    assert model == "ours_xattn_recipe" and dv == dl, "the recipe's perceiver works at the LM width: D_v = D_lm"
+    projection = 2 * dv * m * dl + m * dl * dl
+    perceiver = d.depth * (3 * m * dl * dl - 2 * 4 * dl * dl - 3 * dl) - dl
     return projection + perceiver + vision + table
 
 
@@ -159,19 +167,20 @@ def _unreachable_eos(d: Dims) -> int:
     return d.vocab + 1  # an id no logit can produce: every generation runs exactly new_tokens steps
 
 
-def _ours(d: Dims, fusion: str, trainable: str, seed: int) -> VLM:
+def _ours(d: Dims, fusion: str, trainable: str, seed: int, layout: str = "recipe") -> VLM:
+    """layout: "recipe" (the connector's defaults: SwiGLU projection and perceiver MLPs) or "idefics1"."""
     torch.manual_seed(seed)
     vision = VisionEncoder(SiglipVisionModel(SiglipVisionConfig(**_vision_kwargs(d))))
     llm = LlamaForCausalLM(LlamaConfig(**_lm_kwargs(d), attn_implementation="sdpa"))
-    mlp_before = fusion == "autoregressive" or d.xattn_projection
+    idefics1_layout = dict(projection="none", resampler_mlp="relu") if layout == "idefics1" else {}
     conn = build_connector(ConnectorConfig(kind="perceiver", n_latents=d.n_latents, depth=d.depth, n_heads=d.p_heads,
-                                           head_dim=d.p_head_dim, mlp_before=mlp_before,
-                                           mlp_hidden_mult=d.p_mlp_mult), vision.hidden_size, d.hidden)
+                                           head_dim=d.p_head_dim, mlp_hidden_mult=d.p_mlp_mult, **idefics1_layout),
+                           vision.hidden_size, d.hidden)
     xattn = None
     if fusion == "cross_attention":  # Idefics1's block dims: LM heads, LM head size, LM intermediate
         xcfg = CrossAttentionConfig(every=d.every, n_heads=d.heads, head_dim=d.hidden // d.heads,
                                     mlp_mult=max(1, round(d.inter / d.hidden)))
-        xattn = add_cross_attention(llm, xcfg, d.hidden)
+        xattn = add_cross_attention(llm, xcfg, conn.out_dim)
     ids = TokenIds(image=IMAGE, fake=FAKE, bos=BOS, eos=_unreachable_eos(d), pad=PAD)
     vlm = VLM(vision, conn, llm, ids, fusion=fusion, xattn=xattn)
     policy = "full" if trainable == "full" else "frozen"
@@ -191,8 +200,9 @@ def _set_trainable(model: nn.Module, trainable: str, new_modules: list[nn.Module
         m.requires_grad_(True)
 
 
-def _ours_subject(name: str, fusion: str, d: Dims, trainable: str, seed: int, device: str) -> Subject:
-    vlm = _ours(d, fusion, trainable, seed).to(device)
+def _ours_subject(name: str, fusion: str, d: Dims, trainable: str, seed: int, device: str,
+                  layout: str = "recipe") -> Subject:
+    vlm = _ours(d, fusion, trainable, seed, layout).to(device)
     b = token_batch(d, fusion, seed, device)
     views = torch.arange(d.batch, device=device)
     prompt = {k: b[k][:, :-d.answer] for k in ("input_ids", "attention_mask")}
@@ -236,13 +246,18 @@ def idefics2(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "c
 
 
 def ours_xattn(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
-    return _ours_subject("ours_xattn", "cross_attention", d, trainable, seed, device)
+    return _ours_subject("ours_xattn", "cross_attention", d, trainable, seed, device, layout="idefics1")
+
+
+def ours_xattn_recipe(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
+    return _ours_subject("ours_xattn_recipe", "cross_attention", d, trainable, seed, device)
 
 
 def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "cpu") -> Subject:
     torch.manual_seed(seed)
     vision = dict(embed_dim=d.v_hidden, image_size=d.image, patch_size=d.patch, intermediate_size=d.v_inter,
-                  num_hidden_layers=d.v_layers, num_attention_heads=d.v_heads)
+                  num_hidden_layers=d.v_layers, num_attention_heads=d.v_heads,
+                  hidden_act=SiglipVisionConfig().hidden_act)  # ours' tower's activation (module docstring)
     perceiver = dict(use_resampler=True, resampler_n_latents=d.n_latents, resampler_depth=d.depth,
                      resampler_n_heads=d.p_heads, resampler_head_dim=d.p_head_dim)
     lm = {k: v for k, v in _lm_kwargs(d).items() if k != "num_key_value_heads"}  # Idefics1: no GQA knob
@@ -265,7 +280,8 @@ def idefics1(d: Dims, trainable: str = "frozen", seed: int = 0, device: str = "c
     return Subject("idefics1", model, lambda: model(**b, use_cache=False).loss, generate, parts)
 
 
-PAIRS = {"autoregressive": (ours_fa, idefics2), "cross_attention": (ours_xattn, idefics1)}
+# per fusion: ours, then the reference (last); ratios are ours / reference
+GROUPS = {"autoregressive": (ours_fa, idefics2), "cross_attention": (ours_xattn, ours_xattn_recipe, idefics1)}
 
 
 def param_counts(model: nn.Module) -> tuple[int, int]:

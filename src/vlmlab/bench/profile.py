@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from vlmlab.bench import measure
-from vlmlab.bench.models import PAIRS, Dims
+from vlmlab.bench.models import GROUPS, Dims
 
 PHASES = ("forward", "loss.item", "backward", "clip", "optimizer", "zero_grad")
 
@@ -134,7 +134,7 @@ def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
     images = ImageProcessor(cfg.image, d.patch)
     samples = load_mixture(cfg.data, "train")
     out = {}
-    for fusion in PAIRS:
+    for fusion in GROUPS:
         ds = TaskDataset(samples, Processor(tok, ids, images, lambda p: d.n_latents, fusion, 4096), True, True)
         times = []
         for b in range(batches):
@@ -146,12 +146,12 @@ def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
 
 
 def profile_step(d: Dims, trainable: str = "frozen", device: torch.device = torch.device("cpu"),
-                 steps: int = 4, data: bool = True) -> str:
+                 steps: int = 4, data: bool = True, fusions=tuple(GROUPS)) -> str:
     measure.allocator_for_speed()
     lines = [f"profile: batch {d.batch}, trainable={trainable}, {torch.get_num_threads()} thread(s); CPU ms per step "
              "(medians)"]
-    for fusion, pair in PAIRS.items():
-        for build in pair:
+    for fusion in fusions:
+        for build in GROUPS[fusion]:
             tr = measure.Trainer(build(d, trainable, device=device))
             for _ in range(2):
                 tr.step()

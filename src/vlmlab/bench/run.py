@@ -1,7 +1,7 @@
-"""Runs the benchmark: each pair (ours, reference) built side by side, measured interleaved, one table.
+"""Runs the benchmark: each group (ours, then the reference) built side by side, measured interleaved, one table.
 
-Timed repetitions alternate ours/reference (ABBA order) so that load from other processes on a shared
-machine falls on both alike; medians are reported. Rows go to results/bench.csv (atomic write).
+Timed repetitions alternate the order (ABC CBA ...) so that load from other processes on a shared machine
+falls on every model alike; medians are reported. Rows go to results/bench.csv (atomic write).
 """
 from __future__ import annotations
 
@@ -11,29 +11,29 @@ import io
 import os
 import statistics
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import transformers
 
 from vlmlab.bench import measure
-from vlmlab.bench.models import PAIRS, PARAM_NOTES, SIZE_NAMES, SIZES, Dims, dims_for, param_counts
+from vlmlab.bench.models import GROUPS, PARAM_NOTES, SIZE_NAMES, SIZES, Dims, dims_for, param_counts
 from vlmlab.perf import cpu_name
 from vlmlab.tracking import write_text_atomic
 
 
-def _order(r: int, a, b):
-    return (a, b) if r % 4 in (0, 3) else (b, a)  # ABBA: drifts in load cancel over 4 repetitions
+def _order(r: int, n: int) -> list[int]:
+    return list(range(n)) if r % 2 == 0 else list(range(n))[::-1]  # ABC CBA: a drift in load falls on all alike
 
 
-def measure_pair(fusion: str, d: Dims, trainable: str, device: torch.device, reps: int, warmup: int,
-                 gen_reps: int) -> list[dict]:
-    """Builds ours and the reference for one fusion, then measures both; returns one row per model."""
+def measure_group(fusion: str, d: Dims, trainable: str, device: torch.device, reps: int, warmup: int,
+                  gen_reps: int) -> list[dict]:
+    """Builds ours and the reference for one fusion, then measures them all; returns one row per model."""
     rows, trainers = [], []
-    for build in PAIRS[fusion]:
+    for build in GROUPS[fusion]:
         measure.release_memory()
-        base = measure.memory_level(device)  # the other model of the pair (if built) stays in the baseline
+        base = measure.memory_level(device)  # the group's models built before stay in the baseline
         subject = build(d, trainable, device=device)
         tr = measure.Trainer(subject)
         for _ in range(warmup):
@@ -44,14 +44,15 @@ def measure_pair(fusion: str, d: Dims, trainable: str, device: torch.device, rep
                      "peak_mem_mb": round(peak, 1), "flops_per_step": measure.step_flops(tr),
                      "note": PARAM_NOTES[subject.name]})
         trainers.append(tr)
-    times, gen = [[], []], [[], []]  # per model: [(wall, cpu)] seconds
+    n = len(trainers)
+    times, gen = [[] for _ in range(n)], [[] for _ in range(n)]  # per model: [(wall, cpu)] seconds
     for r in range(reps):
-        for i in _order(r, 0, 1):
+        for i in _order(r, n):
             times[i].append(measure.timed(trainers[i].step, device))
-    for i in (0, 1):
-        measure.generation_time(trainers[i].subject, device)  # warm-up
+    for tr in trainers:
+        measure.generation_time(tr.subject, device)  # warm-up
     for r in range(gen_reps):
-        for i in _order(r, 0, 1):
+        for i in _order(r, n):
             t, rows[i]["gen_new_tokens"] = measure.generation_time(trainers[i].subject, device)
             gen[i].append(t)
     for i, row in enumerate(rows):
@@ -71,17 +72,18 @@ def measure_pair(fusion: str, d: Dims, trainable: str, device: torch.device, rep
 def warm_process(device: torch.device) -> None:
     """One step and one generation of every model at the tiny size: lazy initialisation (kernels, thread
     pools, transformers' caches) happens here, not inside the first measured model's memory or time."""
-    for build in (b for pair in PAIRS.values() for b in pair):
+    for build in (b for group in GROUPS.values() for b in group):
         subject = build(SIZES["tiny"], device=device)
         measure.Trainer(subject).step()
         measure.generation_time(subject, device)
     measure.release_memory()
 
 
-def run_bench(size: str = "toy", trainable: str = "frozen", device: str = "cpu", reps: int = 12, warmup: int = 3,
-              gen_reps: int = 5, fusions=tuple(PAIRS), dims: Dims | None = None,
+def run_bench(size: str = "toy", trainable: str = "frozen", device: str = "cpu", reps: int = 24, warmup: int = 3,
+              gen_reps: int = 5, fusions=tuple(GROUPS), dims: Dims | None = None,
               peak_sizes: tuple[int, ...] = (1024, 2048)) -> dict:
-    """Returns {"peak": matmul peak, "rows": per-model rows (with the shared columns), "ratios": per pair}."""
+    """Returns {"peak": matmul peak, "rows": per-model rows (with the shared columns), "ratios": each of ours
+    against its group's reference, by model name}."""
     dev = torch.device(device)
     d = dims or dims_for(size)
     load0 = os.getloadavg()[0]
@@ -91,11 +93,11 @@ def run_bench(size: str = "toy", trainable: str = "frozen", device: str = "cpu",
     peak = measure.matmul_peak(dev, peak_sizes)
     rows = []
     for fusion in fusions:
-        rows += measure_pair(fusion, d, trainable, dev, reps, warmup, gen_reps)
+        rows += measure_group(fusion, d, trainable, dev, reps, warmup, gen_reps)
     peak_after = measure.matmul_peak(dev, peak_sizes)  # measured again: the peak is the better of the two
     if peak_after["gflops_cpu"] > peak["gflops_cpu"]:
         peak = peak_after
-    shared = {"size": size, "xattn_projection": d.xattn_projection, "batch": d.batch, "trainable": trainable,
+    shared = {"size": size, "batch": d.batch, "trainable": trainable,
               "device": device,
               "machine": cpu_name() if dev.type == "cpu" else torch.cuda.get_device_name(dev),
               "threads": torch.get_num_threads(), "matmul_peak_gflops": round(peak["gflops"], 2),
@@ -110,17 +112,19 @@ def run_bench(size: str = "toy", trainable: str = "frozen", device: str = "cpu",
         row.update(shared)
     ratios = {}
     for fusion in fusions:
-        ours, ref = [r for r in rows if r["fusion"] == fusion]
-        ratios[fusion] = {"speed": ours["samples_per_s"] / ref["samples_per_s"],
-                          "speed_cpu": ours["samples_per_s_cpu"] / ref["samples_per_s_cpu"],
-                          "memory": ours["peak_mem_mb"] / max(ref["peak_mem_mb"], 1e-9),
-                          "gen_latency": ours["gen_ms_per_sample"] / ref["gen_ms_per_sample"],
-                          "gen_latency_cpu": ours["gen_ms_per_sample_cpu"] / ref["gen_ms_per_sample_cpu"],
-                          "params": ours["params"] / ref["params"]}
+        *mine, ref = [r for r in rows if r["fusion"] == fusion]
+        for ours in mine:
+            ratios[ours["model"]] = {"fusion": fusion, "reference": ref["model"], "speed": ours["samples_per_s"] / ref["samples_per_s"],
+                                     "speed_cpu": ours["samples_per_s_cpu"] / ref["samples_per_s_cpu"],
+                                     "memory": ours["peak_mem_mb"] / max(ref["peak_mem_mb"], 1e-9),
+                                     "gen_latency": ours["gen_ms_per_sample"] / ref["gen_ms_per_sample"],
+                                     "gen_latency_cpu": ours["gen_ms_per_sample_cpu"] / ref["gen_ms_per_sample_cpu"],
+                                     "params": ours["params"] / ref["params"], "flops": ours["flops_per_step"] /
+                                     ref["flops_per_step"]}
     return {"peak": peak, "rows": rows, "ratios": ratios, "dims": asdict(d), "shared": shared}
 
 
-COLUMNS = [("model", "{:<11}", "model"), ("params", "{:>10,}", "params"),
+COLUMNS = [("model", "{:<17}", "model"), ("params", "{:>10,}", "params"),
            ("trainable_params", "{:>10,}", "trainable"), ("samples_per_s", "{:>7.1f}", "smp/s"),
            ("samples_per_s_cpu", "{:>7.1f}", "smp/cpu"), ("peak_mem_mb", "{:>7.1f}", "MiB"),
            ("flops_per_step", "{:>8.2e}", "FLOP/st"), ("pct_of_matmul_peak", "{:>6.1f}", "%pk"),
@@ -143,12 +147,13 @@ def format_table(result: dict) -> str:
              f"CPU second (n={s['matmul_n']}); load average {s['load_avg_start']} -> {s['load_avg_end']}", ""]
     widths = [len(f.format("x" if "<" in f else 0)) for _, f, _ in COLUMNS]
     lines.append(" ".join(h.rjust(w) if i else h.ljust(w) for i, ((_, _, h), w) in enumerate(zip(COLUMNS, widths))))
-    for fusion, r in result["ratios"].items():
+    for fusion in dict.fromkeys(r["fusion"] for r in result["rows"]):
         for row in (x for x in result["rows"] if x["fusion"] == fusion):
             lines.append(" ".join(f.format(row[k]) for k, f, _ in COLUMNS))
-        lines.append(f"  ours/ref: speed x{r['speed']:.2f} (cpu x{r['speed_cpu']:.2f})  memory x{r['memory']:.2f}  "
-                     f"gen latency x{r['gen_latency']:.2f} (cpu x{r['gen_latency_cpu']:.2f})  "
-                     f"params x{r['params']:.3f}")
+        for model, r in ((m, r) for m, r in result["ratios"].items() if r["fusion"] == fusion):
+            lines.append(f"  {model}/{r['reference']}: speed x{r['speed']:.2f} (cpu x{r['speed_cpu']:.2f})  "
+                         f"memory x{r['memory']:.2f}  gen latency x{r['gen_latency']:.2f} "
+                         f"(cpu x{r['gen_latency_cpu']:.2f})  params x{r['params']:.3f}  FLOPs x{r['flops']:.3f}")
     return "\n".join(lines + ["", LEGEND])
 
 
@@ -169,10 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="toy: the default recipe's dims (zoo backbones, conf/); tiny: for tests; big: models.py")
     ap.add_argument("--trainable", choices=["frozen", "full"], default="frozen",
                     help="frozen: backbones frozen, new modules train (the baseline recipe); full: everything")
-    ap.add_argument("--fusion", choices=list(PAIRS), nargs="+", default=list(PAIRS))
-    ap.add_argument("--xattn-projection", action="store_true",
-                    help="ours_xattn with the recipe's SwiGLU projection before the perceiver (Idefics1 has none)")
-    ap.add_argument("--reps", type=int, default=12, help="timed training steps per model (median reported)")
+    ap.add_argument("--fusion", choices=list(GROUPS), nargs="+", default=list(GROUPS))
+    ap.add_argument("--reps", type=int, default=24, help="timed training steps per model (median reported)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--gen-reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1,
@@ -189,12 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         from vlmlab.bench.profile import profile_step
 
-        dims = replace(dims_for(args.size), xattn_projection=args.xattn_projection)
-        print(profile_step(dims, args.trainable, torch.device(args.device)))
+        print(profile_step(dims_for(args.size), args.trainable, torch.device(args.device), fusions=args.fusion))
         return
-    dims = replace(dims_for(args.size), xattn_projection=args.xattn_projection)
-    result = run_bench(args.size, args.trainable, args.device, args.reps, args.warmup, args.gen_reps, args.fusion,
-                       dims)
+    result = run_bench(args.size, args.trainable, args.device, args.reps, args.warmup, args.gen_reps, args.fusion)
     print(format_table(result))
     if args.out:
         write_csv(result["rows"], Path(args.out))

@@ -21,9 +21,13 @@ def build_vlm(cfg, seed: int = 0):
     lm_dim = llm.get_input_embeddings().embedding_dim
     torch.manual_seed(seed)
     connector = build_connector(cfg.connector, vision.hidden_size, lm_dim)
+    if cfg.fusion.kind == "autoregressive" and connector.out_dim != lm_dim:
+        raise ValueError(f"fusion=autoregressive puts visual tokens in the LM's input, so they must be {lm_dim} wide; "
+                         f"the connector's are {connector.out_dim} (connector.projection=none needs "
+                         f"fusion=cross_attention, or equal vision and LM widths)")
     torch.manual_seed(seed + 1)
-    xattn = add_cross_attention(llm, cfg.fusion.cross_attention, lm_dim) if cfg.fusion.kind == "cross_attention" \
-        else None
+    xattn = add_cross_attention(llm, cfg.fusion.cross_attention, connector.out_dim) \
+        if cfg.fusion.kind == "cross_attention" else None
     vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn)
     apply_trainable(vlm, cfg.trainable)
     if cfg.vision.feature_cache_mb > 0 and cacheable(vlm.vision):

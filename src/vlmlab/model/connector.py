@@ -1,8 +1,10 @@
-"""Connectors: vision features (N, P, Dv) + patch mask (N, P) -> visual tokens (N, T, Dl) for the LM.
+"""Connectors: vision features (N, P, Dv) + patch mask (N, P) -> visual tokens (N, T, out_dim) for the LM.
 
 `linear` and `mlp` do no pooling (T = P, every patch is a token; the mask is ignored, the caller keeps
 it to drop padded tokens); `perceiver` pools to T = n_latents learned queries (perceiver.py).
-`build_connector(cfg, vision_dim, lm_dim)` picks one from the CONNECTORS registry by `cfg.kind`.
+`build_connector(cfg, vision_dim, lm_dim)` picks one from the CONNECTORS registry by `cfg.kind`. Every
+connector has `out_dim`, the width of its tokens: the LM's, except a perceiver without projection (the vision
+width, which only cross-attention can read unless the two widths are equal).
 """
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ class ConnectorConfig:
     depth: int = 3               # perceiver: resampler layers (Idefics2: 3)
     n_heads: int = 16            # perceiver: attention heads (Idefics2: 16)
     head_dim: int = 96           # perceiver: size of each head (Idefics2: 96)
-    mlp_before: bool = True      # perceiver: SwiGLU modality projection first (False: a linear map)
-    mlp_hidden_mult: int = 4     # hidden width of every connector MLP = mult * LM dim
+    projection: str = "mlp"      # perceiver: modality projection first: mlp (SwiGLU, Idefics2) | linear | none
+                                 # (none: the resampler works at the vision width, as Idefics1's)
+    resampler_mlp: str = "swiglu"  # perceiver layers' MLP: swiglu (Idefics2) | relu (Idefics1)
+    mlp_hidden_mult: int = 4     # hidden width of every connector MLP = mult * its width (LM dim, or vision dim)
     mlp_act: str = "swiglu"      # mlp connector: swiglu | gelu
 
 
@@ -31,6 +35,7 @@ class LinearConnector(nn.Module):
 
     def __init__(self, vision_dim: int, lm_dim: int):
         super().__init__()
+        self.out_dim = lm_dim
         self.proj = nn.Linear(vision_dim, lm_dim)
 
     def num_tokens(self, num_patches: int) -> int:
@@ -45,7 +50,7 @@ class MLPConnector(nn.Module):
 
     def __init__(self, vision_dim: int, lm_dim: int, hidden_mult: int = 4, act: str = "swiglu"):
         super().__init__()
-        hidden = hidden_mult * lm_dim
+        hidden, self.out_dim = hidden_mult * lm_dim, lm_dim
         if act == "swiglu":
             self.mlp = SwiGLU(vision_dim, hidden, lm_dim)
         elif act == "gelu":
@@ -64,7 +69,7 @@ CONNECTORS = {
     "linear": lambda c, dv, dl: LinearConnector(dv, dl),
     "mlp": lambda c, dv, dl: MLPConnector(dv, dl, c.mlp_hidden_mult, c.mlp_act),
     "perceiver": lambda c, dv, dl: PerceiverConnector(dv, dl, c.n_latents, c.depth, c.n_heads, c.head_dim,
-                                                      c.mlp_before, c.mlp_hidden_mult),
+                                                      c.projection, c.mlp_hidden_mult, c.resampler_mlp),
 }
 
 

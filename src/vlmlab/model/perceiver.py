@@ -1,8 +1,10 @@
 """Perceiver resampler connector (Idefics2): learned latents pool P patch features into n_latents tokens.
 
-A modality projection (SwiGLU MLP, or a plain linear map when `mlp_before=False`) first maps the vision
-features to the LM width; then `depth` layers in which the latents attend to keys/values over
-[image features; latents], followed by an MLP; a final RMSNorm. A patch mask (N, P) (True = real patch)
+A modality projection first maps the vision features to the LM width (`projection`: `mlp` a SwiGLU MLP as
+Idefics2's, `linear` a plain linear map, `none` no projection: the resampler then works at the vision width,
+as Idefics1's does, and its tokens are vision-width); then `depth` layers in which the latents attend to
+keys/values over [image features; latents], followed by an MLP (`resampler_mlp`: `swiglu` as Idefics2's, 3
+matrices; `relu` as Idefics1's, 2 matrices); a final RMSNorm. A patch mask (N, P) (True = real patch)
 removes padded patches from every attention, so padding a batch changes nothing in the output.
 """
 from __future__ import annotations
@@ -28,11 +30,28 @@ class SwiGLU(nn.Module):
         return self.fc_down(F.silu(self.fc_gate(x)) * self.fc_up(x))  # (..., d_out)
 
 
+# Reference: transformers models/idefics/perceiver.py, IdeficsMLP (fc, ReLU, c_proj; no bias).
+class ReLUMLP(nn.Module):
+    """fc_down(relu(fc_up(x))): d_in -> d_out through a hidden layer of d_hidden (Idefics1's perceiver MLP)."""
+
+    def __init__(self, d_in: int, d_hidden: int, d_out: int):
+        super().__init__()
+        self.fc_up = nn.Linear(d_in, d_hidden, bias=False)
+        self.fc_down = nn.Linear(d_hidden, d_out, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_down(F.relu(self.fc_up(x)))  # (..., d_out)
+
+
+RESAMPLER_MLPS = {"swiglu": SwiGLU, "relu": ReLUMLP}
+PROJECTIONS = ("mlp", "linear", "none")
+
+
 # Reference: transformers models/idefics2/modeling_idefics2.py, Idefics2PerceiverLayer + Idefics2PerceiverAttention.
 class PerceiverLayer(nn.Module):
     """latents += Attn(q = norm(latents), kv = [norm(context); norm(latents)]); latents += MLP(norm(latents))."""
 
-    def __init__(self, dim: int, n_heads: int, head_dim: int, mlp_mult: int):
+    def __init__(self, dim: int, n_heads: int, head_dim: int, mlp_mult: int, mlp: str = "swiglu"):
         super().__init__()
         self.n_heads, self.head_dim = n_heads, head_dim
         inner = n_heads * head_dim
@@ -43,7 +62,7 @@ class PerceiverLayer(nn.Module):
         self.to_v = nn.Linear(dim, inner, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
         self.norm_mlp = nn.RMSNorm(dim, eps=EPS)
-        self.mlp = SwiGLU(dim, mlp_mult * dim, dim)
+        self.mlp = RESAMPLER_MLPS[mlp](dim, mlp_mult * dim, dim)
 
     def forward(self, latents: torch.Tensor, context: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         N, n, _ = latents.shape
@@ -62,12 +81,14 @@ class PerceiverResampler(nn.Module):
     """(N, P, D) context + (N, P) mask -> (N, n_latents, D). Works at one width D (the LM's)."""
 
     def __init__(self, dim: int, n_latents: int = 64, depth: int = 3, n_heads: int = 16, head_dim: int = 96,
-                 mlp_mult: int = 4):
+                 mlp_mult: int = 4, mlp: str = "swiglu"):
         super().__init__()
+        if mlp not in RESAMPLER_MLPS:
+            raise ValueError(f"connector.resampler_mlp={mlp!r}: allowed are {', '.join(RESAMPLER_MLPS)}")
         # Random latents (Idefics1's init). Idefics2 initialises them to ones, which makes every latent
         # identical, and identical latents get identical updates: they would never tell apart from scratch.
         self.latents = nn.Parameter(torch.randn(n_latents, dim))  # (n, D)
-        self.layers = nn.ModuleList(PerceiverLayer(dim, n_heads, head_dim, mlp_mult) for _ in range(depth))
+        self.layers = nn.ModuleList(PerceiverLayer(dim, n_heads, head_dim, mlp_mult, mlp) for _ in range(depth))
         self.norm = nn.RMSNorm(dim, eps=EPS)
 
     def forward(self, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,20 +104,26 @@ class PerceiverResampler(nn.Module):
 
 
 class PerceiverConnector(nn.Module):
-    """Modality projection (vision dim -> LM dim) then the perceiver resampler; n_latents tokens per image."""
+    """Modality projection (vision dim -> LM dim, or none) then the perceiver resampler; n_latents tokens per
+    image, each `out_dim` wide (the LM's, or the vision width without a projection)."""
 
     def __init__(self, vision_dim: int, lm_dim: int, n_latents: int = 64, depth: int = 3, n_heads: int = 16,
-                 head_dim: int = 96, mlp_before: bool = True, mlp_hidden_mult: int = 4):
+                 head_dim: int = 96, projection: str = "mlp", mlp_hidden_mult: int = 4, resampler_mlp: str = "swiglu"):
         super().__init__()
+        if projection not in PROJECTIONS:
+            raise ValueError(f"connector.projection={projection!r}: allowed are {', '.join(PROJECTIONS)}")
         self.n_latents = n_latents
-        # Idefics2's Idefics2Connector: modality_projection (SwiGLU) then perceiver_resampler. Without the
-        # MLP a linear map still has to bring the features to the LM width the latents live in.
-        self.proj = (SwiGLU(vision_dim, mlp_hidden_mult * lm_dim, lm_dim) if mlp_before
-                     else nn.Linear(vision_dim, lm_dim, bias=False))
-        self.resampler = PerceiverResampler(lm_dim, n_latents, depth, n_heads, head_dim, mlp_hidden_mult)
+        # Idefics2's Idefics2Connector: modality_projection (SwiGLU) then perceiver_resampler. Idefics1 has no
+        # projection: its resampler works at the vision width and the cross-attention keys read that width.
+        self.out_dim = vision_dim if projection == "none" else lm_dim
+        self.proj = {"mlp": lambda: SwiGLU(vision_dim, mlp_hidden_mult * lm_dim, lm_dim),
+                     "linear": lambda: nn.Linear(vision_dim, lm_dim, bias=False),
+                     "none": nn.Identity}[projection]()
+        self.resampler = PerceiverResampler(self.out_dim, n_latents, depth, n_heads, head_dim, mlp_hidden_mult,
+                                            resampler_mlp)
 
     def num_tokens(self, num_patches: int) -> int:
         return self.n_latents
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.resampler(self.proj(features), mask)  # (N, P, Dv) -> (N, P, Dl) -> (N, n_latents, Dl)
+        return self.resampler(self.proj(features), mask)  # (N, P, Dv) -> (N, P, D) -> (N, n_latents, D)
