@@ -1,4 +1,5 @@
-"""Small statistics for the finding tables: the Student t 97.5% quantile and mean ± 95% CI.
+"""Small statistics for the finding tables: the Student t 97.5% quantile, mean ± 95% CI, and the number of
+seeds a paired interval would need to clear a bound.
 
 scipy is not a dependency, so the two-sided 95% critical values come from a table (df 1..30 exact to
 3 decimals, then 40/60/120 and the normal limit, interpolated linearly in 1/df between entries).
@@ -42,6 +43,18 @@ def mean_ci(values) -> tuple[float, float, int]:
     if n == 1:
         return float(x[0]), math.nan, 1
     return float(x.mean()), float(t_crit(n - 1) * x.std(ddof=1) / math.sqrt(n)), n
+
+
+def seeds_needed(std: float, distance: float, limit: int = 200) -> int | None:
+    """The smallest n >= 2 with t_{0.975, n-1} * std / sqrt(n) < distance: how many paired seeds a 95% interval
+    of the mean needs to lie wholly on one side of a bound `distance` away from the mean, *if* the mean and
+    the seed-to-seed std stay as estimated (a planning figure). None when no n <= limit does (or distance <= 0)."""
+    if not (math.isfinite(std) and math.isfinite(distance)) or distance <= 0:
+        return None
+    for n in range(2, limit + 1):
+        if t_crit(n - 1) * std / math.sqrt(n) < distance:
+            return n
+    return None
 
 
 def t_pdf(x, df: int):

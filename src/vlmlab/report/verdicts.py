@@ -10,6 +10,10 @@ sides finished (a diverged run has no evaluation). The 95% t interval of the mea
   better     reproduced if the interval lies above 0 in the metric's good direction, contradicted if below
   not_worse  reproduced if the good-direction lower bound > -margin, contradicted if the upper bound < -margin
   otherwise, or with fewer than 2 pairs: inconclusive.
+An inconclusive check with 2+ pairs also gets `seeds_to_decide`: the paired seeds at which the interval
+would clear its bound (0, or -margin) if the mean and std of d stayed as estimated (stats.seeds_needed).
+A planning figure for the next run, not a promise: the estimates are from few seeds, and adding seeds
+after looking at a result is optional stopping, so choose the number once.
 Finding verdict, over all checks of all ablation files of one finding (not-run checks excluded):
   reproduced (all reproduced) | contradicted (some contradicted, none reproduced) | mixed (both) |
   partly reproduced (some reproduced, the rest inconclusive) | inconclusive | not run yet (no pairs anywhere).
@@ -21,7 +25,7 @@ import math
 import pandas as pd
 
 from vlmlab.report.aggregate import parse_cell, write_atomic
-from vlmlab.report.stats import mean_ci
+from vlmlab.report.stats import mean_ci, seeds_needed
 
 LOWER_IS_BETTER = {"eval_latency_ms", "peak_memory_mb", "visual_tokens_per_image", "params", "total_params",
                    "trainable_params", "diverged", "final_train_loss", "train_time_s", "wall_time_s"}
@@ -84,6 +88,12 @@ def decide(lo: float, hi: float, n: int, sign: int, kind: str = "better", margin
     return "inconclusive"
 
 
+def bound_distance(mean: float, sign: int, kind: str, margin: float) -> float:
+    """How far the mean difference lies from the bound its interval must clear: 0 (better) or -margin
+    (not_worse), in the metric's good direction."""
+    return abs(sign * mean - (-abs(margin) if kind == "not_worse" else 0.0))
+
+
 def _label(want: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in (want or {}).items()) or "baseline"
 
@@ -102,6 +112,9 @@ def evaluate_check(seeds: pd.DataFrame, check: dict) -> dict:
     lo, hi = mean - half, mean + half
     sign = direction(metric)
     verdict = decide(lo, hi, n, sign, kind, margin)
+    to_decide = math.nan  # not applicable; inf: no number of seeds up to 200 (or a zero effect) decides
+    if verdict == "inconclusive" and n >= 2:
+        to_decide = seeds_needed(float(d["diff"].std(ddof=1)), bound_distance(mean, sign, kind, margin)) or math.inf
     ran = (not seeds.empty) and bool(seeds["status"].ne("missing").any())
     if not pairs:
         note = "no cells match this check"
@@ -116,6 +129,7 @@ def evaluate_check(seeds: pd.DataFrame, check: dict) -> dict:
             "n_pairs": n, "better_mean": d["better"].mean() if n else math.nan,
             "worse_mean": d["worse"].mean() if n else math.nan,
             "diff_mean": mean, "diff_ci95": half, "diff_lo": lo, "diff_hi": hi,
+            "seeds_to_decide": to_decide,
             "verdict": "not run yet" if note == "not run yet" else verdict, "note": note}
 
 
