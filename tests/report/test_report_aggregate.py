@@ -11,13 +11,14 @@ from vlmlab.report import aggregate
 from vlmlab.report.stats import mean_ci, t_crit, t_pdf
 
 
-@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 9, 10, 19, 29, 30, 35, 40, 50, 60, 90, 120, 500])
-def test_t_table_matches_the_t_density(df):
-    t = t_crit(df)
-    x = np.linspace(0.0, t, 200_001)
-    y = t_pdf(x, df)
-    mass = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)))  # P(0 < T < t), should be 0.475
-    assert mass == pytest.approx(0.475, abs=2e-4 if df in (35, 50, 90, 500) else 5e-5)
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 9, 10, 11, 19, 23, 29, 30, 35, 40, 50, 60, 90, 120, 500])
+def test_t_tables_match_the_t_density(df):
+    for q, tol in ((0.975, 5e-5), (0.80, 1.5e-4)):  # 3 decimals: the 80% quantile sits where the density is higher
+        t = t_crit(df, q)
+        x = np.linspace(0.0, t, 200_001)
+        y = t_pdf(x, df)
+        mass = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)))  # P(0 < T < t), should be q - 0.5
+        assert mass == pytest.approx(q - 0.5, abs=2e-4 if df in (35, 50, 90, 500) else tol), q
 
 
 def test_mean_ci_of_three_values():

@@ -113,7 +113,7 @@ def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[li
 
 def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     head = ["check", "metric", "kind", "pairs", "better", "worse", "better − worse (95% CI)", "verdict",
-            "seeds to decide", "note"]
+            "seeds for 80% power", "note"]
     rows = [[r["check"], f"{r['metric']} ({r['direction']} is better)",
              r["kind"] + (f" (margin {r['margin']:g})" if r["kind"] == "not_worse" else ""), str(r["n_pairs"]),
              fmt(r["better_mean"]), fmt(r["worse_mean"]),
@@ -152,7 +152,7 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
 
 
 def to_decide_text(r: dict) -> str:
-    """'' for a decided check; else the seeds at which it would decide at the estimated effect and noise."""
+    """'' for a decided check; else the paired seeds with 80% power to decide it at the estimated effect and noise."""
     if r["verdict"] != "inconclusive" or r["n_pairs"] < 2:
         return ""
     n = r.get("seeds_to_decide", math.nan)
@@ -163,12 +163,12 @@ def to_decide_text(r: dict) -> str:
 
 
 def effect_text(r: dict) -> str:
-    """One check as 'better vs worse: metric +1.23 ± 0.45 (verdict)', with '; ~N seeds to decide' if inconclusive."""
+    """One check as 'better vs worse: metric +1.23 ± 0.45 (verdict)', with '; ~N seeds for 80% power' if inconclusive."""
     if r["verdict"] == "not run yet" or not math.isfinite(r["diff_mean"]):
         return f"{r['check']}: {r['metric']} – ({r['verdict']})"
     more = to_decide_text(r)
     more = "; a zero effect, which no seed count decides" if more.startswith("none") else \
-        f"; {more} seeds to decide" if more else ""
+        f"; {more} seeds for 80% power" if more else ""
     return f"{r['check']}: {r['metric']} {'+' if r['diff_mean'] >= 0 else ''}{fmt(r['diff_mean'], r['diff_ci95'])} " \
            f"({r['verdict']}{more})"
 
@@ -263,9 +263,9 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     blocks += [("h2", "Findings at a glance", None),
                ("p", "Each of our effects is a check of the ablation file: the mean paired difference better - worse "
                      "over seeds, ± the half-width of its 95% t interval, and the check's verdict. An inconclusive "
-                     "check also says how many paired seeds would decide it if its mean and seed-to-seed spread held "
-                     "(a planning figure from few seeds; choose the number once, as adding seeds after each look "
-                     "inflates false positives).", None),
+                     "check also says how many paired seeds would give it 80% power if its mean and seed-to-seed spread "
+                     "held (a planning figure from few seeds; choose the number once, as adding seeds after each "
+                     "look inflates false positives).", None),
                ("table", ["finding", "the paper", "our effects (paired, 95% CI)", "verdict"],
                 [glance_row(f, [per[n] for n in by_finding.get(f, [])], fv) for f in order])]
     for f in order:

@@ -1,9 +1,9 @@
-"""Small statistics for the finding tables: the Student t 97.5% quantile, mean ± 95% CI, and the number of
-seeds a paired interval would need to clear a bound.
+"""Small statistics for the finding tables: Student t quantiles, mean ± 95% CI, and the number of paired
+seeds that gives a check 80% power.
 
-scipy is not a dependency, so the two-sided 95% critical values come from a table (df 1..30 exact to
-3 decimals, then 40/60/120 and the normal limit, interpolated linearly in 1/df between entries).
-tests/report checks the table against a numerical integration of the t density.
+scipy is not a dependency, so the t quantiles (97.5%: the two-sided 95% critical value; 80%: for power)
+come from tables (df 1..30 exact to 3 decimals, then 40/60/120 and the normal limit, interpolated linearly
+in 1/df between entries). tests/report checks the tables against a numerical integration of the t density.
 """
 from __future__ import annotations
 
@@ -16,21 +16,27 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
          10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101,
          19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052,
          28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
-_Z975 = 1.960
+# t_{0.80, df}: with the 97.5% quantile, the n of a paired t test at 80% power
+_T80 = {1: 1.376, 2: 1.061, 3: 0.978, 4: 0.941, 5: 0.920, 6: 0.906, 7: 0.896, 8: 0.889, 9: 0.883, 10: 0.879,
+        11: 0.876, 12: 0.873, 13: 0.870, 14: 0.868, 15: 0.866, 16: 0.865, 17: 0.863, 18: 0.862, 19: 0.861,
+        20: 0.860, 21: 0.859, 22: 0.858, 23: 0.858, 24: 0.857, 25: 0.856, 26: 0.856, 27: 0.855, 28: 0.855,
+        29: 0.854, 30: 0.854, 40: 0.851, 60: 0.848, 120: 0.845}
+_TABLES = {0.975: (_T975, 1.960), 0.80: (_T80, 0.8416)}  # quantile: (table, normal limit)
 
 
-def t_crit(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (df >= 1)."""
+def t_crit(df: int, q: float = 0.975) -> float:
+    """The q quantile (0.975 or 0.80) of Student's t with `df` degrees of freedom (df >= 1)."""
     if df < 1:
         raise ValueError(f"t_crit needs df >= 1, got {df}")
-    if df in _T975:
-        return _T975[df]
-    keys = sorted(_T975)
+    table, z = _TABLES[q]
+    if df in table:
+        return table[df]
+    keys = sorted(table)
     lo = max(k for k in keys if k < df)
     hi = min((k for k in keys if k > df), default=None)
-    t_hi, inv_hi = (_Z975, 0.0) if hi is None else (_T975[hi], 1.0 / hi)
+    t_hi, inv_hi = (z, 0.0) if hi is None else (table[hi], 1.0 / hi)
     w = (1.0 / lo - 1.0 / df) / (1.0 / lo - inv_hi)  # linear in 1/df, exact at the table entries
-    return _T975[lo] + w * (t_hi - _T975[lo])
+    return table[lo] + w * (t_hi - table[lo])
 
 
 def mean_ci(values) -> tuple[float, float, int]:
@@ -46,13 +52,14 @@ def mean_ci(values) -> tuple[float, float, int]:
 
 
 def seeds_needed(std: float, distance: float, limit: int = 200) -> int | None:
-    """The smallest n >= 2 with t_{0.975, n-1} * std / sqrt(n) < distance: how many paired seeds a 95% interval
-    of the mean needs to lie wholly on one side of a bound `distance` away from the mean, *if* the mean and
-    the seed-to-seed std stay as estimated (a planning figure). None when no n <= limit does (or distance <= 0)."""
+    """Paired seeds for 80% power: the smallest n >= 2 with (t_{0.975, n-1} + t_{0.80, n-1}) * std / sqrt(n)
+    <= distance, i.e. a 95% interval of the mean clears a bound `distance` away in 4 runs of 5, *if* the
+    mean and the seed-to-seed std are what was estimated (a planning figure: the usual normal-approximation
+    sample size of a paired t test, with t quantiles). None when no n <= limit does (or distance <= 0)."""
     if not (math.isfinite(std) and math.isfinite(distance)) or distance <= 0:
         return None
     for n in range(2, limit + 1):
-        if t_crit(n - 1) * std / math.sqrt(n) < distance:
+        if (t_crit(n - 1) + t_crit(n - 1, 0.80)) * std / math.sqrt(n) <= distance:
             return n
     return None
 

@@ -10,8 +10,8 @@ sides finished (a diverged run has no evaluation). The 95% t interval of the mea
   better     reproduced if the interval lies above 0 in the metric's good direction, contradicted if below
   not_worse  reproduced if the good-direction lower bound > -margin, contradicted if the upper bound < -margin
   otherwise, or with fewer than 2 pairs: inconclusive.
-An inconclusive check with 2+ pairs also gets `seeds_to_decide`: the paired seeds at which the interval
-would clear its bound (0, or -margin) if the mean and std of d stayed as estimated (stats.seeds_needed).
+An inconclusive check with 2+ pairs also gets `seeds_to_decide`: the paired seeds with 80% power for the
+interval to clear its bound (0, or -margin) if the mean and std of d are as estimated (stats.seeds_needed).
 A planning figure for the next run, not a promise: the estimates are from few seeds, and adding seeds
 after looking at a result is optional stopping, so choose the number once.
 Finding verdict, over all checks of all ablation files of one finding (not-run checks excluded):
