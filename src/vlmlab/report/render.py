@@ -79,8 +79,9 @@ def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[
             ["evaluation data", _uniq(zip(done["eval_split"], done["eval_max_samples"]),
                                       lambda t: f"{t[0]}, up to {t[1]} per task")],
             ["seeds by status", ", ".join(f"{int(counts.get(s, 0))} {s}" for s in aggregate.STATUSES)],
-            ["runs trained / reused", f"{len(own)} trained; {len(done) - len(own)} identical to a run of another "
-                                      "ablation (the shared baseline), whose results they reuse"],
+            ["runs trained / reused", f"{len(own)} trained; {len(done) - len(own)} identical to a finished run "
+                                      "elsewhere (another ablation's shared baseline, or an earlier sweep), whose "
+                                      "results they reuse (`reused_from`)"],
             ["run devices", _uniq(zip(done["device"], done["torch_threads"]), lambda t: f"{t[0]} ({t[1]} threads)")],
             ["run machines", _uniq(done["machine"]) if "machine" in done.columns else "–"],
             ["report machine", f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"],
