@@ -11,8 +11,8 @@
 
 Each group (GROUPS, the reference last) shares the LM (a Llama; Idefics1 has its own Llama-like decoder)
 and the vision tower's dims and activation (SigLIP's tanh GELU; Idefics1's CLIP-like tower, which has a
-class token, is given that activation: its default exact GELU is 3.5x cheaper on CPU, which would time a
-choice of backbone, not the implementations). Remaining differences are in `PARAM_NOTES`. Trainable sets:
+class token, is given that activation: its default exact GELU has a much cheaper CPU kernel, which would
+time a choice of backbone, not the implementations). Remaining differences are in `PARAM_NOTES`. Trainable sets:
 `frozen` trains the connector/perceiver, the cross-attention blocks and (ours only) the 2-row VLM token
 table; `full` trains everything.
 """
