@@ -1,5 +1,6 @@
 """Ablation files and the sweep runner: every file composes, smoke wins, skip-finished, failures recorded."""
 import json
+import re
 import subprocess
 import sys
 
@@ -7,13 +8,16 @@ import pytest
 
 from vlmlab import ablate
 from vlmlab.config import ConfigError, check_command_line, compose, repo_root
+from vlmlab.contract.ablation import available, findings
 
-NAMES = ablate.available()
+NAMES = available(ablate.ABLATIONS)
 
 
-def test_one_file_per_finding():
-    findings = {ablate.load(n).finding for n in NAMES}
-    assert findings == {"F1", "F2", "F3", "F4", "F5", "F6"}
+def test_findings_are_read_from_the_files():
+    found = findings(ablate.ABLATIONS)
+    assert found == sorted({ablate.load(n).finding for n in NAMES}, key=lambda f: int(f[1:]))
+    assert all(re.fullmatch(r"F\d+", f) for f in found)
+    assert {"F1", "F2", "F3", "F4", "F5", "F6"} <= set(found)  # the paper's six findings each have a file
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -26,7 +30,7 @@ def test_ablation_file_is_complete_and_composes(name):
     check_command_line(["-m", *abl.overrides()])
     for chk in abl.checks:  # every check names cells that exist in the grid
         for side in ("better", "worse"):
-            for k, v in chk[side].items():
+            for k, v in getattr(chk, side).items():
                 assert k in abl.grid and str(v) in str(abl.grid[k]).split(","), (name, k, v)
 
 
@@ -42,13 +46,36 @@ def test_smoke_settings_win_over_every_cell(name):
             assert cfg.runs_root == "runs/smoke" and "tiny_" in cfg.llm.name_or_path
 
 
-def test_an_ablation_may_not_set_steps_or_sizes(tmp_path, monkeypatch):
-    (tmp_path / "bad.yaml").write_text("# bad\nfinding: F4\nquestion: q\npaper: {claim: c, numbers: n}\n"
-                                       "grid: {optim.max_steps: '10,20'}\nseeds: [0]\nmetrics: [avg]\n"
-                                       "checks: [{better: {}, worse: {}, metric: avg}]\n")
-    monkeypatch.setattr(ablate, "ABLATIONS", tmp_path)
-    with pytest.raises(ConfigError, match="own axis"):
-        ablate.load("bad")
+ABL = "# t\nfinding: F4\nquestion: q\npaper: {claim: c, numbers: n}\nseeds: [0]\nmetrics: [avg]\n"
+
+
+def test_an_ablation_may_sweep_any_recipe_key(tmp_path):
+    grid = "{optim.max_steps: '10,20', connector.depth: '1,2', image.size: '32,64', optim.lr: '1e-3,3e-3'}"
+    (tmp_path / "ok.yaml").write_text(ABL + f"grid: {grid}\nfixed: ['data.tasks=[vqa]', 'eval.max_samples=8']\n"
+                                      "checks: [{better: {connector.depth: 2}, worse: {connector.depth: 1}, metric: avg}]\n")
+    abl = ablate.load("ok", tmp_path)
+    assert len(abl.cells()) == 16 and abl.fixed == ["data.tasks=[vqa]", "eval.max_samples=8"]
+    check_command_line(["-m", *abl.overrides()])
+
+
+@pytest.mark.parametrize("grid,why", [("{eval.split: 'validation,test'}", "evaluation data or protocols"),
+                                      ("{data.test_size: '10,20'}", "different test splits"),
+                                      ("{data.seed: '0,1'}", "different test split"),
+                                      ("{seed: '0,1'}", "unpair"), ("{debug: 'none,smoke'}", "command line")])
+def test_an_ablation_may_not_sweep_what_makes_cells_incomparable(tmp_path, grid, why):
+    (tmp_path / "bad.yaml").write_text(ABL + f"grid: {grid}\nchecks: [{{better: {{}}, worse: {{}}, metric: avg}}]\n")
+    with pytest.raises(ConfigError, match=why):
+        ablate.load("bad", tmp_path)
+
+
+def test_a_debug_profile_wins_over_the_file(tmp_path, capsys):
+    (tmp_path / "steps.yaml").write_text(ABL + "grid: {optim.max_steps: '600,1200', connector: 'mlp,perceiver'}\n"
+                                         "checks: [{better: {connector: perceiver}, worse: {connector: mlp}, metric: avg}]\n")
+    abl = ablate.under_debug(ablate.load("steps", tmp_path), ["debug=smoke"])
+    assert abl.grid == {"connector": "mlp,perceiver"} and "optim.max_steps" in capsys.readouterr().out
+    for cell in abl.cells():
+        assert compose([cell, "debug=smoke"]).optim.max_steps == 2
+    assert ablate.under_debug(ablate.load("steps", tmp_path), []).grid["optim.max_steps"] == "600,1200"
 
 
 def test_unknown_name_lists_the_ablations_and_fails():
@@ -58,24 +85,25 @@ def test_unknown_name_lists_the_ablations_and_fails():
         assert n in out.stderr
 
 
-def _sweep(tmp_path, *extra):
+def _sweep(tmp_path, axis, *extra):
     """A 2-cell x 2-seed smoke multirun into tmp_path (the runner's own command, without the report)."""
     cmd = [sys.executable, "-m", "vlmlab.train", "-m", "name=sweeptest", "debug=smoke", f"runs_root={tmp_path}",
-           "connector=mlp,perceiver", "seed=0,1", *extra]
+           axis, "seed=0,1", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=repo_root())
 
 
 def test_sweep_folders_skip_finished_and_failed_cell_does_not_stop_it(tmp_path):
-    # a cell that crashes at build time (an impossible perceiver) next to a working one
-    out = _sweep(tmp_path, "connector.n_heads=0")
+    # a cell that fails at run time (12 px is no multiple of the tiny encoder's 8 px patches) next to a working one
+    out = _sweep(tmp_path, "image.size=12,8")
     root = tmp_path / "sweeptest"
     assert out.returncode == 0, out.stderr[-3000:]
-    perceiver, mlp = (next(root.glob(f"*connector={c}*")) for c in ("perceiver", "mlp"))
-    assert (perceiver / "seed0" / "failed.json").exists() and not (perceiver / "seed0" / "summary.json").exists()
-    assert (mlp / "seed1" / "summary.json").exists()  # the sweep went on past the failed cell
-    summary = mlp / "seed0" / "summary.json"
+    bad, ok = root / "image.size=12", root / "image.size=8"
+    assert (bad / "seed0" / "failed.json").exists() and not (bad / "seed0" / "summary.json").exists()
+    assert "patch size 8" in json.loads((bad / "seed0" / "failed.json").read_text())["error"]
+    assert (ok / "seed1" / "summary.json").exists()  # the sweep went on past the failed cell
+    summary = ok / "seed0" / "summary.json"
     before = summary.stat().st_mtime
-    out = _sweep(tmp_path, "connector.n_heads=0")
+    out = _sweep(tmp_path, "image.size=12,8")
     assert out.returncode == 0
     assert summary.stat().st_mtime == before and "skipping" in out.stdout
     assert json.loads(summary.read_text())["status"] == "finished"
@@ -140,5 +168,6 @@ def test_ablations_that_check_timings_train_every_cell_themselves():
     assert ablate.reuse_policy(ablate.load("f4_pooling"), ["reuse_finished=true"]) == []
     assert ablate.reuse_policy(ablate.load("f1_backbones"), []) == []  # scores only: the baseline is reused
     assert "reuse_finished" not in ablate.load("f4_pooling").overrides()
-    hydra_cfg = (repo_root() / "conf" / "hydra" / "default.yaml").read_text()
-    assert "reuse_finished," in hydra_cfg.split("exclude_keys:")[1].split("]")[0]  # not part of a cell's name
+    from vlmlab.contract.run import cell_name
+
+    assert cell_name(["connector=mlp", "reuse_finished=false", "seed=1", "threads=1"]) == "connector=mlp"

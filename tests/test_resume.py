@@ -13,7 +13,8 @@ import torch
 
 from vlmlab.config import compose, repo_root
 from vlmlab.data import BadSample, Processor, TaskDataset
-from vlmlab.model.build import build_image_processor, build_vlm
+from vlmlab.images import build_image_processor
+from vlmlab.model.build import build_vlm
 from vlmlab.train import run
 
 ARGS = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=40", "checkpoint_every=4", "logger.every=1",
@@ -126,7 +127,7 @@ def _bad_dataset():
 def test_bad_samples_are_named_or_skipped_and_counted():
     cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke"])
     vlm, tok = build_vlm(cfg)
-    proc = Processor(tok, vlm.ids, build_image_processor(cfg, vlm), vlm.visual_tokens_per_view,
+    proc = Processor(tok, vlm.ids, build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std), vlm.visual_tokens_per_view,
                      "autoregressive", 512)
     strict = TaskDataset(_bad_dataset(), proc, train=True, with_answer=True)
     assert strict[0] is not None
@@ -142,7 +143,7 @@ def test_bad_samples_are_named_or_skipped_and_counted():
 def test_too_long_text_is_named():
     cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke"])
     vlm, tok = build_vlm(cfg)
-    proc = Processor(tok, vlm.ids, build_image_processor(cfg, vlm), vlm.visual_tokens_per_view,
+    proc = Processor(tok, vlm.ids, build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std), vlm.visual_tokens_per_view,
                      "autoregressive", 8)
     with pytest.raises(BadSample, match="ok-0.*exceed the LM context"):
         TaskDataset(_bad_dataset(), proc, train=True, with_answer=True)[0]

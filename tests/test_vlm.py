@@ -3,7 +3,8 @@ import torch
 
 from vlmlab.config import compose
 from vlmlab.data import Processor, TaskDataset, collate
-from vlmlab.model.build import build_image_processor, build_vlm
+from vlmlab.images import build_image_processor
+from vlmlab.model.build import build_vlm
 from vlmlab.world.tasks import load_mixture
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
@@ -12,7 +13,7 @@ TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
 def setup(overrides=(), seed=0):
     cfg = compose(TINY + list(overrides))
     vlm, tok = build_vlm(cfg, seed=seed)
-    images = build_image_processor(cfg, vlm)
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
     proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, 512)
     ds = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
     return cfg, vlm, proc, ds

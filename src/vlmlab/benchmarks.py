@@ -13,24 +13,25 @@ and the same whatever subset or order of queries is evaluated. A shot's answer i
 read the shots tends to go on with the next one.
 
 Default sources are parquet mirrors (`datasets` >= 4 runs no loading scripts, so HuggingFaceM4/VQAv2 and
-HuggingFaceM4/OK-VQA no longer load); every field of a `BenchmarkSpec` can be overridden per call.
+HuggingFaceM4/OK-VQA no longer load); each task's spec is its task-registry entry's `benchmark` (vlmlab/tasks.py),
+and every field of a `BenchmarkSpec` can be overridden per call.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import datasets
 
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.tasks import get_task, task_names
 from vlmlab.data import Encoded, prompt_text
 from vlmlab.model.llm import IMAGE_TOKEN
 
 log = logging.getLogger(__name__)
-TASKS = ("vqa", "textvqa", "okvqa", "caption")
 SEP = "\n"  # ends each shot
 
 
@@ -49,14 +50,14 @@ class BenchmarkSpec:
     image_id: str | None = "image_id"  # column naming the picture (None: the row id)
 
 
-BENCHMARKS = {  # lmms-lab's parquet mirrors: VQAv2 and OK-VQA publish no train split there, so shots come from
-    # the evaluated split itself, never with the query's picture (pass support_split= to use another source)
-    "vqa": BenchmarkSpec("vqa", "lmms-lab/VQAv2", "validation", "validation"),
-    "textvqa": BenchmarkSpec("textvqa", "lmms-lab/textvqa", "validation", "train"),
-    "okvqa": BenchmarkSpec("okvqa", "lmms-lab/OK-VQA", "val2014", "val2014", image_id=None),
-    "caption": BenchmarkSpec("caption", "lmms-lab/COCO-Caption2017", "val", "val", question=None, answers="answer",
-                             image_id=None),  # one row per picture; question_id is the file name
-}
+# The built-in tasks use lmms-lab's parquet mirrors: VQAv2 and OK-VQA publish no train split there, so shots come
+# from the evaluated split itself, never with the query's picture (pass support_split= to use another source).
+def spec_of(task: str) -> BenchmarkSpec:
+    """The registered task's real benchmark (ConfigError if it has none)."""
+    spec = get_task(task).benchmark
+    if spec is None:
+        raise ConfigError(f"task {task!r} has no real benchmark (eval.benchmark=real needs one in its Task entry)")
+    return spec
 
 
 def normalize_answers(value) -> list[str]:
@@ -100,8 +101,8 @@ def to_samples(raw: datasets.Dataset, spec: BenchmarkSpec) -> datasets.Dataset:
 def load_benchmark(task: str, split: str | None = None, limit: int = 0, cache_dir: str | None = None,
                    **spec_overrides) -> datasets.Dataset:
     """One split of a benchmark in the sample schema (the spec's evaluated split by default; the first `limit` rows
-    if limit > 0). `spec_overrides` replace fields of BENCHMARKS[task], e.g. path="/data/vqav2"."""
-    spec = dataclasses.replace(BENCHMARKS[task], **spec_overrides)
+    if limit > 0). `spec_overrides` replace fields of its BenchmarkSpec, e.g. path="/data/vqav2"."""
+    spec = dataclasses.replace(spec_of(task), **spec_overrides)
     split = split or spec.split
     try:
         raw = datasets.load_dataset(spec.path, spec.name, split=split, revision=spec.revision, cache_dir=cache_dir)
@@ -118,7 +119,7 @@ def load_benchmark(task: str, split: str | None = None, limit: int = 0, cache_di
 def picture_key(sample_id: str) -> str:
     """The picture part of a benchmark id "<task>:<picture>:<row>" (other ids count as their own picture)."""
     parts = sample_id.split(":", 2)
-    return parts[1] if len(parts) == 3 and parts[0] in TASKS else sample_id
+    return parts[1] if len(parts) == 3 and parts[0] in task_names() else sample_id
 
 
 def few_shot_plan(query_ids: Sequence[str], support_ids: Sequence[str], k: int, seed: int) -> list[list[int]]:
@@ -167,7 +168,7 @@ def few_shot(query_ds: datasets.Dataset, support_ds: datasets.Dataset, k: int = 
 def load_few_shot(task: str, k: int = 4, seed: int = 0, limit: int = 0, cache_dir: str | None = None,
                   **spec_overrides) -> FewShotPrompts:
     """The evaluated split (first `limit` queries) with k shots each from the support split."""
-    spec = dataclasses.replace(BENCHMARKS[task], **spec_overrides)
+    spec = dataclasses.replace(spec_of(task), **spec_overrides)
     queries = load_benchmark(task, spec.split, limit, cache_dir, **spec_overrides)
     support = queries if (spec.support_split == spec.split and not limit) else \
         load_benchmark(task, spec.support_split, 0, cache_dir, **spec_overrides)
@@ -175,9 +176,9 @@ def load_few_shot(task: str, k: int = 4, seed: int = 0, limit: int = 0, cache_di
 
 
 def shot_answer(sample: dict) -> str:
-    """The answer a shot shows: the most frequent gold answer (ties: the first); a caption's first reference."""
-    answers = sample["answers"]
-    return answers[0] if sample["task"] == "caption" else Counter(answers).most_common(1)[0][0]
+    """The answer a shot shows, by its task's rule (VQA tasks: the most frequent gold answer, ties: the first;
+    caption: the first reference)."""
+    return get_task(sample["task"]).shot_answer(list(sample["answers"]))
 
 
 def render_text(prompt: list[dict]) -> str:

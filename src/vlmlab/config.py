@@ -2,7 +2,9 @@
 
 Each part's dataclass lives next to the code it configures (ConnectorConfig in model/connector.py,
 ImageConfig in images.py, ...); this file gathers them into `Config` and turns every mistake (unknown
-key, wrong type, value outside its choices) into one line that names the key and what is allowed.
+key, wrong type, value outside its choices or range) into one line that names the key and what is allowed.
+Numeric knobs declare their ranges with `knob(...)` (contract/schema.py); plugins (`plugins=[...]`) are
+imported before validation, so the tasks and connectors they register are allowed values.
 """
 from __future__ import annotations
 
@@ -14,16 +16,16 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.plugins import load_plugins
+from vlmlab.contract.run import cell_name
+from vlmlab.contract.schema import check_ranges, knob
 from vlmlab.images import ImageConfig
 from vlmlab.model.connector import ConnectorConfig
 from vlmlab.model.cross_attention import CrossAttentionConfig
 from vlmlab.model.llm import LLMConfig
 from vlmlab.model.trainable import TrainableConfig
 from vlmlab.world.config import WorldConfig
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, with a one-line message naming the key and what is allowed."""
 
 
 def _choice(key: str, value, allowed) -> None:
@@ -35,9 +37,9 @@ def _choice(key: str, value, allowed) -> None:
 class VisionConfig:
     name_or_path: str = "zoo:vision_strong"  # zoo:<name>, a save_pretrained directory, or a hub id
     trust_remote_code: bool = False          # only if you trust the hub repo's code
-    mean: Optional[list[float]] = None       # the encoder's pixel normalisation (None: image.mean, else 0.5)
-    std: Optional[list[float]] = None        # (CLIP: [0.4815,0.4578,0.4082] / [0.2686,0.2613,0.2758])
-    feature_cache_mb: float = 0.0            # > 0: a frozen encoder's features are kept per picture (up to this
+    mean: Optional[list[float]] = knob(None, length=3)  # the encoder's pixel normalisation (None: image.mean, else 0.5)
+    std: Optional[list[float]] = knob(None, gt=0, length=3)  # (CLIP: [0.4815,0.4578,0.4082] / [0.2686,0.2613,0.2758])
+    feature_cache_mb: float = knob(0.0, ge=0)  # > 0: a frozen encoder's features are kept per picture (up to this
                                              # many MB) and reused after the first epoch (model/feature_cache.py)
 
 
@@ -52,34 +54,27 @@ class FusionConfig:
 
 @dataclass
 class OptimConfig:
-    max_steps: int = 600              # optimizer steps
-    batch_size: int = 16              # samples per micro-batch
-    grad_accum: int = 1               # micro-batches per optimizer step
-    lr: float = 1e-3                  # peak learning rate (AdamW)
-    min_lr_ratio: float = 0.1         # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 20            # linear warmup
-    weight_decay: float = 0.0         # AdamW weight decay (matrices only)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
-    grad_clip: float = 1.0            # max global grad norm (0 = off)
-    spike_factor: float = 10.0        # diverged when loss > spike_factor x mean of the last spike_window (0 = off)
-    spike_window: int = 20            # losses averaged for the spike test; NaN / inf losses always diverge
-
-    def __post_init__(self):
-        for k in ("max_steps", "batch_size", "grad_accum"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"optim.{k}={getattr(self, k)} is not allowed; allowed: an integer >= 1")
-        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("optim.lr must be > 0 and optim.min_lr_ratio in [0, 1]")
+    max_steps: int = knob(600, ge=1)   # optimizer steps
+    batch_size: int = knob(16, ge=1)   # samples per micro-batch
+    grad_accum: int = knob(1, ge=1)    # micro-batches per optimizer step
+    lr: float = knob(1e-3, gt=0)       # peak learning rate (AdamW)
+    min_lr_ratio: float = knob(0.1, ge=0, le=1)  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = knob(20, ge=0)  # linear warmup
+    weight_decay: float = knob(0.0, ge=0)  # AdamW weight decay (matrices only)
+    betas: list[float] = knob(default_factory=lambda: [0.9, 0.95], ge=0, lt=1, length=2)  # AdamW betas
+    grad_clip: float = knob(1.0, ge=0)  # max global grad norm (0 = off)
+    spike_factor: float = knob(10.0, ge=0)  # diverged when loss > spike_factor x mean of the last spike_window (0 = off)
+    spike_window: int = knob(20, ge=1)  # losses averaged for the spike test; NaN / inf losses always diverge
 
 
 @dataclass
 class EvalConfig:
     split: str = "test"               # validation | test
-    max_samples: int = 300            # per task (0 = the whole split)
-    batch_size: int = 32              # prompts per generation batch
-    max_new_tokens: int = 12          # greedy decoding budget
+    max_samples: int = knob(300, ge=0)  # per task (0 = the whole split)
+    batch_size: int = knob(32, ge=1)   # prompts per generation batch
+    max_new_tokens: int = knob(12, ge=1)  # greedy decoding budget
     benchmark: str = "toy"            # toy (the world's held-out split) | real (VQAv2, TextVQA, OKVQA, COCO)
-    shots: int = 0                    # in-context examples per prompt (the paper: 4)
+    shots: int = knob(0, ge=0)         # in-context examples per prompt (the paper: 4)
     shot_seed: int = 0                # fixed, so paired training seeds are scored on identical prompts
     benchmark_paths: dict[str, str] = field(default_factory=dict)  # task -> local folder / hub id (real)
 
@@ -93,7 +88,7 @@ class LoggerConfig:
     kind: str = "wandb"               # wandb | none (metrics.jsonl is always written)
     project: str = "vlmlab"           # wandb project
     mode: str = "offline"             # offline | online | disabled
-    every: int = 10                   # log train metrics every N steps
+    every: int = knob(10, ge=1)        # log train metrics every N steps
 
     def __post_init__(self):
         _choice("logger.kind", self.kind, ("wandb", "none"))
@@ -103,13 +98,15 @@ class LoggerConfig:
 @dataclass
 class Config:
     name: str = "train"               # experiment name: runs/<name>/<cell>/seed<seed>
-    seed: int = 0                     # data order and initialisation of new modules
+    seed: int = knob(0, ge=0)          # data order and initialisation of new modules
     device: str = "auto"              # auto | cpu | cuda
-    threads: int = 0                  # torch intra-op threads (0 = torch's default)
+    threads: int = knob(0, ge=0)       # torch intra-op threads (0 = torch's default)
     debug: str = "none"               # active debug profile (set by conf/debug/*)
-    checkpoint_every: int = 100       # save a resumable checkpoint every N steps (and always on SIGTERM; 0 = SIGTERM only)
+    checkpoint_every: int = knob(100, ge=0)  # save a resumable checkpoint every N steps (and always on SIGTERM; 0 = SIGTERM only)
     bad_samples: str = "error"        # error | skip: an unusable sample stops the run naming it, or is counted and skipped
-    workers: int = 0                  # DataLoader worker processes (0 = load in the training process)
+    workers: int = knob(0, ge=0)       # DataLoader worker processes (0 = load in the training process)
+    plugins: list[str] = field(default_factory=list)  # modules / .py files imported first: they register tasks,
+                                      # connectors or metrics (contract/plugins.py)
     parallel: str = "ddp"             # ddp | fsdp: several torchrun processes replicate the model (DDP) or shard
                                       # parameters, gradients and optimizer state per transformer block (FSDP2)
     runs_root: str = "runs"           # run folders live in <runs_root>/<name>/<cell>/seed<seed>
@@ -133,6 +130,8 @@ class Config:
         _choice("parallel", self.parallel, ("ddp", "fsdp"))
         if self.fusion.kind != "cross_attention" and self.trainable.cross_attention != "full":
             raise ConfigError("trainable.cross_attention only applies with fusion=cross_attention")
+        if "/" in self.name or self.name in ("", ".", ".."):
+            raise ConfigError(f"name={self.name!r} is not allowed; allowed: a folder name without '/'")
 
 
 def _allowed_keys(path: str) -> list[str]:
@@ -176,12 +175,15 @@ def to_config(cfg: DictConfig | dict) -> Config:
     try:
         raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
         raw = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
+        load_plugins(raw.get("plugins") or [])  # they register the tasks / connectors the config may name
         merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
-        return OmegaConf.to_object(merged)
+        out = OmegaConf.to_object(merged)
     except ConfigError:
         raise
     except (OmegaConfBaseException, ValueError, TypeError) as e:
         raise ConfigError(explain(e)) from e
+    check_ranges(out)
+    return out
 
 
 # ---- Hydra glue: resolvers, and composing + validating the command line before anything is written ----
@@ -191,13 +193,9 @@ def repo_root():
     return Path(__file__).resolve().parents[2]
 
 
-def _cell_name(override_dirname: str) -> str:
-    return override_dirname.replace("/", "_") or "baseline"
-
-
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("vlmlab_cell"):
-        OmegaConf.register_new_resolver("vlmlab_cell", _cell_name)
+    if not OmegaConf.has_resolver("vlmlab_cell"):  # the run folder's cell, from the command line's overrides
+        OmegaConf.register_new_resolver("vlmlab_cell", lambda overrides: cell_name(list(overrides or [])))
     if not OmegaConf.has_resolver("vlmlab_root"):
         OmegaConf.register_new_resolver("vlmlab_root", lambda: str(repo_root()))
 

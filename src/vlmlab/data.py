@@ -15,12 +15,15 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from vlmlab.contract.errors import UserError
+from vlmlab.contract.tasks import get_task
 from vlmlab.images import ImageProcessor, collate_views
 from vlmlab.model.llm import TokenIds
 
 
 def prompt_text(task: str, question: str) -> str:
-    return "Caption:" if task == "caption" else f"Question: {question} Answer:"
+    """The text after a sample's image, by its task's layout (VQA: "Question: q Answer:"; caption: "Caption:")."""
+    return get_task(task).prompt(question)
 
 
 @dataclass
@@ -58,8 +61,8 @@ class Processor:
         views = self.images(sample["image"].convert("RGB"), sample_id=sample["id"], train=train)
         bos = [self.ids.bos] if self.ids.bos is not None else []
         prompt = bos + self.image_ids(views) + self._ids(prompt_text(sample["task"], sample["question"]))
-        target = self.tok(" " + sample["answers"][0], add_special_tokens=False).input_ids + [self.ids.eos] \
-            if with_answer else []
+        answer = get_task(sample["task"]).target(list(sample["answers"])) if with_answer else ""
+        target = self.tok(" " + answer, add_special_tokens=False).input_ids + [self.ids.eos] if with_answer else []
         ids = prompt + target
         if len(ids) > self.max_length:
             raise ValueError(f"sample {sample['id']} ({sample['task']}): {len(ids)} tokens exceed the LM context "
@@ -67,7 +70,7 @@ class Processor:
         return Encoded(ids, [-100] * len(prompt) + target, views)
 
 
-class BadSample(ValueError):
+class BadSample(UserError, ValueError):
     """A sample that cannot be used (unreadable image, empty answer, too long); the message names it."""
 
 

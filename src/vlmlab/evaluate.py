@@ -1,7 +1,8 @@
 """Held-out evaluation: batched greedy generation with the KV cache, scored per task, plus the plain mean.
 
-vqa / textvqa / okvqa use VQA accuracy (%); caption uses CIDEr (x100), as the paper's COCO column.
-The headline `avg` is the plain mean of the four, as in the paper; per-task numbers sit beside it.
+Each task is scored by its registry entry (vlmlab/tasks.py: VQA accuracy in % for vqa / textvqa / okvqa, CIDEr x100
+for caption, as the paper's COCO column). The headline `avg` is the plain mean over the run's tasks, as in the
+paper; per-task numbers sit beside it.
 Prompts can carry k in-context examples (`eval.shots`; the paper's protocol is 4-shot), drawn per query
 by `benchmarks.few_shot`; the benchmark is the toy world's held-out split or the real datasets.
 """
@@ -13,8 +14,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlmlab import benchmarks
+from vlmlab.contract.tasks import get_task
 from vlmlab.data import Processor, collate
-from vlmlab.metrics import cider, vqa_accuracy
 from vlmlab.world.tasks import load_split
 
 
@@ -59,11 +60,7 @@ def evaluate_task(vlm, processor: Processor, prompts, task: str, cfg, device) ->
         elapsed += time.perf_counter() - t0
         preds += [benchmarks.clean_prediction(processor.tok.decode(ids, skip_special_tokens=True)) for ids in out]
     answers, ids = prompts.queries["answers"], prompts.queries["id"]
-    if task == "caption":
-        keys = [str(i) for i in range(len(preds))]
-        score, _ = cider(dict(zip(keys, preds)), dict(zip(keys, answers)))
-    else:
-        score = 100.0 * sum(vqa_accuracy(p, a) for p, a in zip(preds, answers)) / max(1, len(preds))
+    score = get_task(task).score(preds, answers)
     return {task: score, f"latency_ms/{task}": 1000.0 * elapsed / max(1, len(preds)),
             "predictions": [{"id": i, "prediction": p, "answers": a} for i, p, a in zip(ids, preds, answers)]}
 

@@ -24,26 +24,27 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.schema import knob
+
 
 @dataclass
 class ImageConfig:
     mode: str = "square"                # square | preserve
-    size: Optional[int] = None          # square: side S of every view (None = the encoder's native resolution)
-    min_size: Optional[int] = None      # preserve: the short side is raised to at least this (None = native / 2)
-    max_size: Optional[int] = None      # preserve: the long side is capped at this (None = native)
-    split: int = 0                      # n: 0 or 1 = off, n >= 2 = n x n crops + the whole image
-    split_train_fraction: float = 0.5   # share of training samples that are split (by hash of sample id)
+    size: Optional[int] = knob(None, ge=1)  # square: side S of every view (None = the encoder's native resolution)
+    min_size: Optional[int] = knob(None, ge=1)  # preserve: the short side is raised to at least this (None = native / 2)
+    max_size: Optional[int] = knob(None, ge=1)  # preserve: the long side is capped at this (None = native)
+    split: int = knob(0, ge=0)          # n: 0 or 1 = off, n >= 2 = n x n crops + the whole image
+    split_train_fraction: float = knob(0.5, ge=0.0, le=1.0)  # share of training samples that are split (by hash of id)
     split_eval: bool = True             # split every image at evaluation (when split >= 2)
-    mean: Optional[list[float]] = None  # per-channel normalisation mean (None = the vision config's, else 0.5)
-    std: Optional[list[float]] = None   # per-channel normalisation std (None = the vision config's, else 0.5)
+    mean: Optional[list[float]] = knob(None, length=3)  # per-channel normalisation mean (None = the vision config's, else 0.5)
+    std: Optional[list[float]] = knob(None, gt=0, length=3)  # per-channel normalisation std (None = the vision config's, else 0.5)
 
     def __post_init__(self):
         if self.mode not in ("square", "preserve"):
-            raise ValueError(f"image.mode={self.mode!r}: expected square | preserve")
+            raise ConfigError(f"image.mode={self.mode!r} is not allowed; allowed: square, preserve")
         if self.min_size is not None and self.max_size is not None and not 0 < self.min_size <= self.max_size:
-            raise ValueError(f"image: need 0 < min_size ({self.min_size}) <= max_size ({self.max_size})")
-        if self.split < 0 or not 0.0 <= self.split_train_fraction <= 1.0:
-            raise ValueError("image: need split >= 0 and 0 <= split_train_fraction <= 1")
+            raise ConfigError(f"image: need 0 < min_size ({self.min_size}) <= max_size ({self.max_size})")
 
     def resolved(self, native: int, mean: Optional[list[float]] = None,
                  std: Optional[list[float]] = None) -> "ImageConfig":
@@ -76,7 +77,11 @@ class ImageProcessor:
         cfg = dataclasses.replace(cfg, mean=cfg.mean or [0.5] * 3, std=cfg.std or [0.5] * 3)
         self.cfg, self.patch_size = cfg, patch_size
         if cfg.mode == "square" and cfg.size % patch_size:
-            raise ValueError(f"image.size={cfg.size} is not a multiple of the patch size {patch_size}")
+            raise ConfigError(f"image.size={cfg.size} is not allowed with this encoder; allowed: a multiple of its "
+                              f"patch size {patch_size}")
+        if cfg.mode == "preserve" and cfg.max_size < patch_size:
+            raise ConfigError(f"image.max_size={cfg.max_size} is not allowed with this encoder; allowed: at least its "
+                              f"patch size {patch_size}")
         self.mean = torch.tensor(cfg.mean, dtype=torch.float32).view(3, 1, 1)  # (3,1,1)
         self.std = torch.tensor(cfg.std, dtype=torch.float32).view(3, 1, 1)    # (3,1,1)
 
@@ -162,3 +167,10 @@ def visual_tokens_per_image(cfg: ImageConfig, patch_size: int, image_size: tuple
         patches = (vw // patch_size) * (vh // patch_size)
         tokens += tokens_per_view(patches) if tokens_per_view else patches
     return tokens
+
+
+def build_image_processor(cfg: ImageConfig, encoder, mean: Optional[list[float]] = None,
+                          std: Optional[list[float]] = None) -> ImageProcessor:
+    """The image pipeline for an encoder (anything with `image_size` and `patch_size`): unset sizes come from
+    its native resolution, unset normalisation from `mean` / `std` (the vision config's), else 0.5."""
+    return ImageProcessor(cfg.resolved(encoder.image_size, mean, std), encoder.patch_size)

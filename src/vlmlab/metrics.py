@@ -59,7 +59,7 @@ def vqa_accuracy(prediction: str, answers: list[str]) -> float:
     return sum(scores) / len(scores)
 
 
-def _caption_tokens(text: str) -> str:
+def caption_tokens(text: str) -> str:
     """Lower-case and strip punctuation, as the PTB tokenizer step of the COCO evaluation does."""
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
@@ -69,7 +69,7 @@ def cider(predictions: dict[str, str], references: dict[str, list[str]]) -> tupl
     keys = sorted(predictions)
     if not keys:
         return 0.0, {}
-    gts = {k: [_caption_tokens(r) for r in references[k]] for k in keys}
-    res = {k: [_caption_tokens(predictions[k]) or "<empty>"] for k in keys}
+    gts = {k: [caption_tokens(r) for r in references[k]] for k in keys}
+    res = {k: [caption_tokens(predictions[k]) or "<empty>"] for k in keys}
     score, per = Cider().compute_score(gts, res)
     return 100.0 * float(score), {k: 100.0 * float(s) for k, s in zip(keys, per)}

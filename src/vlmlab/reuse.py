@@ -16,14 +16,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from vlmlab.config import Config, repo_root
+from vlmlab.contract.run import CONFIG, METRICS, PREDICTIONS, SUMMARY, identity, seed_dir
 from vlmlab.paths import git_commit
 from vlmlab.tracking import write_json_atomic, write_text_atomic
-
-
-def identity(config: dict) -> dict:
-    """What makes two runs the same experiment: the whole config except where the run is filed."""
-    skip = ("name", "run_dir", "runs_root", "reuse_finished")
-    return json.loads(json.dumps({k: v for k, v in config.items() if k not in skip}))
 
 
 def find_twin(cfg: Config) -> Path | None:
@@ -36,7 +31,7 @@ def find_twin(cfg: Config) -> Path | None:
     me, here, root = identity(asdict(cfg)), Path(cfg.run_dir).resolve(), Path(cfg.runs_root).resolve()
     if not here.is_relative_to(root):  # only runs filed in the sweep layout stand in for each other
         return None
-    for path in sorted(Path(cfg.runs_root).glob(f"*/*/seed{cfg.seed}/summary.json")):
+    for path in sorted(Path(cfg.runs_root).glob(f"*/*/{seed_dir(cfg.seed)}/{SUMMARY}")):
         if path.parent.resolve() == here:
             continue
         other = json.loads(path.read_text())
@@ -49,13 +44,13 @@ def copy_twin(twin: Path, cfg: Config) -> dict:
     """Files the twin's results under this run's folder: the same experiment is not trained twice."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(asdict(cfg))))
-    for name in ("metrics.jsonl", "predictions.json"):
+    write_text_atomic(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.create(asdict(cfg))))
+    for name in (METRICS, PREDICTIONS):
         if (twin / name).exists():
             write_text_atomic(run_dir / name, (twin / name).read_text())
-    summary = json.loads((twin / "summary.json").read_text())
+    summary = json.loads((twin / SUMMARY).read_text())
     summary.update(config=asdict(cfg), reused_from=os.path.relpath(twin, run_dir))
-    write_json_atomic(run_dir / "summary.json", summary)
+    write_json_atomic(run_dir / SUMMARY, summary)
     print(f"[vlmlab] {run_dir}: identical to the finished run {twin}: its results are reused")
     return summary
 
@@ -63,12 +58,12 @@ def copy_twin(twin: Path, cfg: Config) -> dict:
 def finished_or_reused(cfg: Config) -> dict | None:
     """The summary of a run that needs no training (its own, or a twin's now filed here); None to train."""
     run_dir = Path(cfg.run_dir)
-    if (run_dir / "summary.json").exists():
-        done = json.loads((run_dir / "summary.json").read_text())
+    if (run_dir / SUMMARY).exists():
+        done = json.loads((run_dir / SUMMARY).read_text())
         if not (done.get("reused_from") and not cfg.reuse_finished):
             print(f"[vlmlab] {run_dir} is finished (summary.json exists): skipping")
             return done
         print(f"[vlmlab] {run_dir} holds results reused from {done['reused_from']}; reuse is off: training it")
-        (run_dir / "summary.json").unlink(missing_ok=True)
+        (run_dir / SUMMARY).unlink(missing_ok=True)
     twin = find_twin(cfg)
     return copy_twin(twin, cfg) if twin is not None else None

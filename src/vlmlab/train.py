@@ -1,11 +1,12 @@
-"""Train and evaluate one VLM: setup -> model -> trainable -> data -> loop -> evaluate -> summary.
+"""Train and evaluate one VLM: setup -> model -> data -> resume -> loop -> evaluate -> summary.
 
     python -m vlmlab.train [group=option ...] [key=value ...]     one run, folder runs/<name>/<cell>/seed<seed>
     python -m vlmlab.train -m connector=mlp,perceiver seed=0,1,2  a Hydra multirun sweep
 
 A run is finished exactly when its summary.json exists; running a finished cell again does nothing. A run
 interrupted at any point (SIGTERM saves a checkpoint first; SIGKILL loses at most checkpoint_every steps)
-resumes from its latest checkpoint and ends with the same metrics as an uninterrupted run.
+resumes from its latest checkpoint and ends with the same metrics as an uninterrupted run. A mistake in the
+config or the files (contract.errors.UserError) ends the run with one line naming it, and no summary.json.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import datasets
@@ -25,11 +26,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vlmlab import checkpoint, dist, reuse
-from vlmlab.config import Config, ConfigError, check_command_line, repo_root, to_config
+from vlmlab.config import Config, check_command_line, repo_root, to_config
+from vlmlab.contract.errors import ConfigError, UserError, one_line
+from vlmlab.contract.run import CONFIG, FAILED, METRICS, PREDICTIONS, SUMMARY
+from vlmlab.contract.summary import Perf, Summary
 from vlmlab.data import EpochBatches, Processor, TaskDataset, collate
 from vlmlab.evaluate import evaluate
-from vlmlab.images import visual_tokens_per_image
-from vlmlab.model.build import build_image_processor, build_vlm
+from vlmlab.images import build_image_processor, visual_tokens_per_image
+from vlmlab.model.build import build_vlm
 from vlmlab.model.trainable import format_table, parameter_table
 from vlmlab.optim import diverged, make_optimizer, make_schedule
 from vlmlab.paths import git_commit
@@ -40,6 +44,39 @@ from vlmlab.world.tasks import load_mixture
 
 class Preempted(SystemExit):
     """SIGTERM arrived: a checkpoint was written and the run stops (exit code 143, as a killed job)."""
+
+
+@dataclass
+class Setup:
+    d: dist.Dist              # this process's place among the torchrun ranks
+    device: torch.device
+    t_start: float            # wall clock at the start of the run
+    config: dict              # the resolved config, as written to config.yaml
+
+
+@dataclass
+class Data:
+    images: object            # images.ImageProcessor
+    processor: Processor
+    train_set: TaskDataset
+
+
+@dataclass
+class Loop:
+    """Everything the training loop reads and updates: built by `resume`, advanced by `train_loop`."""
+    cfg: Config
+    model: torch.nn.Module    # what the step calls: the VLM, or the VLM wrapped by dist.wrap (DDP / FSDP)
+    vlm: torch.nn.Module      # the plain VLM
+    opt: torch.optim.Optimizer
+    sched: object
+    loader: DataLoader
+    state: checkpoint.TrainState
+    tracker: Tracker
+    run_dir: Path
+    device: torch.device
+    d: dist.Dist
+    resumed: bool
+    stop_signal: int | None = None  # SIGTERM (preemption) or SIGUSR1 (SLURM's warning before the time limit)
 
 
 def pick_device(name: str) -> torch.device:
@@ -58,42 +95,50 @@ def mean_visual_tokens(samples, images, tokens_per_view, n: int = 256) -> float:
 def prepare_run_dir(run_dir: Path, config_text: str) -> None:
     """Creates the folder and its config.yaml; a resumable run must have been started by the same config."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier crash of this cell is being retried
-    old = run_dir / "config.yaml"
+    (run_dir / FAILED).unlink(missing_ok=True)  # an earlier crash of this cell is being retried
+    old = run_dir / CONFIG
     if checkpoint.find(run_dir) and old.exists() and old.read_text() != config_text:
         raise ConfigError(f"{run_dir} holds a checkpoint of another config; delete the folder to start over")
     write_text_atomic(old, config_text)
 
 
-def run(cfg: Config) -> dict:
-    run_dir = Path(cfg.run_dir)
-    done = reuse.finished_or_reused(cfg)  # this folder's own summary, or an identical run's results
-    if done is not None:
-        return done
-    # ---- setup
-    t_start = time.time()
+# ---- the phases of a run ------------------------------------------------------------------------------
+def setup(cfg: Config) -> Setup:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
+    t_start = time.time()
     d = dist.init(pick_device(cfg.device).type)
     device = dist.device_for(d, pick_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    config_dict = asdict(cfg)
+    config = asdict(cfg)
     if d.main:
-        prepare_run_dir(run_dir, OmegaConf.to_yaml(OmegaConf.create(config_dict)))
-    # ---- model and what trains
+        prepare_run_dir(Path(cfg.run_dir), OmegaConf.to_yaml(OmegaConf.create(config)))
+    return Setup(d, device, t_start, config)
+
+
+def build_model(cfg: Config, device: torch.device):
+    """The VLM with its trainable policy applied, its tokenizer, and the parameter table."""
     torch.manual_seed(cfg.seed)
     vlm, tokenizer = build_vlm(cfg, seed=cfg.seed)
     vlm.to(device)
     params = parameter_table(vlm)
     print(format_table(params))
-    # ---- data
-    images = build_image_processor(cfg, vlm)
+    return vlm, tokenizer, params
+
+
+def build_data(cfg: Config, vlm, tokenizer) -> Data:
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
     max_len = getattr(vlm.llm.config, "max_position_embeddings", 2048)
     processor = Processor(tokenizer, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, max_len)
     train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,
                             bad_samples=cfg.bad_samples)
-    # ---- optimisation, resumed from the latest checkpoint if there is one
+    return Data(images, processor, train_set)
+
+
+def resume(cfg: Config, env: Setup, vlm, data: Data) -> Loop:
+    """Optimizer, schedule and data cursor, restored from the latest checkpoint if there is one."""
+    run_dir, d = Path(cfg.run_dir), env.d
     model = dist.wrap(vlm, cfg.parallel, d)  # DDP / FSDP under torchrun; FSDP shards in place, before the optimizer
     opt = make_optimizer(vlm, cfg.optim)
     sched = make_schedule(opt, cfg.optim)
@@ -102,93 +147,115 @@ def run(cfg: Config) -> dict:
     if ckpt:
         print(f"[vlmlab] resuming {run_dir} from step {state.step}")
     if d.main and ckpt:
-        truncate_log(run_dir / "metrics.jsonl", state.step)
+        truncate_log(run_dir / METRICS, state.step)
     elif d.main:
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    batches = EpochBatches(len(train_set), cfg.optim.batch_size, cfg.seed, start=state.batches)
-    loader = DataLoader(train_set, batch_sampler=dist.RankSlice(batches, d) if d.enabled else batches,
-                        collate_fn=lambda items: collate(items, vlm.ids.pad, images.patch_size),
-                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0, pin_memory=device.type == "cuda",
+        (run_dir / METRICS).unlink(missing_ok=True)
+    batches = EpochBatches(len(data.train_set), cfg.optim.batch_size, cfg.seed, start=state.batches)
+    patch = data.images.patch_size
+    loader = DataLoader(data.train_set, batch_sampler=dist.RankSlice(batches, d) if d.enabled else batches,
+                        collate_fn=lambda items: collate(items, vlm.ids.pad, patch),
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        pin_memory=env.device.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
-    cell = run_dir.parent.name
-    tracker = Tracker(run_dir, cfg.logger, config_dict, run_name=f"{cell}/seed{cfg.seed}", group=cfg.name,
-                      enabled=d.main)
-    stop = {"signal": None}  # SIGTERM (preemption) or SIGUSR1 (SLURM's warning before the time limit)
-    previous = {sig: signal.signal(sig, lambda signum, _: stop.update(signal=signum))
-                for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    tracker = Tracker(run_dir, cfg.logger, env.config, run_name=f"{run_dir.parent.name}/seed{cfg.seed}",
+                      group=cfg.name, enabled=d.main)
+    return Loop(cfg, model, vlm, opt, sched, loader, state, tracker, run_dir, env.device, d, resumed=bool(ckpt))
+
+
+def train(loop: Loop) -> None:
+    """The training loop under signal handlers that ask it to checkpoint and stop."""
+    def ask_to_stop(signum, _frame):
+        loop.stop_signal = signum
+
+    previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     try:
-        train_loop(cfg, model, vlm, opt, sched, loader, state, tracker, run_dir, device, stop, d)
+        train_loop(loop)
     except Preempted:
-        handler = previous.get(stop["signal"])
+        handler = previous.get(loop.stop_signal)
         if callable(handler):  # e.g. submitit's USR1 handler, which requeues the job
-            handler(stop["signal"], None)
+            handler(loop.stop_signal, None)
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if dist.is_fsdp(model):  # rank 0 evaluates alone: on an unsharded copy holding the gathered weights
-        full = dist.full_state_dict(model)
-        if d.main:
-            vlm, _ = build_vlm(cfg, seed=cfg.seed)
-            vlm.load_state_dict(full)
-            vlm.to(device)
-    if not d.main:  # rank 0 evaluates and writes the summary
-        dist.barrier(d)
-        dist.shutdown(d)
-        return {}
-    # ---- evaluation and summary (a diverged run is a result: recorded, not evaluated)
+
+
+def evaluation_model(cfg: Config, loop: Loop):
+    """The VLM rank 0 evaluates: under FSDP an unsharded copy holding the gathered weights."""
+    if not dist.is_fsdp(loop.model):
+        return loop.vlm
+    full = dist.full_state_dict(loop.model)
+    if not loop.d.main:
+        return None
+    vlm, _ = build_vlm(cfg, seed=cfg.seed)
+    vlm.load_state_dict(full)
+    return vlm.to(loop.device)
+
+
+def evaluate_and_summarise(cfg: Config, env: Setup, loop: Loop, vlm, data: Data, params: dict) -> Summary:
+    """Evaluation (a diverged run is a result: recorded, not evaluated), then the summary, written last."""
+    state, run_dir = loop.state, loop.run_dir
     status = "diverged" if diverged(state.losses, cfg.optim) else "finished"
-    memory = PeakMemory(device).start()
+    memory = PeakMemory(loop.device).start()
     metrics = {}
     if status == "finished":
-        metrics, predictions = evaluate(vlm, processor, cfg.data, cfg.eval, device)
-        tracker.log(state.step, {f"eval/{k}": v for k, v in metrics.items()})
-        write_json_atomic(run_dir / "predictions.json", predictions)
-    summary = {
-        "status": status,
-        "metrics": metrics,
-        "final_train_loss": state.losses[-1],
-        "first_losses": state.losses[:5],
-        "loss_history": state.losses,
-        "diverged_at_step": state.step if status == "diverged" else None,
-        "steps_done": state.step,
-        "params": params,
-        "visual_tokens_per_image": mean_visual_tokens(train_set.samples, images, vlm.visual_tokens_per_view),
-        "perf": {"train_samples_per_s": state.samples / max(state.train_time_s, 1e-9),
-                 "train_time_s": state.train_time_s,
-                 "peak_memory_mb": max(state.peak_memory_mb, memory.stop()),
-                 "eval_latency_ms": metrics.get("eval_latency_ms")},
-        "skipped_samples": train_set.skipped,
-        "feature_cache": vlm.feature_cache.stats() if vlm.feature_cache is not None else None,
-        "resumed": bool(ckpt),
-        "wall_time_s": time.time() - t_start,
-        "device": str(device), "torch_threads": torch.get_num_threads(),
-        "machine": machine_name(device),
-        "git_commit": git_commit(repo_root()),
-        "config": config_dict,
-    }
-    tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
-    write_json_atomic(run_dir / "summary.json", summary)  # written last: its existence means "finished"
+        metrics, predictions = evaluate(vlm, data.processor, cfg.data, cfg.eval, loop.device)
+        loop.tracker.log(state.step, {f"eval/{k}": v for k, v in metrics.items()})
+        write_json_atomic(run_dir / PREDICTIONS, predictions)
+    summary = Summary(
+        status=status, metrics=metrics, final_train_loss=state.losses[-1], first_losses=state.losses[:5],
+        loss_history=state.losses, diverged_at_step=state.step if status == "diverged" else None,
+        steps_done=state.step, params=params,
+        visual_tokens_per_image=mean_visual_tokens(data.train_set.samples, data.images, vlm.visual_tokens_per_view),
+        perf=Perf(train_samples_per_s=state.samples / max(state.train_time_s, 1e-9), train_time_s=state.train_time_s,
+                  peak_memory_mb=max(state.peak_memory_mb, memory.stop()),
+                  eval_latency_ms=metrics.get("eval_latency_ms")),
+        skipped_samples=data.train_set.skipped,
+        feature_cache=vlm.feature_cache.stats() if vlm.feature_cache is not None else None,
+        resumed=loop.resumed, wall_time_s=time.time() - env.t_start, device=str(loop.device),
+        torch_threads=torch.get_num_threads(), machine=machine_name(loop.device), git_commit=git_commit(repo_root()),
+        config=env.config)
+    loop.tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
+    summary.save(run_dir / SUMMARY)  # written last: its existence means "finished"
     checkpoint.remove(run_dir)
-    dist.barrier(d)
-    dist.shutdown(d)
-    print(f"[vlmlab] {run_dir}: " + (f"diverged at step {state.step} (loss {state.losses[-1]:.3g})" if not metrics
-          else f"avg {metrics['avg']:.2f} | " + " ".join(f"{t} {metrics[t]:.1f}" for t in cfg.data.tasks)))
     return summary
 
 
-def train_loop(cfg: Config, model, vlm, opt, sched, loader, state: checkpoint.TrainState, tracker, run_dir: Path,
-               device: torch.device, stop: dict, d: dist.Dist) -> None:
-    """Optimizer steps state.step+1 .. max_steps; stops early on divergence; checkpoints as configured.
-    `model` is what the step calls (vlm itself, or wrapped by dist.wrap); `vlm` the plain module."""
-    sharded = dist.is_fsdp(model)
+def run(cfg: Config) -> dict:
+    """One run, phase by phase; returns its summary (that of the finished or reused run if there is one)."""
+    done = reuse.finished_or_reused(cfg)  # this folder's own summary, or an identical run's results
+    if done is not None:
+        return done
+    env = setup(cfg)
+    vlm, tokenizer, params = build_model(cfg, env.device)
+    data = build_data(cfg, vlm, tokenizer)
+    loop = resume(cfg, env, vlm, data)
+    train(loop)
+    vlm = evaluation_model(cfg, loop)
+    if not env.d.main:  # rank 0 evaluates and writes the summary
+        dist.barrier(env.d)
+        dist.shutdown(env.d)
+        return {}
+    summary = evaluate_and_summarise(cfg, env, loop, vlm, data, params)
+    dist.barrier(env.d)
+    dist.shutdown(env.d)
+    m = summary.metrics
+    print(f"[vlmlab] {cfg.run_dir}: " + (f"diverged at step {summary.steps_done} (loss {summary.final_train_loss:.3g})"
+          if not m else f"avg {m['avg']:.2f} | " + " ".join(f"{t} {m[t]:.1f}" for t in cfg.data.tasks)))
+    return summary.to_dict()
+
+
+def train_loop(loop: Loop) -> None:
+    """Optimizer steps state.step+1 .. max_steps; stops early on divergence; checkpoints as configured."""
+    cfg, state, d, device = loop.cfg, loop.state, loop.d, loop.device
+    sharded = dist.is_fsdp(loop.model)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    trainable = [p for p in vlm.parameters() if p.requires_grad]
+    trainable = [p for p in loop.vlm.parameters() if p.requires_grad]
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
     memory = PeakMemory(device).start()  # this run's training peak (CPU: sampled RSS, not the process's life)
-    vlm.train()
-    it = iter(loader)
-    bar = tqdm(range(state.step + 1, cfg.optim.max_steps + 1), desc=f"train {run_dir.parent.name}",
+    loop.vlm.train()
+    it = iter(loop.loader)
+    bar = tqdm(range(state.step + 1, cfg.optim.max_steps + 1), desc=f"train {loop.run_dir.parent.name}",
                dynamic_ncols=True, disable=None, initial=state.step, total=cfg.optim.max_steps)
     for step in bar:
         t0 = time.perf_counter()
@@ -196,9 +263,9 @@ def train_loop(cfg: Config, model, vlm, opt, sched, loader, state: checkpoint.Tr
         for micro in range(cfg.optim.grad_accum):
             batch = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                      for k, v in next(it).items()}
-            sync = dist.set_grad_sync(model, micro == cfg.optim.grad_accum - 1)
+            sync = dist.set_grad_sync(loop.model, micro == cfg.optim.grad_accum - 1)
             with amp, sync:
-                loss, _ = model(**batch, return_logits=False)  # LM head on supervised positions only
+                loss, _ = loop.model(**batch, return_logits=False)  # LM head on supervised positions only
                 if d.enabled:  # normalise by the global count of supervised tokens (DDP averages over ranks)
                     n_local = (batch["labels"][:, 1:] != -100).sum().float()
                     share = n_local * d.world / dist.global_sum(n_local, d)
@@ -209,34 +276,60 @@ def train_loop(cfg: Config, model, vlm, opt, sched, loader, state: checkpoint.Tr
             state.batches += 1
         grad_norm = dist.full_value(torch.nn.utils.clip_grad_norm_(trainable, clip))
         if math.isfinite(loss_sum):  # a non-finite step is recorded, never applied
-            opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+            loop.opt.step()
+        loop.sched.step()
+        loop.opt.zero_grad(set_to_none=True)
         state.step = step
         state.losses.append(loss_sum)
         state.train_time_s += time.perf_counter() - t0
         bar.set_postfix(loss=f"{loss_sum:.3f}")
         if diverged(state.losses, cfg.optim):
-            tracker.log(step, {"train/loss": loss_sum, "train/diverged": 1})
+            loop.tracker.log(step, {"train/loss": loss_sum, "train/diverged": 1})
             break
         if step % cfg.logger.every == 0 or step == cfg.optim.max_steps or step == 1:
             sps = cfg.optim.batch_size * cfg.optim.grad_accum / (time.perf_counter() - t0)
-            tracker.log(step, {"train/loss": loss_sum, "train/lr": sched.get_last_lr()[0],
-                               "train/grad_norm": grad_norm, "perf/samples_per_s": sps})
+            loop.tracker.log(step, {"train/loss": loss_sum, "train/lr": loop.sched.get_last_lr()[0],
+                                    "train/grad_norm": grad_norm, "perf/samples_per_s": sps})
         state.peak_memory_mb = max(state.peak_memory_mb, memory.read())
         if d.enabled:  # a signal seen by any rank stops every rank at the same step
-            seen = float(dist.global_sum(torch.tensor(float(bool(stop["signal"])), device=device), d))
-            stop["signal"] = stop["signal"] or (signal.SIGTERM if seen else None)
-        if (d.main or sharded) and (stop["signal"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0
-                                                       and step < cfg.optim.max_steps)):
-            checkpoint.save(run_dir, model, opt, sched, state, main=d.main)
-        if stop["signal"]:
+            seen = float(dist.global_sum(torch.tensor(float(bool(loop.stop_signal)), device=device), d))
+            loop.stop_signal = loop.stop_signal or (signal.SIGTERM if seen else None)
+        if (d.main or sharded) and (loop.stop_signal or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+                                                         and step < cfg.optim.max_steps)):
+            checkpoint.save(loop.run_dir, loop.model, loop.opt, loop.sched, state, main=d.main)
+        if loop.stop_signal:
             memory.stop()
-            tracker.finish()
-            print(f"[vlmlab] signal {stop['signal']}: checkpoint of step {step} saved in {run_dir}; rerun to resume",
-                  file=sys.stderr)
+            loop.tracker.finish()
+            print(f"[vlmlab] signal {loop.stop_signal}: checkpoint of step {step} saved in {loop.run_dir}; rerun to "
+                  "resume", file=sys.stderr)
             raise Preempted(143)
     state.peak_memory_mb = max(state.peak_memory_mb, memory.stop())
+
+
+# ---- the command line ---------------------------------------------------------------------------------
+def run_or_record(cfg: Config, multirun: bool) -> None:
+    """Runs one cell. A crash is recorded in failed.json so a sweep goes on (and a rerun retries it); a user's
+    mistake ends a single run with one line (exit 1), removing the folder if this call made it for nothing."""
+    run_dir = Path(cfg.run_dir)
+    fresh = not (run_dir / CONFIG).exists()  # no run started here before: only Hydra's job log may be there
+    try:
+        run(cfg)
+    except UserError as e:
+        if multirun:
+            write_json_atomic(run_dir / FAILED, {"error": f"{type(e).__name__}: {one_line(e)}", "traceback": ""})
+            print(f"[vlmlab] {run_dir} FAILED: {one_line(e)}", file=sys.stderr)
+            return
+        if fresh and not checkpoint.find(run_dir):  # leave no folder behind for a run that never started
+            for made in [run_dir / CONFIG, *run_dir.glob("*.log")]:
+                made.unlink(missing_ok=True)
+            if run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        sys.exit(f"error: {one_line(e)}")
+    except Exception as e:
+        write_json_atomic(run_dir / FAILED, {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        print(f"[vlmlab] {run_dir} FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+        if not multirun:
+            raise
 
 
 def _hydra_entry():
@@ -255,14 +348,7 @@ def _hydra_entry():
             if out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
             sys.exit(f"config error: {e}")
-        try:
-            run(cfg)
-        except Exception as e:  # a crashed cell is recorded; a sweep goes on, a single run fails
-            write_json_atomic(Path(cfg.run_dir) / "failed.json",
-                              {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
-            print(f"[vlmlab] {cfg.run_dir} FAILED: {type(e).__name__}: {e}", file=sys.stderr)
-            if HydraConfig.get().mode != RunMode.MULTIRUN:
-                raise
+        run_or_record(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)
 
     _main()
 

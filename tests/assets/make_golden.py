@@ -47,11 +47,12 @@ def token_ids(cfg) -> dict:
     from vlmlab import benchmarks
     from vlmlab.data import Processor, TaskDataset
     from vlmlab.evaluate import eval_prompts
-    from vlmlab.model.build import build_image_processor, build_vlm
+    from vlmlab.images import build_image_processor
+    from vlmlab.model.build import build_vlm
     from vlmlab.world.tasks import load_mixture
 
     vlm, tok = build_vlm(cfg, seed=cfg.seed)
-    images = build_image_processor(cfg, vlm)
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
     proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, 2048)
     first = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)[0]
     out = {"train": [first.input_ids, first.labels]}

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVis
 
 from vlmlab.config import compose
 from vlmlab.data import Processor, TaskDataset, collate
-from vlmlab.model.build import build_image_processor, build_vlm
+from vlmlab.images import build_image_processor
+from vlmlab.model.build import build_vlm
 from vlmlab.model.trainable import merge_lora, parameter_table
 from vlmlab.world.tasks import load_mixture
 
@@ -40,7 +41,7 @@ def two_steps_and_generate(overrides, llm_dir=None, vision_dir=None):
     if vision_dir:
         cfg.vision.name_or_path = str(vision_dir)
     vlm, tok = build_vlm(cfg)
-    images = build_image_processor(cfg, vlm)
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
     proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, 512)
     ds = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
     batch = collate([ds[i] for i in range(3)], vlm.ids.pad, images.patch_size)
@@ -125,7 +126,7 @@ def test_trainable_counts_follow_the_policy_exactly(policy):
 def test_merged_lora_gives_the_same_outputs():
     cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke", "trainable=lora"])
     vlm, tok = build_vlm(cfg)
-    images = build_image_processor(cfg, vlm)
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
     proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, "autoregressive", 512)
     ds = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
     batch = collate([ds[i] for i in range(2)], vlm.ids.pad, images.patch_size)

@@ -17,7 +17,8 @@ from transformers import (CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionMod
 from vlmlab.config import compose, repo_root
 from vlmlab.data import Processor, collate
 from vlmlab.model import loading
-from vlmlab.model.build import build_image_processor, build_vlm
+from vlmlab.images import build_image_processor
+from vlmlab.model.build import build_vlm
 from vlmlab.model.llm import LLMConfig, load_llm
 
 VISION = {"siglip_so400m": "google/siglip-so400m-patch14-384", "clip_vit_h": "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
@@ -87,7 +88,7 @@ def test_each_architecture_loads_through_the_same_path_and_runs_a_vlm(vision_cls
     assert type(vlm.llm.get_base_model() if hasattr(vlm.llm, "get_base_model") else vlm.llm).__name__ == lm_cls
     assert vlm.vision.has_cls == vision_cls.startswith("CLIP") and vlm.vision.model.config.hidden_size == 32
 
-    proc = Processor(tok, vlm.ids, build_image_processor(cfg, vlm), vlm.visual_tokens_per_view,
+    proc = Processor(tok, vlm.ids, build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std), vlm.visual_tokens_per_view,
                      cfg.fusion.kind, 512)
     batch = collate([proc.encode(s, train=True, with_answer=True) for s in samples()], vlm.ids.pad, 8)
     loss, logits = vlm(**batch)

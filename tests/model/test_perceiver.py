@@ -69,11 +69,11 @@ def test_perceiver_trains_end_to_end():
 
 
 def test_unknown_kind_is_rejected():
-    with pytest.raises(ValueError, match="allowed are linear, mlp, perceiver"):
+    with pytest.raises(ValueError, match="allowed: linear, mlp, perceiver"):
         build_connector(ConnectorConfig(kind="qformer"), DV, DL)
     with pytest.raises(ValueError, match="swiglu, gelu"):
         build_connector(ConnectorConfig(kind="mlp", mlp_act="relu"), DV, DL)
-    with pytest.raises(ValueError, match="allowed are mlp, linear, none"):
+    with pytest.raises(ValueError, match="allowed: mlp, linear, none"):
         build_connector(ConnectorConfig(projection="swiglu"), DV, DL)
-    with pytest.raises(ValueError, match="allowed are swiglu, relu"):
+    with pytest.raises(ValueError, match="allowed: swiglu, relu"):
         build_connector(ConnectorConfig(resampler_mlp="gelu"), DV, DL)

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from vlmlab.world import kb
-from vlmlab.world.config import TASKS, WorldConfig, load_world_config
+from vlmlab.world.config import DEFAULT_TASKS as TASKS, WorldConfig, load_world_config
 from vlmlab.world.questions import make_sample
 from vlmlab.world.tasks import load_mixture, load_split
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from vlmlab.images import ImageProcessor
 from vlmlab.model.connector import build_connector
 from vlmlab.model.cross_attention import add_cross_attention
 from vlmlab.model.feature_cache import FeatureCache, cacheable
@@ -33,9 +32,3 @@ def build_vlm(cfg, seed: int = 0):
     if cfg.vision.feature_cache_mb > 0 and cacheable(vlm.vision):
         vlm.feature_cache = FeatureCache(cfg.vision.feature_cache_mb)
     return vlm, tokenizer
-
-
-def build_image_processor(cfg, vlm) -> ImageProcessor:
-    """The image pipeline for this encoder: unset sizes and normalisation come from the encoder's own."""
-    image_cfg = cfg.image.resolved(vlm.vision.image_size, cfg.vision.mean, cfg.vision.std)
-    return ImageProcessor(image_cfg, vlm.vision.patch_size)

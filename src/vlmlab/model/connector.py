@@ -4,30 +4,44 @@
 it to drop padded tokens); `perceiver` pools to T = n_latents learned queries (perceiver.py).
 `build_connector(cfg, vision_dim, lm_dim)` picks one from the CONNECTORS registry by `cfg.kind`. Every
 connector has `out_dim`, the width of its tokens: the LM's, except a perceiver without projection (the vision
-width, which only cross-attention can read unless the two widths are equal).
+width, which only cross-attention can read unless the two widths are equal), and `num_tokens(P)`, the tokens
+it makes of P patches. A new connector is a module that calls `register_connector(name, builder)` (loaded
+as a plugin, `plugins=[my_module]`) and a conf/connector/<name>.yaml; its own knobs go in `connector.options`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from vlmlab.model.perceiver import PerceiverConnector, SwiGLU
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.schema import knob
+from vlmlab.model.layers import SwiGLU
+from vlmlab.model.perceiver import PerceiverConnector
 
 
 @dataclass
 class ConnectorConfig:
-    kind: str = "perceiver"      # linear | mlp | perceiver
-    n_latents: int = 64          # perceiver: visual tokens per image (Idefics2: 64)
-    depth: int = 3               # perceiver: resampler layers (Idefics2: 3)
-    n_heads: int = 16            # perceiver: attention heads (Idefics2: 16)
-    head_dim: int = 96           # perceiver: size of each head (Idefics2: 96)
+    kind: str = "perceiver"      # linear | mlp | perceiver | any registered connector
+    n_latents: int = knob(64, ge=1)  # perceiver: visual tokens per image (Idefics2: 64)
+    depth: int = knob(3, ge=1)   # perceiver: resampler layers (Idefics2: 3)
+    n_heads: int = knob(16, ge=1)  # perceiver: attention heads (Idefics2: 16)
+    head_dim: int = knob(96, ge=1)  # perceiver: size of each head (Idefics2: 96)
     projection: str = "mlp"      # perceiver: modality projection first: mlp (SwiGLU, Idefics2) | linear | none
                                  # (none: the resampler works at the vision width, as Idefics1's)
     resampler_mlp: str = "swiglu"  # perceiver layers' MLP: swiglu (Idefics2) | relu (Idefics1)
-    mlp_hidden_mult: int = 4     # hidden width of every connector MLP = mult * its width (LM dim, or vision dim)
+    mlp_hidden_mult: int = knob(4, ge=1)  # hidden width of every connector MLP = mult * its width (LM or vision dim)
     mlp_act: str = "swiglu"      # mlp connector: swiglu | gelu
+    options: dict[str, Any] = field(default_factory=dict)  # knobs of a registered (plugin) connector
+
+    def __post_init__(self):
+        allowed = {"kind": list(CONNECTORS), "projection": ["mlp", "linear", "none"],
+                   "resampler_mlp": ["swiglu", "relu"], "mlp_act": ["swiglu", "gelu"]}
+        for key, values in allowed.items():
+            if getattr(self, key) not in values:
+                raise ConfigError(f"connector.{key}={getattr(self, key)!r} is not allowed; allowed: {', '.join(values)}")
 
 
 class LinearConnector(nn.Module):
@@ -65,7 +79,8 @@ class MLPConnector(nn.Module):
         return self.mlp(features)  # (N, P, Dv) -> (N, P, Dl)
 
 
-CONNECTORS = {
+Builder = Callable[[ConnectorConfig, int, int], nn.Module]  # (cfg, vision_dim, lm_dim) -> connector
+CONNECTORS: dict[str, Builder] = {
     "linear": lambda c, dv, dl: LinearConnector(dv, dl),
     "mlp": lambda c, dv, dl: MLPConnector(dv, dl, c.mlp_hidden_mult, c.mlp_act),
     "perceiver": lambda c, dv, dl: PerceiverConnector(dv, dl, c.n_latents, c.depth, c.n_heads, c.head_dim,
@@ -73,7 +88,13 @@ CONNECTORS = {
 }
 
 
+def register_connector(name: str, builder: Builder) -> Builder:
+    """Make `connector.kind=<name>` build `builder(cfg, vision_dim, lm_dim)`."""
+    CONNECTORS[name] = builder
+    return builder
+
+
 def build_connector(cfg: ConnectorConfig, vision_dim: int, lm_dim: int) -> nn.Module:
     if cfg.kind not in CONNECTORS:
-        raise ValueError(f"connector.kind={cfg.kind!r}: allowed are {', '.join(CONNECTORS)}")
+        raise ConfigError(f"connector.kind={cfg.kind!r} is not allowed; allowed: {', '.join(CONNECTORS)}")
     return CONNECTORS[cfg.kind](cfg, vision_dim, lm_dim)

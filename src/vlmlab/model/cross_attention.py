@@ -25,19 +25,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vlmlab.model.perceiver import EPS, SwiGLU
+from vlmlab.contract.schema import knob
+from vlmlab.model.layers import EPS, SwiGLU
 
 
 @dataclass
 class CrossAttentionConfig:
-    every: int = 4        # a block before decoder layers 0, every, 2*every, ... (Idefics1's cross_layer_interval)
-    n_heads: int = 8      # cross-attention heads
-    head_dim: int = 64    # size of each head
-    mlp_mult: int = 4     # block MLP (SwiGLU) hidden width = mlp_mult * LM hidden size
-
-    def __post_init__(self):
-        if self.every < 1:
-            raise ValueError(f"cross_attention.every={self.every}: must be >= 1")
+    every: int = knob(4, ge=1)     # a block before decoder layers 0, every, 2*every, ... (Idefics1's cross_layer_interval)
+    n_heads: int = knob(8, ge=1)   # cross-attention heads
+    head_dim: int = knob(64, ge=1)  # size of each head
+    mlp_mult: int = knob(4, ge=1)  # block MLP (SwiGLU) hidden width = mlp_mult * LM hidden size
 
 
 # Reference: transformers models/idefics/modeling_idefics.py, IdeficsGatedCrossAttentionLayer (alpha_type=float).

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from vlmlab.contract.errors import ConfigError
 from vlmlab.model.loading import from_pretrained
 
 IMAGE_TOKEN = "<image>"                         # placeholder replaced by visual tokens (FA) / marks the image (x-attn)
@@ -19,6 +20,12 @@ class LLMConfig:
     revision: str | None = None          # hub revision (ignored for local directories)
     trust_remote_code: bool = False      # only if you trust the hub repo's code
     attn_implementation: str = "sdpa"    # eager | sdpa (| flash_attention_2 on CUDA)
+
+    def __post_init__(self):
+        allowed = ("eager", "sdpa", "flash_attention_2", "flex_attention")
+        if self.attn_implementation not in allowed:
+            raise ConfigError(f"llm.attn_implementation={self.attn_implementation!r} is not allowed; "
+                              f"allowed: {', '.join(allowed)}")
 
 
 @dataclass
@@ -46,11 +53,3 @@ def load_llm(cfg: LLMConfig) -> tuple[torch.nn.Module, object, TokenIds]:
     ids = TokenIds(image=tok.convert_tokens_to_ids(IMAGE_TOKEN), fake=tok.convert_tokens_to_ids(FAKE_TOKEN),
                    bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
     return model, tok, ids
-
-
-def decoder_layers(lm: torch.nn.Module) -> torch.nn.ModuleList:
-    """The ModuleList of decoder layers of a transformers causal LM (through a peft wrapper too)."""
-    for mod in lm.modules():
-        if isinstance(mod, torch.nn.ModuleList) and len(mod) > 0 and "DecoderLayer" in type(mod[0]).__name__:
-            return mod
-    raise ValueError(f"cannot find the decoder layers of {type(lm).__name__}")

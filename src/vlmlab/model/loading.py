@@ -16,10 +16,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from vlmlab.contract.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class BackboneNotFound(RuntimeError):
+class BackboneNotFound(UserError, RuntimeError):
     """A backbone reference that cannot be loaded; the message says how to get it."""
 
 

@@ -14,14 +14,17 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.schema import knob
+
 POLICIES = ("frozen", "lora", "full")
 
 
 @dataclass
 class LoraConfig:
-    r: int = 16                          # rank
-    alpha: int = 32                      # scaling numerator (scale = alpha / r)
-    dropout: float = 0.0                 # dropout on the LoRA input
+    r: int = knob(16, ge=1)              # rank
+    alpha: int = knob(32, gt=0)          # scaling numerator (scale = alpha / r)
+    dropout: float = knob(0.0, ge=0, lt=1)  # dropout on the LoRA input
     target_modules: str = "all-linear"   # all-linear | comma-separated module names (q_proj,v_proj) | a regex
 
 
@@ -36,7 +39,7 @@ class TrainableConfig:
     def __post_init__(self):
         for name in ("vision", "connector", "llm", "cross_attention"):
             if getattr(self, name) not in POLICIES:
-                raise ValueError(f"trainable.{name}={getattr(self, name)!r}: allowed are {', '.join(POLICIES)}")
+                raise ConfigError(f"trainable.{name}={getattr(self, name)!r} is not allowed; allowed: {', '.join(POLICIES)}")
 
 
 def components(vlm: nn.Module) -> dict[str, nn.Module | None]:

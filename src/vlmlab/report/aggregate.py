@@ -11,62 +11,48 @@ diverged/finished seeds (nan otherwise), so its per-cell mean is the share of di
 """
 from __future__ import annotations
 
-import itertools
 import json
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from vlmlab.contract.ablation import Ablation, load_all
+from vlmlab.contract.ablation import load_ablation as contract_load
+from vlmlab.contract.metrics import metric, names
+from vlmlab.contract.run import CONFIG, FAILED, METRICS, SUMMARY, grid_cells, parse_cell, seed_of
+from vlmlab.contract.summary import Summary
+from vlmlab.contract.tasks import task_names
 from vlmlab.report.stats import mean_ci
 from vlmlab.tracking import write_atomic  # noqa: F401 -- also used by the other report modules
 
-TASK_ORDER = ("vqa", "textvqa", "okvqa", "caption")
-SPREAD = ("train_samples_per_s", "peak_memory_mb", "eval_latency_ms")  # compute columns shown with a CI
-FIXED = ("total_params", "trainable_params", "visual_tokens_per_image")  # compute columns constant per cell
 STATUSES = ("finished", "diverged", "failed", "missing")
-_KEY_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.\-@/]*=)")  # a comma that starts the next key=value
 
 
-def load_ablation(path: str | Path) -> dict:
-    """An ablation file as a dict with defaults filled in; its name is the file stem."""
-    path = Path(path)
-    spec = yaml.safe_load(path.read_text()) or {}
-    spec.setdefault("name", path.stem)
-    spec.setdefault("finding", "?")
-    spec.setdefault("grid", {})
-    spec.setdefault("seeds", [])
-    spec.setdefault("metrics", ["avg", *TASK_ORDER])
-    spec.setdefault("checks", [])
-    spec["paper"] = spec.get("paper") or {}
-    return spec
+def task_order() -> list[str]:
+    """Task columns in registry order (the paper's four first)."""
+    return task_names()
 
 
-def load_ablations(folder: str | Path) -> dict[str, dict]:
+def spread_columns() -> list[str]:
+    """Compute columns shown with a CI: the run-level timing metrics (samples/s, memory, latency)."""
+    return [m for m in ("train_samples_per_s", "peak_memory_mb", "eval_latency_ms") if metric(m).kind == "timing"]
+
+
+def fixed_columns() -> list[str]:
+    """Compute columns constant per cell: the deterministic metrics."""
+    return [m for m in names("deterministic")]
+
+
+def load_ablation(path: str | Path) -> Ablation:
+    """An ablation file (contract/ablation.py, the one loader the runner uses too); its name is the file stem."""
+    return contract_load(path)
+
+
+def load_ablations(folder: str | Path) -> dict[str, Ablation]:
     """Every ablations/*.yaml, by name (sorted)."""
-    return {p.stem: load_ablation(p) for p in sorted(Path(folder).glob("*.yaml"))}
-
-
-def parse_cell(cell: str) -> dict[str, str]:
-    """'fusion=cross_attention,trainable=lora' -> {'fusion': 'cross_attention', 'trainable': 'lora'}."""
-    if cell in ("", "baseline"):
-        return {}
-    return dict(part.split("=", 1) for part in _KEY_START.split(cell) if "=" in part)
-
-
-def grid_cells(grid: dict) -> list[str]:
-    """The cell names the sweep makes from a grid: Hydra's sorted override_dirname of each combination."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    axes = []
-    for key, values in grid.items():
-        o = parser.parse_overrides([f"{key}={values}"])[0]
-        axes.append([f"{key}={v}" for v in (o.sweep_string_iterator() if o.is_sweep_override() else [o.value()])])
-    # vlmlab.config._cell_name: "/" -> "_", empty -> "baseline"
-    return [",".join(sorted(combo)).replace("/", "_") or "baseline" for combo in itertools.product(*axes)]
+    return load_all(folder)
 
 
 def _read_json(path: Path):
@@ -78,37 +64,38 @@ def read_seed(seed_dir: str | Path) -> dict:
     """One seed's row: status, metrics, params, compute, the config facts the report header needs."""
     d = Path(seed_dir)
     row: dict = {"status": "missing", "run_dir": str(d)}
-    summary = cfg = None
-    if (d / "summary.json").exists():
+    summary: Summary | None = None
+    cfg = None
+    if (d / SUMMARY).exists():
         try:
-            summary = _read_json(d / "summary.json")
-            row["status"] = summary.get("status", "finished")
-        except (OSError, ValueError) as e:
+            summary = Summary.load(d / SUMMARY)
+            row["status"] = summary.status
+        except (OSError, ValueError, TypeError) as e:
             row.update(status="failed", error=f"unreadable summary.json: {e}")
-    elif (d / "failed.json").exists():
+    elif (d / FAILED).exists():
         try:
-            row["error"] = str(_read_json(d / "failed.json").get("error", "")).strip().splitlines()[0][:300]
+            row["error"] = str(_read_json(d / FAILED).get("error", "")).strip().splitlines()[0][:300]
         except (OSError, ValueError, IndexError) as e:
             row["error"] = f"unreadable failed.json: {e}"
         row["status"] = "failed"
-    if (d / "config.yaml").exists():
-        cfg = yaml.safe_load((d / "config.yaml").read_text())
-    cfg = cfg or (summary or {}).get("config") or {}
+    if (d / CONFIG).exists():
+        cfg = yaml.safe_load((d / CONFIG).read_text())
+    cfg = cfg or (summary.config if summary else None) or {}
     if summary:
         if row["status"] == "finished":
-            row.update({k: float(v) for k, v in (summary.get("metrics") or {}).items() if _num(v)})
-        params = summary.get("params") or {}
+            row.update({k: float(v) for k, v in (summary.metrics or {}).items() if _num(v)})
+        params = summary.params or {}
         row["total_params"] = (params.get("all") or {}).get("total", math.nan)
         row["trainable_params"] = (params.get("all") or {}).get("trainable", math.nan)
         for comp in ("vision", "llm", "connector", "cross_attention"):
             row[f"{comp}_params"] = (params.get(comp) or {}).get("total", math.nan)
-        row["visual_tokens_per_image"] = summary.get("visual_tokens_per_image", math.nan)
-        perf = summary.get("perf") or {}
+        row["visual_tokens_per_image"] = summary.visual_tokens_per_image
         for k in ("train_samples_per_s", "train_time_s", "peak_memory_mb", "eval_latency_ms"):
-            row.setdefault(k, perf.get(k, math.nan))
+            value = getattr(summary.perf, k)
+            row.setdefault(k, math.nan if value is None and k != "eval_latency_ms" else value)
         for k in ("final_train_loss", "diverged_at_step", "wall_time_s", "device", "torch_threads", "git_commit",
                   "machine", "reused_from"):
-            row[k] = summary.get(k)
+            row[k] = getattr(summary, k)
     if row["status"] in ("finished", "diverged"):
         row["diverged"] = float(row["status"] == "diverged")
     get = lambda *ks: _dig(cfg, ks)  # noqa: E731
@@ -132,19 +119,14 @@ def _dig(d, keys):
     return d
 
 
-def _seed_of(path: Path) -> int | None:
-    m = re.fullmatch(r"seed(\d+)", path.name)
-    return int(m.group(1)) if m else None
-
-
 def seeds_table(runs: str | Path, name: str, spec: dict | None = None) -> pd.DataFrame:
     """One row per (ablation, cell, seed) found on disk or expected by the ablation file's grid x seeds."""
     spec = spec or {}
     root = Path(runs) / name
     found = {}
-    for seed_dir in sorted(root.glob("*/seed*")) if root.is_dir() else []:
-        if seed_dir.is_dir() and _seed_of(seed_dir) is not None:
-            found[(seed_dir.parent.name, _seed_of(seed_dir))] = seed_dir
+    for seed_dir in sorted(root.glob("*/seed*")) if root.is_dir() else []:  # contract.run.seed_dir
+        if seed_dir.is_dir() and seed_of(seed_dir) is not None:
+            found[(seed_dir.parent.name, seed_of(seed_dir))] = seed_dir
     grid = {k: str(v) for k, v in (spec.get("grid") or {}).items()}
     on_disk = {cell for cell, _ in found}
     cells = sorted(on_disk)
@@ -168,7 +150,7 @@ def task_columns(seeds: pd.DataFrame, spec: dict | None = None) -> list[str]:
     """Task metrics present in the table (known tasks first), then avg."""
     skip = {"avg", "eval_latency_ms", "diverged"}
     listed = [m for m in (spec or {}).get("metrics", []) if m not in skip]
-    known = [t for t in (*TASK_ORDER, *listed) if t in seeds.columns]
+    known = [t for t in (*task_order(), *listed) if t in seeds.columns]
     return list(dict.fromkeys(known)) + (["avg"] if "avg" in seeds.columns else [])
 
 
@@ -185,10 +167,10 @@ def cells_table(seeds: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
         done = row["n_finished"] + row["n_diverged"]
         row["diverged_share"] = row["n_diverged"] / done if done else math.nan
         fin = g[g["status"] == "finished"]
-        for m in task_columns(seeds, spec) + list(SPREAD):
+        for m in task_columns(seeds, spec) + spread_columns():
             if m in fin.columns:
                 row[f"{m}_mean"], row[f"{m}_ci95"], _ = mean_ci(fin[m])
-        for m in FIXED:
+        for m in fixed_columns():
             if m in g.columns:
                 row[m] = g.loc[g["status"].isin(["finished", "diverged"]), m].mean()
         row["wall_time_s"] = own_runs(g)["wall_time_s"].sum() if "wall_time_s" in g.columns else 0.0
@@ -214,7 +196,7 @@ def read_sweeps(runs: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ablation", "started", "wall_time_s", "machine", "args", "exit_code"])
 
 
-SNAPSHOT_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "failed.json")
+SNAPSHOT_FILES = (SUMMARY, METRICS, CONFIG, FAILED)
 
 
 def snapshot(runs: str | Path, dest: str | Path, names) -> None:

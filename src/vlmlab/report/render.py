@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlmlab.contract.ablation import finding_key
 from vlmlab.perf import cpu_name
 from vlmlab.report import aggregate, plots, verdicts
 
-FINDINGS = ("F1", "F2", "F3", "F4", "F5", "F6")
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 7px;"
        "vertical-align:top}th{background:#f3f3f3}img{max-width:100%;display:block;margin:.3em 0}"
@@ -108,7 +108,7 @@ def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[li
         rows.append([r["cell"], seeds, *[fmt(r.get(f"{t}_mean"), r.get(f"{t}_ci95")) for t in tasks],
                      f"{fmt_count(r.get('total_params'))} / {fmt_count(r.get('trainable_params'))}",
                      fmt(r.get("visual_tokens_per_image"), digits=0),
-                     *[fmt(r.get(f"{m}_mean"), r.get(f"{m}_ci95"), 1) for m in aggregate.SPREAD]])
+                     *[fmt(r.get(f"{m}_mean"), r.get(f"{m}_ci95"), 1) for m in aggregate.spread_columns()]])
     return head, rows
 
 
@@ -259,7 +259,7 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     by_finding = {}
     for name, item in per.items():
         by_finding.setdefault(str(item[0]["finding"]), []).append(name)
-    order = list(FINDINGS) + sorted(set(by_finding) - set(FINDINGS))
+    order = sorted(by_finding, key=finding_key)  # the findings the ablation files test: F0, F1, ..., F10
     fv = dict(zip(findings["finding"], findings["verdict"])) if not findings.empty else {}
     blocks += [("h2", "Findings at a glance", None),
                ("p", "Each of our effects is a check of the ablation file: the mean paired difference better - worse "
@@ -270,10 +270,8 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
                ("table", ["finding", "the paper", "our effects (paired, 95% CI)", "verdict"],
                 [glance_row(f, [per[n] for n in by_finding.get(f, [])], fv) for f in order])]
     for f in order:
-        blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet') if f in by_finding else 'no ablation file yet'}", None)]
-        if f not in by_finding:
-            blocks.append(("p", f"No ablation file for {f} yet.", None))
-        for name in by_finding.get(f, []):
+        blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet')}", None)]
+        for name in by_finding[f]:
             blocks += ablation_blocks(*per[name])
         blocks.append(("close", f, None))
     report = out / "REPORT.md"

@@ -24,17 +24,16 @@ import math
 
 import pandas as pd
 
+from vlmlab.contract.ablation import Check
+from vlmlab.contract.metrics import metric as metric_info
 from vlmlab.report.aggregate import parse_cell, write_atomic
 from vlmlab.report.stats import mean_ci, seeds_needed
 
-LOWER_IS_BETTER = {"eval_latency_ms", "peak_memory_mb", "visual_tokens_per_image", "params", "total_params",
-                   "trainable_params", "diverged", "final_train_loss", "train_time_s", "wall_time_s"}
-ALIASES = {"params": "total_params"}  # `metric: params` in an ablation file means the total count
-
 
 def direction(metric: str) -> int:
-    """+1 when higher is better (task scores, avg, train_samples_per_s), -1 when lower is better."""
-    return -1 if metric in LOWER_IS_BETTER or metric.startswith("latency_ms/") else +1
+    """+1 when higher is better (task scores, avg, train_samples_per_s), -1 when lower is better (the metric
+    registry's direction, contract/metrics.py)."""
+    return metric_info(metric).direction
 
 
 def _same(a, b) -> bool:
@@ -61,7 +60,7 @@ def cell_pairs(cells: list[str], better: dict, worse: dict) -> list[tuple[str, s
 
 def paired_differences(seeds: pd.DataFrame, pairs: list[tuple[str, str]], metric: str) -> pd.DataFrame:
     """Rows (better_cell, worse_cell, seed, better, worse, diff = better - worse) over usable matched seeds."""
-    col = ALIASES.get(metric, metric)
+    col = metric_info(metric).col  # `metric: params` reads the total_params column
     ok = ("finished", "diverged") if metric == "diverged" else ("finished",)
     use = seeds[seeds["status"].isin(ok)] if col in seeds.columns else seeds.iloc[0:0]
     rows = []
@@ -98,15 +97,12 @@ def _label(want: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in (want or {}).items()) or "baseline"
 
 
-def evaluate_check(seeds: pd.DataFrame, check: dict) -> dict:
+def evaluate_check(seeds: pd.DataFrame, check: Check | dict) -> dict:
     """One verdict row for one check of an ablation file."""
-    metric = str(check.get("metric", "avg"))
-    kind = str(check.get("kind", "better"))
-    if kind not in ("better", "not_worse"):
-        raise ValueError(f"check kind {kind!r} is not allowed; allowed: better, not_worse")
-    margin = float(check.get("margin", 0.0)) if kind == "not_worse" else math.nan
+    check = Check.parse(check)
+    metric, kind, margin = check.metric, check.kind, check.margin
     cells = list(dict.fromkeys(seeds["cell"])) if not seeds.empty else []
-    pairs = cell_pairs(cells, check.get("better"), check.get("worse"))
+    pairs = cell_pairs(cells, check.better, check.worse)
     d = paired_differences(seeds, pairs, metric) if pairs else paired_differences(seeds.iloc[0:0], [], metric)
     mean, half, n = mean_ci(d["diff"])
     lo, hi = mean - half, mean + half
@@ -122,7 +118,7 @@ def evaluate_check(seeds: pd.DataFrame, check: dict) -> dict:
         note = f"only {n} paired seed(s); needs 2" if ran else "not run yet"
     else:
         note = ""
-    return {"check": f"{_label(check.get('better'))} vs {_label(check.get('worse'))}", "metric": metric,
+    return {"check": f"{_label(check.better)} vs {_label(check.worse)}", "metric": metric,
             "kind": kind, "margin": margin, "direction": "higher" if sign > 0 else "lower",
             "better_cells": " | ".join(dict.fromkeys(b for b, _ in pairs)),
             "worse_cells": " | ".join(dict.fromkeys(w for _, w in pairs)),

@@ -11,42 +11,50 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.schema import knob
 from vlmlab.paths import cache_root  # noqa: F401 -- the world's data and zoo live under it
 
 GENERATOR_VERSION = "world-v1"  # bump when scenes, questions or the knowledge base change
-TASKS = ("vqa", "textvqa", "okvqa", "caption")
+DEFAULT_TASKS = ("vqa", "textvqa", "okvqa", "caption")  # the paper's four; any registered task may be listed
 SPLITS = ("train", "validation", "test")
 
 
 @dataclass
 class WorldConfig:
     seed: int = 0  # root seed; every sample is a pure function of (seed, task, split, index)
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))  # tasks in the mixture
-    train_size: int = 3000  # samples per task in the train split
-    validation_size: int = 100  # samples per task in the validation split
-    test_size: int = 300  # samples per task in the test split
-    long_side_min: int = 160  # canvas long side, pixels (drawn uniformly)
-    long_side_max: int = 320  # canvas long side, pixels
-    max_aspect: float = 3.0  # width/height drawn log-uniformly in [1/max_aspect, max_aspect]
-    min_objects: int = 2  # objects per vqa / caption scene
-    max_objects: int = 5  # objects per vqa / caption scene (textvqa / okvqa use 1..3)
-    word_prob: float = 0.25  # chance that a vqa / okvqa / caption scene also shows a distractor word
-    word_height: float = 0.05  # font size of a word as a fraction of the canvas long side
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))  # tasks in the mixture (registered names)
+    train_size: int = knob(3000, ge=1)  # samples per task in the train split
+    validation_size: int = knob(100, ge=1)  # samples per task in the validation split
+    test_size: int = knob(300, ge=1)  # samples per task in the test split
+    long_side_min: int = knob(160, ge=32)  # canvas long side, pixels (drawn uniformly)
+    long_side_max: int = knob(320, ge=32)  # canvas long side, pixels
+    max_aspect: float = knob(3.0, ge=1.0)  # width/height drawn log-uniformly in [1/max_aspect, max_aspect]
+    min_objects: int = knob(2, ge=1, le=5)  # objects per vqa / caption scene
+    max_objects: int = knob(5, ge=1, le=5)  # objects per vqa / caption scene (textvqa / okvqa use 1..3)
+    word_prob: float = knob(0.25, ge=0.0, le=1.0)  # chance that a vqa / okvqa / caption scene also shows a distractor word
+    word_height: float = knob(0.05, gt=0.0, le=0.5)  # font size of a word as a fraction of the canvas long side
 
     def __post_init__(self) -> None:
-        bad = [t for t in self.tasks if t not in TASKS]
-        if bad:
-            raise ValueError(f"unknown world tasks {bad}; choose from {TASKS}")
-        if not 1 <= self.min_objects <= self.max_objects <= 5:
-            raise ValueError("need 1 <= min_objects <= max_objects <= 5")
-        if not 32 <= self.long_side_min <= self.long_side_max:
-            raise ValueError("need 32 <= long_side_min <= long_side_max")
-        if self.max_aspect < 1.0:
-            raise ValueError("max_aspect must be >= 1")
+        from vlmlab.contract.tasks import get_task
+
+        if not self.tasks:
+            raise ConfigError("data.tasks=[] is not allowed; allowed: a list of registered task names")
+        for t in self.tasks:
+            try:
+                get_task(t)
+            except ConfigError as e:
+                raise ConfigError(f"data.tasks: {e}") from None
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"data.tasks={self.tasks} lists a task twice")
+        if not self.min_objects <= self.max_objects:
+            raise ConfigError(f"data: need min_objects ({self.min_objects}) <= max_objects ({self.max_objects})")
+        if not self.long_side_min <= self.long_side_max:
+            raise ConfigError(f"data: need long_side_min ({self.long_side_min}) <= long_side_max ({self.long_side_max})")
 
     def split_size(self, split: str) -> int:
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+            raise ConfigError(f"unknown split {split!r}; choose from {SPLITS}")
         return {"train": self.train_size, "validation": self.validation_size, "test": self.test_size}[split]
 
     def scene_hash(self) -> str:

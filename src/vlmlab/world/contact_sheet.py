@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from vlmlab.world.config import TASKS, WorldConfig
+from vlmlab.world.config import DEFAULT_TASKS as TASKS, WorldConfig
 from vlmlab.world.questions import make_sample
 from vlmlab.world.scenes import font, render
 

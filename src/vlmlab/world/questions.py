@@ -2,6 +2,8 @@
 
 Every sample is a pure function of (cfg, task, split, index) through a string-seeded
 random.Random, so splits are reproducible, independent of size, and disjoint by construction.
+Each maker has the task registry's signature (rng, world_cfg, sample_id, split) -> Sample; vlmlab/tasks.py
+registers them.
 - vqa: colour | shape | count | position | exist (yes/no answers balanced 50/50)
 - textvqa: read the one word in the scene (1-3 objects beside it)
 - okvqa: a fact about an object named only partly ("the star"), so the model must see the missing
@@ -112,7 +114,7 @@ def ask_vqa(rng: random.Random, scene: Scene, qtype: str) -> tuple[str, list[str
     return None
 
 
-def make_vqa(rng: random.Random, cfg: WorldConfig, sid: str) -> Sample:
+def make_vqa(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> Sample:
     qtype = rng.choice(VQA_TYPES)
     while True:
         scene = random_scene(rng, cfg, rng.randint(cfg.min_objects, cfg.max_objects), _maybe_word(rng, cfg))
@@ -121,7 +123,7 @@ def make_vqa(rng: random.Random, cfg: WorldConfig, sid: str) -> Sample:
             return Sample(f"{sid}-{qtype}", "vqa", scene, qa[0], qa[1], qtype)
 
 
-def make_textvqa(rng: random.Random, cfg: WorldConfig, sid: str) -> Sample:
+def make_textvqa(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> Sample:
     word = rng.choice(kb.WORDS)
     scene = random_scene(rng, cfg, rng.randint(1, 3), word)
     return Sample(f"{sid}-word", "textvqa", scene, rng.choice(TEXT_QUESTIONS), [word], "word")
@@ -144,20 +146,14 @@ def make_okvqa(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> Sa
             return Sample(f"{sid}-{rel}", "okvqa", scene, question, [kb.FACTS[kind][rel]], rel, kind)
 
 
-def make_caption(rng: random.Random, cfg: WorldConfig, sid: str) -> Sample:
+def make_caption(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> Sample:
     scene = random_scene(rng, cfg, rng.randint(cfg.min_objects, cfg.max_objects), _maybe_word(rng, cfg))
     return Sample(f"{sid}-caption", "caption", scene, "", captions(scene), "caption")
 
 
 def make_sample(cfg: WorldConfig, task: str, split: str, index: int) -> Sample:
-    rng = sample_rng(cfg, task, split, index)
-    sid = f"{task}-{split}-{index:06d}"
-    if task == "vqa":
-        return make_vqa(rng, cfg, sid)
-    if task == "textvqa":
-        return make_textvqa(rng, cfg, sid)
-    if task == "okvqa":
-        return make_okvqa(rng, cfg, sid, split)
-    if task == "caption":
-        return make_caption(rng, cfg, sid)
-    raise ValueError(f"unknown task {task!r}")
+    """Sample `index` of a task's split: the registered task's maker, fed a string-seeded RNG."""
+    from vlmlab.contract.tasks import get_task
+
+    maker = get_task(task).make_sample
+    return maker(sample_rng(cfg, task, split, index), cfg, f"{task}-{split}-{index:06d}", split)

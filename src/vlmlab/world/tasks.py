@@ -15,7 +15,9 @@ from pathlib import Path
 import datasets
 from tqdm import tqdm
 
-from vlmlab.world.config import SPLITS, TASKS, WorldConfig, cache_root
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.tasks import get_task
+from vlmlab.world.config import SPLITS, WorldConfig, cache_root
 from vlmlab.world.questions import make_sample
 from vlmlab.world.scenes import render
 
@@ -52,8 +54,7 @@ def build_split(cfg: WorldConfig, task: str, split: str, n: int | None = None, p
 
 def load_split(cfg: WorldConfig, task: str, split: str) -> datasets.Dataset:
     """One task's split, generated on first use and cached on disk."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    get_task(task)  # a registered task, or ConfigError naming them
     n = cfg.split_size(split)
     path = world_dir(cfg) / f"{task}-{split}-{n}"
     if not path.exists():
@@ -75,6 +76,6 @@ def load_mixture(cfg: WorldConfig, split: str = "train") -> datasets.Dataset:
     states facts of seen kinds, so held-out kinds' facts never reach the VLM through it.
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+        raise ConfigError(f"unknown split {split!r}; choose from {SPLITS}")
     parts = [load_split(cfg, t, split) for t in cfg.tasks]
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)

@@ -1,0 +1,17 @@
+"""The experiment contract: what every part of vlmlab agrees on, owned in one place.
+
+  errors.py    UserError / ConfigError: mistakes a user makes, reported in one line
+  schema.py    `knob(default, ge=..)`: each numeric config field carries its allowed range
+  tasks.py     the task registry: sample maker, prompt, normalisation, metric, shot format, real benchmark
+  metrics.py   metric metadata: direction (higher/lower is better) and kind (quality, timing,
+               deterministic, event)
+  run.py       run identity: cell names, the keys that identify a run, run-folder layout, what an
+               ablation may not vary
+  ablation.py  the ablation-file schema and its one loader
+  summary.py   the typed summary.json that training writes and the report reads
+"""
+from vlmlab.contract.ablation import Ablation, Check, load_ablation  # noqa: F401
+from vlmlab.contract.errors import ConfigError, UserError  # noqa: F401
+from vlmlab.contract.metrics import Metric, metric  # noqa: F401
+from vlmlab.contract.summary import Perf, Summary  # noqa: F401
+from vlmlab.contract.tasks import Task, get_task, register_task, task_names  # noqa: F401

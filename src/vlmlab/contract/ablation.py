@@ -1,0 +1,194 @@
+"""Ablation files: the schema and its one loader, shared by the sweep runner and the report.
+
+An ablation file (ablations/<name>.yaml) holds one question:
+    # first line: the question and `make ablation NAME=<name>`
+    finding: F4                          # the finding it tests (F<number>); several files may share one
+    question: "..."                      # one sentence
+    paper: {claim: "...", numbers: "..."}  # the source's claim and numbers, quoted
+    grid: {connector: "mlp,perceiver"}   # Hydra sweep values per key (any recipe key but those `refusal` names)
+    fixed: ["image=square"]              # optional overrides common to every cell (data.tasks, eval.* allowed)
+    plugins: [my_tasks]                  # optional modules (or .py files, relative to this file) to import first
+    seeds: [0, 1, 2]
+    metrics: [avg, vqa, ...]             # optional: the columns plotted (default avg and every task)
+    checks:                              # orderings the verdicts test, each on paired seeds (the runner needs one)
+      - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg}
+      - {kind: not_worse, better: {...}, worse: {...}, metric: avg, margin: 2.0}
+Errors name the file and the culprit in one line (ConfigError).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.run import grid_cells, override_key, refusal
+
+CHECK_KINDS = ("better", "not_worse")
+_FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "name")
+
+
+@dataclass
+class Check:
+    better: dict                 # key=value pairs naming the cells expected to be better
+    worse: dict                  # ... and worse
+    metric: str = "avg"          # a registered metric (contract/metrics.py)
+    kind: str = "better"         # better | not_worse (better - worse > -margin)
+    margin: float = 0.0          # not_worse: the tolerated loss, in the metric's unit
+
+    def get(self, key: str, default=None):
+        """Dict-style access, for code that reads checks as mappings."""
+        return getattr(self, key, default)
+
+    @classmethod
+    def parse(cls, raw, where: str = "check") -> "Check":
+        if isinstance(raw, Check):
+            return raw
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: a check is a mapping {{better, worse, metric[, kind, margin]}}, got {raw!r}")
+        unknown = set(raw) - {"better", "worse", "metric", "kind", "margin"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown check key(s) {sorted(unknown)}; allowed: better, worse, metric, kind, margin")
+        kind = str(raw.get("kind", "better"))
+        if kind not in CHECK_KINDS:
+            raise ConfigError(f"{where}: check kind {kind!r} is not allowed; allowed: {', '.join(CHECK_KINDS)}")
+        try:
+            margin = float(raw.get("margin", 0.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: margin={raw.get('margin')!r} is not a number") from None
+        sides = {s: {str(k): str(v) for k, v in (raw.get(s) or {}).items()} for s in ("better", "worse")}
+        return cls(better=sides["better"], worse=sides["worse"], metric=str(raw.get("metric", "avg")), kind=kind,
+                   margin=margin if kind == "not_worse" else math.nan)
+
+
+@dataclass
+class Ablation:
+    name: str                                    # the file stem; runs are filed under <runs_root>/<name>/
+    finding: str
+    question: str
+    paper: dict
+    grid: dict[str, str]
+    seeds: list[int]
+    checks: list[Check]
+    metrics: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def get(self, key: str, default=None):
+        """Mapping-style read access (the report reads specs and plain dicts alike)."""
+        return getattr(self, key, default)
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    def overrides(self) -> list[str]:
+        """The multirun's overrides: fixed ones, then one swept key per grid entry, then the seeds."""
+        plugins = [f"plugins=[{','.join(repr(p) for p in self.plugins)}]"] if self.plugins else []
+        return ([f"name={self.name}", *plugins, *self.fixed] + [f"{k}={v}" for k, v in self.grid.items()]
+                + [f"seed={','.join(map(str, self.seeds))}"])
+
+    def cells(self) -> list[str]:
+        return grid_cells(self.grid) if self.grid else ["baseline"]
+
+    def finding_number(self) -> tuple:
+        return finding_key(self.finding)
+
+
+def finding_key(finding: str) -> tuple:
+    """Sort key of a finding id: F0 < F2 < F10 < anything else."""
+    m = re.fullmatch(r"F(\d+)", str(finding))
+    return (0, int(m.group(1)), "") if m else (1, 0, str(finding))
+
+
+def _plugin_path(entry: str, folder: Path) -> str:
+    """A plugin listed in a file: a module name as is; a .py path made absolute against the file's folder."""
+    if entry.endswith(".py"):
+        p = Path(entry).expanduser()
+        return str(p if p.is_absolute() else (folder / p).resolve())
+    return entry
+
+
+def load_ablation(path: str | Path) -> Ablation:
+    """Read and validate one ablation file (ConfigError names the file and the culprit)."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{where}: no such ablation file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: an ablation file is a mapping of {', '.join(_FIELDS[:-1])}")
+    unknown = set(raw) - set(_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS[:-1])}")
+    for key in ("finding", "question", "seeds"):
+        if key not in raw:
+            raise ConfigError(f"{where}: missing `{key}:`")
+    grid = raw.get("grid") or {}
+    fixed = raw.get("fixed") or []
+    if not isinstance(grid, dict) or not isinstance(fixed, list):
+        raise ConfigError(f"{where}: `grid:` is a mapping key -> 'v1,v2' and `fixed:` a list of key=value")
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError(f"{where}: seeds={seeds!r} is not allowed; allowed: a non-empty list of integers >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds={seeds!r} lists a seed twice")
+    for key, swept in [*((k, True) for k in grid), *((override_key(str(o)), False) for o in fixed)]:
+        why = refusal(key, swept)
+        if why:
+            raise ConfigError(f"{where} {'sweeps' if swept else 'sets'} {key!r}, which it may not: {why}")
+    if not isinstance(raw.get("checks") or [], list):
+        raise ConfigError(f"{where}: `checks:` is a list of checks")
+    checks = [Check.parse(c, f"{where}: check {i + 1}") for i, c in enumerate(raw.get("checks") or [])]
+    from vlmlab.contract.metrics import metric
+    from vlmlab.contract.plugins import load_plugins
+    from vlmlab.contract.tasks import task_names
+
+    plugins = [_plugin_path(str(p), path.parent) for p in raw.get("plugins") or []]
+    load_plugins(plugins)  # the tasks and metrics they register may be named below
+
+    for i, c in enumerate(checks):
+        try:
+            metric(c.metric)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: check {i + 1}: {e}") from None
+        for side in (c.better, c.worse):
+            for k in side:
+                if k not in grid:
+                    raise ConfigError(f"{where}: check {i + 1} names {k!r}, which is not a key of the grid "
+                                      f"({', '.join(grid) or 'empty'})")
+    metrics = [str(m) for m in (raw.get("metrics") or ["avg", *task_names()])]
+    paper = raw.get("paper") or {}
+    return Ablation(name=str(raw.get("name") or path.stem), finding=str(raw["finding"]), question=str(raw["question"]),
+                    paper=paper if isinstance(paper, dict) else {"claim": str(paper)},
+                    grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
+                    metrics=metrics, fixed=[str(o) for o in fixed],
+                    plugins=plugins, path=path)
+
+
+def ablation_files(folder: str | Path) -> list[Path]:
+    return sorted(Path(folder).glob("*.yaml"))
+
+
+def available(folder: str | Path) -> list[str]:
+    """The ablation names in a folder (file stems, sorted)."""
+    return [p.stem for p in ablation_files(folder)]
+
+
+def load_all(folder: str | Path) -> dict[str, Ablation]:
+    """Every ablation file of a folder, by name, sorted."""
+    return {p.stem: load_ablation(p) for p in ablation_files(folder)}
+
+
+def findings(folder: str | Path) -> list[str]:
+    """The findings the folder's files test, in order (F0, F1, ..., F10, then others)."""
+    specs = sorted(load_all(folder).values(), key=Ablation.finding_number)
+    return list(dict.fromkeys(a.finding for a in specs))

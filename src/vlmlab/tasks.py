@@ -1,0 +1,47 @@
+"""The paper's four benchmark analogs, registered in the task registry (contract/tasks.py).
+
+  vqa      VQAv2 analog: colour / shape / count / position / exist questions; VQA accuracy
+  textvqa  TextVQA analog: read the word in the scene; VQA accuracy
+  okvqa    OK-VQA analog: a fact about a partly named object, of a kind held out of training; VQA accuracy
+  caption  COCO analog: describe the scene; CIDEr (x100), prompt "Caption:", shots show the first reference
+
+Each entry names its toy-world sample maker (world/questions.py), its metric (metrics.py) and the real
+dataset it stands for (benchmarks.py). A new task is one more `register_task(...)` like these.
+"""
+from __future__ import annotations
+
+from vlmlab.benchmarks import BenchmarkSpec
+from vlmlab.contract.tasks import Task, first, register_task
+from vlmlab.metrics import caption_tokens, cider, normalize_answer, vqa_accuracy
+from vlmlab.world import questions
+
+
+def vqa_score(predictions: list[str], answers: list[list[str]]) -> float:
+    """Mean VQA accuracy in percent."""
+    return 100.0 * sum(vqa_accuracy(p, a) for p, a in zip(predictions, answers)) / max(1, len(predictions))
+
+
+def cider_score(predictions: list[str], answers: list[list[str]]) -> float:
+    """Corpus CIDEr-D (x100)."""
+    keys = [str(i) for i in range(len(predictions))]
+    return cider(dict(zip(keys, predictions)), dict(zip(keys, answers)))[0]
+
+
+register_task(Task(
+    "vqa", questions.make_vqa, vqa_score, normalize=normalize_answer,
+    benchmark=BenchmarkSpec("vqa", "lmms-lab/VQAv2", "validation", "validation"),
+    description="VQAv2 analog: colour, shape, count, position and existence questions"))
+register_task(Task(
+    "textvqa", questions.make_textvqa, vqa_score, normalize=normalize_answer,
+    benchmark=BenchmarkSpec("textvqa", "lmms-lab/textvqa", "validation", "train"),
+    description="TextVQA analog: read the word written in the scene"))
+register_task(Task(
+    "okvqa", questions.make_okvqa, vqa_score, normalize=normalize_answer,
+    benchmark=BenchmarkSpec("okvqa", "lmms-lab/OK-VQA", "val2014", "val2014", image_id=None),
+    description="OK-VQA analog: a fact about a partly named object (held-out kinds at test)"))
+register_task(Task(
+    "caption", questions.make_caption, cider_score, prompt=lambda q: "Caption:", normalize=caption_tokens,
+    shot_answer=first, unit="CIDEr",
+    benchmark=BenchmarkSpec("caption", "lmms-lab/COCO-Caption2017", "val", "val", question=None, answers="answer",
+                            image_id=None),  # one row per picture; question_id is the file name
+    description="COCO analog: describe the scene (4 references)"))
