@@ -26,13 +26,17 @@ from dataclasses import dataclass
 
 import datasets
 
-from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.errors import ConfigError, UserError
 from vlmlab.contract.tasks import get_task, task_names
 from vlmlab.data import Encoded, prompt_text
 from vlmlab.model.llm import IMAGE_TOKEN
 
 log = logging.getLogger(__name__)
 SEP = "\n"  # ends each shot
+
+
+class BenchmarkNotFound(UserError, FileNotFoundError):
+    """A real benchmark that cannot be loaded here; the message says how to get it."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def load_benchmark(task: str, split: str | None = None, limit: int = 0, cache_di
     try:
         raw = datasets.load_dataset(spec.path, spec.name, split=split, revision=spec.revision, cache_dir=cache_dir)
     except (OSError, ValueError) as e:  # not found, offline cache miss, unknown split
-        raise FileNotFoundError(f"benchmark {task}: cannot load {spec.path} split {split!r} ({type(e).__name__}: "
+        raise BenchmarkNotFound(f"benchmark {task}: cannot load {spec.path} split {split!r} ({type(e).__name__}: "
                                 f"{str(e).splitlines()[0] if str(e) else ''}). It needs the hub (HF_HUB_OFFLINE unset) "
                                 "or a warm datasets cache; or pass path= a local copy.") from e
     if limit:
@@ -138,7 +142,7 @@ def few_shot_plan(query_ids: Sequence[str], support_ids: Sequence[str], k: int, 
             if support_pics[j] != pic and j not in picks:
                 picks.append(j)
         if len(picks) < k:
-            raise ValueError(f"query {qid}: only {len(picks)} usable support examples for k={k} (support size {n})")
+            raise ConfigError(f"query {qid}: only {len(picks)} usable support examples for k={k} (support size {n})")
         plans.append(picks)
     return plans
 
@@ -201,7 +205,7 @@ def encode_few_shot(processor, prompt: list[dict]) -> Encoded:
         views += v
         view_image += [j] * len(v)
     if len(ids) > processor.max_length:
-        raise ValueError(f"{prompt[-1]['id']}: a {len(prompt) - 1}-shot prompt of {len(ids)} tokens exceeds the LM "
+        raise ConfigError(f"{prompt[-1]['id']}: a {len(prompt) - 1}-shot prompt of {len(ids)} tokens exceeds the LM "
                          f"context of {processor.max_length}; use fewer shots or fewer visual tokens")
     return Encoded(ids, [-100] * len(ids), views, view_image)
 

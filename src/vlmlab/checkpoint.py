@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from vlmlab.contract.errors import ConfigError
+
 NAME = "checkpoint"
 
 
@@ -101,7 +103,7 @@ def load(path: Path, model, optimizer, scheduler) -> TrainState:
     weights = load_file(str(path / "model.safetensors"))
     expected = {n for n, p in model.named_parameters() if p.requires_grad}
     if set(weights) != expected:
-        raise ValueError(f"{path}: checkpoint holds other trainable parameters than this config builds "
+        raise ConfigError(f"{path}: checkpoint holds other trainable parameters than this config builds "
                          f"({len(set(weights) ^ expected)} differ): was the config changed?")
     blob = torch.load(path / "state.pt", weights_only=True)
     if _sharded(model):  # every rank read the full files; set_state_dict shards them

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from vlmlab.contract.errors import UserError
+from vlmlab.contract.errors import ConfigError, UserError
 from vlmlab.contract.tasks import get_task
 from vlmlab.images import ImageProcessor, collate_views
 from vlmlab.model.llm import TokenIds
@@ -107,7 +107,8 @@ class EpochBatches(Sampler):
 
     def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
         if n < batch_size:
-            raise ValueError(f"{n} training samples cannot fill a batch of {batch_size}")
+            raise ConfigError(f"{n} training samples cannot fill a batch of {batch_size}: raise data.train_size or "
+                              "lower optim.batch_size")
         self.n, self.bs, self.seed, self.start = n, batch_size, seed, start
         self.per_epoch = n // batch_size
 

@@ -2,7 +2,6 @@
 per-run files (results/runs/) gives the committed verdicts and numbers, and the run met its budget."""
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -10,8 +10,11 @@
   ablation.py  the ablation-file schema and its one loader
   summary.py   the typed summary.json that training writes and the report reads
 """
-from vlmlab.contract.ablation import Ablation, Check, load_ablation  # noqa: F401
-from vlmlab.contract.errors import ConfigError, UserError  # noqa: F401
-from vlmlab.contract.metrics import Metric, metric  # noqa: F401
-from vlmlab.contract.summary import Perf, Summary  # noqa: F401
-from vlmlab.contract.tasks import Task, get_task, register_task, task_names  # noqa: F401
+from vlmlab.contract.ablation import Ablation, Check, load_ablation
+from vlmlab.contract.errors import ConfigError, UserError
+from vlmlab.contract.metrics import Metric, metric
+from vlmlab.contract.summary import Perf, Summary
+from vlmlab.contract.tasks import Task, get_task, register_task, task_names
+
+__all__ = ["Ablation", "Check", "load_ablation", "ConfigError", "UserError", "Metric", "metric", "Perf", "Summary",
+           "Task", "get_task", "register_task", "task_names"]

@@ -35,10 +35,6 @@ class Metric:
     def col(self) -> str:
         return self.column or self.name
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.direction > 0
-
 
 _FIXED = [
     Metric("avg", +1, "quality", "points"),

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 STATUSES = ("finished", "diverged")  # what a summary can say; failed runs write failed.json instead
 

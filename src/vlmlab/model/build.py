@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from vlmlab.contract.errors import ConfigError
+
 from vlmlab.model.connector import build_connector
 from vlmlab.model.cross_attention import add_cross_attention
 from vlmlab.model.feature_cache import FeatureCache, cacheable
@@ -21,7 +23,7 @@ def build_vlm(cfg, seed: int = 0):
     torch.manual_seed(seed)
     connector = build_connector(cfg.connector, vision.hidden_size, lm_dim)
     if cfg.fusion.kind == "autoregressive" and connector.out_dim != lm_dim:
-        raise ValueError(f"fusion=autoregressive puts visual tokens in the LM's input, so they must be {lm_dim} wide; "
+        raise ConfigError(f"fusion=autoregressive puts visual tokens in the LM's input, so they must be {lm_dim} wide; "
                          f"the connector's are {connector.out_dim} (connector.projection=none needs "
                          f"fusion=cross_attention, or equal vision and LM widths)")
     torch.manual_seed(seed + 1)

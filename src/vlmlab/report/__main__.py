@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from vlmlab.contract.errors import UserError
 from vlmlab.report.render import build
 
 
@@ -15,7 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ablations", default="ablations", help="folder of ablation files (<name>.yaml)")
     ap.add_argument("--out", default="results", help="where tables, figures, REPORT.md and report.html go")
     args = ap.parse_args(argv)
-    res = build(args.runs, args.ablations, args.out)
+    try:
+        res = build(args.runs, args.ablations, args.out)
+    except UserError as e:  # a bad ablation file: one line naming it
+        sys.exit(f"error: {e}")
     for r in res["findings"].to_dict("records"):
         print(f"[vlmlab.report] {r['finding']}: {r['verdict']} ({r['n_checks']} checks; {r['ablations']})")
     print(f"[vlmlab.report] wrote {res['report']} and {res['html']}")

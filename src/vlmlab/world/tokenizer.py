@@ -6,7 +6,6 @@ prepends <s> to every encoded text unless add_special_tokens=False; it never app
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -28,7 +27,3 @@ def train_tokenizer(lines: list[str], vocab_size: int = 1024) -> PreTrainedToken
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
         extra_special_tokens=SPECIAL_TOKENS[4:], model_max_length=1024,
     )
-
-
-def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: Path) -> None:
-    tokenizer.save_pretrained(str(path))
