@@ -60,9 +60,10 @@ def evaluate_task(vlm, processor: Processor, prompts, task: str, cfg, device) ->
         elapsed += time.perf_counter() - t0
         preds += [benchmarks.clean_prediction(processor.tok.decode(ids, skip_special_tokens=True)) for ids in out]
     answers, ids = prompts.queries["answers"], prompts.queries["id"]
-    score = get_task(task).score(preds, answers)
-    return {task: score, f"latency_ms/{task}": 1000.0 * elapsed / max(1, len(preds)),
-            "predictions": [{"id": i, "prediction": p, "answers": a} for i, p, a in zip(ids, preds, answers)]}
+    spec = get_task(task)
+    return {task: spec.score(preds, answers), f"latency_ms/{task}": 1000.0 * elapsed / max(1, len(preds)),
+            "predictions": [{"id": i, "prediction": p, "normalized": spec.normalize(p), "answers": a}
+                            for i, p, a in zip(ids, preds, answers)]}
 
 
 def evaluate(vlm, processor: Processor, world_cfg, cfg, device) -> tuple[dict, dict]:

@@ -16,7 +16,7 @@ from vlmlab.model.trainable import merge_lora, parameter_table
 from vlmlab.world.tasks import load_mixture
 
 FUSIONS = ["autoregressive", "cross_attention"]
-CONNECTORS = ["linear", "mlp", "perceiver"]
+CONNECTORS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "connector").glob("*.yaml"))  # the options
 TRAINABLES = ["frozen", "lora", "full"]
 IMAGES = [["image=square"], ["image=preserve"], ["image=split"], ["image=split", "image.mode=preserve"]]
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from report_fakes import make_run, write_ablation
 
+from vlmlab.contract.ablation import load_ablation
 from vlmlab.report import aggregate
 from vlmlab.report.stats import mean_ci, t_crit, t_pdf
 
@@ -40,7 +41,7 @@ def test_grid_cells_follow_hydra_override_dirname():
 def f4(tmp_path):
     """perceiver finished x3; mlp: 2 finished + 1 diverged; linear: failed, interrupted, never started."""
     runs, abl = tmp_path / "runs", tmp_path / "ablations"
-    spec = aggregate.load_ablation(write_ablation(abl, "f4", "F4", {"connector": "mlp,perceiver,linear"}, []))
+    spec = load_ablation(write_ablation(abl, "f4", "F4", {"connector": "mlp,perceiver,linear"}, []))
     for seed, avg in enumerate([60.0, 62.0, 61.0]):
         make_run(runs, "f4", "connector=perceiver", seed, avg=avg, sps=20.0 + seed, mem=400.0, vtok=64)
     make_run(runs, "f4", "connector=mlp", 0, tasks={"vqa": 40, "textvqa": 50, "okvqa": 60, "caption": 70}, vtok=729)
@@ -117,4 +118,4 @@ def test_unreadable_summary_is_failed_and_loss_curves_skip_cut_lines(tmp_path):
 def test_no_runs_and_no_grid_gives_an_empty_table(tmp_path):
     assert aggregate.seeds_table(tmp_path / "runs", "nothing", {}).empty
     assert aggregate.cells_table(pd.DataFrame(), {}).empty
-    assert json.loads(json.dumps(aggregate.load_ablation(write_ablation(tmp_path, "z", "F2", {}, []))["paper"]))
+    assert json.loads(json.dumps(load_ablation(write_ablation(tmp_path, "z", "F2", {}, []))["paper"]))

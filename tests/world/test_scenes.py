@@ -3,6 +3,7 @@
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vlmlab.contract.tasks import task_names
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import plural
@@ -26,7 +27,7 @@ def blobs(img: Image.Image, background: tuple[int, int, int]) -> int:
 
 
 def test_deterministic():
-    for task in ("vqa", "textvqa", "okvqa", "caption"):
+    for task in task_names():
         a, b = make_sample(CFG, task, "train", 7), make_sample(CFG, task, "train", 7)
         assert (a.question, a.answers, a.id) == (b.question, b.answers, b.id)
         assert render(a.scene).tobytes() == render(b.scene).tobytes()

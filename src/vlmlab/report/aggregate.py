@@ -18,8 +18,6 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from vlmlab.contract.ablation import Ablation, load_all
-from vlmlab.contract.ablation import load_ablation as contract_load
 from vlmlab.contract.metrics import metric, names
 from vlmlab.contract.run import CONFIG, FAILED, METRICS, SUMMARY, grid_cells, parse_cell, seed_of
 from vlmlab.contract.summary import Summary
@@ -43,16 +41,6 @@ def spread_columns() -> list[str]:
 def fixed_columns() -> list[str]:
     """Compute columns constant per cell: the deterministic metrics."""
     return [m for m in names("deterministic")]
-
-
-def load_ablation(path: str | Path) -> Ablation:
-    """An ablation file (contract/ablation.py, the one loader the runner uses too); its name is the file stem."""
-    return contract_load(path)
-
-
-def load_ablations(folder: str | Path) -> dict[str, Ablation]:
-    """Every ablations/*.yaml, by name (sorted)."""
-    return load_all(folder)
 
 
 def _read_json(path: Path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlmlab.contract.ablation import finding_key
+from vlmlab.contract.ablation import finding_key, load_all
 from vlmlab.perf import cpu_name
 from vlmlab.report import aggregate, plots, verdicts
 
@@ -176,8 +176,6 @@ def effect_text(r: dict) -> str:
 
 def glance_row(finding: str, items: list, fv: dict) -> list[str]:
     """The results-table row of one finding: the paper's numbers, each check's effect, the verdict."""
-    if not items:
-        return [finding, "–", "no ablation file yet", "–"]
     paper = " / ".join(str(spec["paper"].get("numbers", "–")) for spec, *_ in items)
     effects = "; ".join(effect_text(r) for _, _, _, v, _ in items for r in v.to_dict("records"))
     return [finding, paper, effects or "no checks", fv.get(finding, "not run yet")]
@@ -225,7 +223,7 @@ def to_html(blocks: list, title: str) -> str:
 def build(runs="runs", ablations="ablations", out="results") -> dict:
     """Regenerate every table, figure and the report; returns {'findings': DataFrame, 'report': Path}."""
     runs, out = Path(runs), Path(out)
-    specs = aggregate.load_ablations(ablations) if Path(ablations).is_dir() else {}
+    specs = load_all(ablations) if Path(ablations).is_dir() else {}  # contract/ablation.py: the runner's loader
     if (out / "runs").resolve() != runs.resolve():  # results/runs: the per-run files the report is built from
         aggregate.snapshot(runs, out / "runs", specs)
     per, all_seeds, all_v = {}, [], []
