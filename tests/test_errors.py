@@ -41,7 +41,7 @@ def test_cli_mistakes_exit_with_one_line_and_no_summary(tmp_path, args, culprit)
     ("optim.betas=[0.9,1.5]", "< 1"), ("optim.warmup_steps=-1", ">= 0"), ("optim.min_lr_ratio=2", "<= 1"),
     ("optim.grad_clip=-1", ">= 0"), ("optim.spike_window=0", ">= 1"), ("image.split=-1", ">= 0"),
     ("image.split_train_fraction=1.5", "<= 1"), ("image.size=0", ">= 1"), ("image.std=[0.5,0,0.5]", "> 0"),
-    ("vision.mean=[0.5,0.5]", "a list of 3"), ("vision.feature_cache_mb=-1", ">= 0"), ("threads=-1", ">= 0"),
+    ("vision.mean=[0.5,0.5]", "a list of 3"), ("vision.feature_store_mb=-1", ">= 0"), ("threads=-1", ">= 0"),
     ("workers=-2", ">= 0"), ("checkpoint_every=-1", ">= 0"), ("seed=-1", ">= 0"),
     ("fusion.cross_attention.every=0", ">= 1"), ("trainable.lora.r=0", ">= 1"), ("trainable.lora.dropout=1", "< 1"),
     ("data.train_size=0", ">= 1"), ("data.word_prob=2", "<= 1"), ("data.max_objects=9", "<= 5"),

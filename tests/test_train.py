@@ -116,23 +116,3 @@ def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, m
     retrained = run(filed("f4_y", ["reuse_finished=false"]))
     scores = lambda m: {k: v for k, v in m.items() if "latency" not in k}  # noqa: E731 -- timings differ
     assert "reused_from" not in retrained and scores(retrained["metrics"]) == scores(first["metrics"])
-
-
-def test_frozen_vision_feature_cache_reuses_features_across_epochs(tmp_path):
-    # 32 samples, batch 4: 8 steps an epoch, so 20 steps see every picture 2.5 times
-    multi = ["optim.max_steps=20", "data.train_size=8"]
-    plain = run(cfg_at(tmp_path, "plain", multi))
-    cached = run(cfg_at(tmp_path, "cached", [*multi, "vision.feature_cache_mb=64"]))
-    assert plain["feature_cache"] is None
-    stats = cached["feature_cache"]
-    assert stats["entries"] == 32 + 4 * 4 and stats["misses"] == stats["entries"]  # train pictures, then eval's
-    assert stats["hits"] == 20 * 4 - 32
-    for a, b in zip(plain["loss_history"], cached["loss_history"], strict=True):
-        assert abs(a - b) <= 1e-5 * abs(a)
-    # a tiny budget stops adding and still answers; a vision tower that trains (LoRA) is never cached
-    small = run(cfg_at(tmp_path, "small", [*multi, "vision.feature_cache_mb=0.01"]))
-    assert small["feature_cache"]["mb"] <= 0.01 and small["feature_cache"]["hits"] < stats["hits"]
-    for a, b in zip(plain["loss_history"], small["loss_history"], strict=True):
-        assert abs(a - b) <= 1e-5 * abs(a)
-    lora = run(cfg_at(tmp_path, "lora", ["vision.feature_cache_mb=64", "trainable.vision=lora"]))
-    assert lora["feature_cache"] is None

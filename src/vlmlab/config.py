@@ -39,8 +39,9 @@ class VisionConfig:
     trust_remote_code: bool = False          # only if you trust the hub repo's code
     mean: Optional[list[float]] = knob(None, length=3)  # the encoder's pixel normalisation (None: image.mean, else 0.5)
     std: Optional[list[float]] = knob(None, gt=0, length=3)  # (CLIP: [0.4815,0.4578,0.4082] / [0.2686,0.2613,0.2758])
-    feature_cache_mb: float = knob(0.0, ge=0)  # > 0: a frozen encoder's features are kept per picture (up to this
-                                             # many MB) and reused after the first epoch (model/feature_cache.py)
+    feature_store_mb: float = knob(4096.0, ge=0)  # a frozen encoder's features are stored per view on disk, shared
+                                             # by every run on the machine, up to this many MB (0 = off;
+                                             # model/feature_store.py)
 
 
 @dataclass

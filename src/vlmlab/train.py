@@ -22,7 +22,7 @@ import transformers
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
-from vlmlab import checkpoint, dist, reuse
+from vlmlab import checkpoint, compute, dist, reuse
 from vlmlab.loop import Loop, train
 from vlmlab.config import Config, check_command_line, repo_root, to_config
 from vlmlab.contract.errors import ConfigError, UserError, one_line
@@ -165,11 +165,12 @@ def evaluate_and_summarise(cfg: Config, env: Setup, loop: Loop, vlm, data: Data,
         loss_history=state.losses, diverged_at_step=state.step if status == "diverged" else None,
         steps_done=state.step, params=params,
         visual_tokens_per_image=mean_visual_tokens(data.train_set.samples, data.images, vlm.visual_tokens_per_view),
+        compute=compute.profile(vlm, data.train_set, cfg.optim.batch_size, loop.device),
         perf=Perf(train_samples_per_s=state.samples / max(state.train_time_s, 1e-9), train_time_s=state.train_time_s,
                   peak_memory_mb=max(state.peak_memory_mb, memory.stop()),
                   eval_latency_ms=metrics.get("eval_latency_ms")),
         skipped_samples=data.train_set.skipped,
-        feature_cache=vlm.feature_cache.stats() if vlm.feature_cache is not None else None,
+        feature_store=vlm.feature_store.stats() if vlm.feature_store is not None else None,
         resumed=loop.resumed, wall_time_s=time.time() - env.t_start, device=str(loop.device),
         torch_threads=torch.get_num_threads(), machine=machine_name(loop.device), git_commit=git_commit(repo_root()),
         config=env.config)

@@ -48,6 +48,9 @@ _FIXED = [
     Metric("params", -1, "deterministic", "parameters", column="total_params"),
     Metric("trainable_params", -1, "deterministic", "parameters"),
     Metric("visual_tokens_per_image", -1, "deterministic", "tokens"),
+    Metric("flops_per_train_sample", -1, "deterministic", "FLOPs"),
+    Metric("flops_per_generated_token", -1, "deterministic", "FLOPs"),
+    Metric("activation_mb_per_sample", -1, "deterministic", "MB"),
     Metric("diverged", -1, "event", "share of seeds"),
 ]
 _EXTRA: dict[str, Metric] = {}

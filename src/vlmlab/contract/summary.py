@@ -35,8 +35,10 @@ class Summary:
     params: dict[str, dict[str, int]]             # {component: {total, trainable}} and "all"
     visual_tokens_per_image: float                # mean over the run's first training pictures, at inference
     perf: Perf
+    compute: dict = field(default_factory=dict)  # compute.py: flops_per_train_sample, flops_per_generated_token,
+                                                 # activation_mb_per_sample (deterministic, on the model)
     skipped_samples: list[str] = field(default_factory=list)
-    feature_cache: Optional[dict] = None          # {hits, misses, entries, mb} when the cache was on
+    feature_store: Optional[dict] = None          # {hits, misses, evicted, path} when the feature store was on
     resumed: bool = False
     wall_time_s: float = math.nan
     device: str = ""

@@ -7,11 +7,12 @@ from vlmlab.contract.errors import ConfigError
 
 from vlmlab.model.connector import build_connector
 from vlmlab.model.cross_attention import add_cross_attention
-from vlmlab.model.feature_cache import FeatureCache, cacheable
+from vlmlab.model.feature_store import FeatureStore, cacheable, fingerprint
 from vlmlab.model.llm import load_llm
 from vlmlab.model.navit import load_vision_encoder
 from vlmlab.model.trainable import apply_trainable
 from vlmlab.model.vlm import VLM
+from vlmlab.paths import cache_root
 
 
 def build_vlm(cfg, seed: int = 0):
@@ -31,6 +32,7 @@ def build_vlm(cfg, seed: int = 0):
         if cfg.fusion.kind == "cross_attention" else None
     vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn)
     apply_trainable(vlm, cfg.trainable)
-    if cfg.vision.feature_cache_mb > 0 and cacheable(vlm.vision):
-        vlm.feature_cache = FeatureCache(cfg.vision.feature_cache_mb)
+    if cfg.vision.feature_store_mb > 0 and cacheable(vlm.vision):
+        vlm.feature_store = FeatureStore(cache_root() / "features.sqlite", cfg.vision.feature_store_mb,
+                                         fingerprint(vlm.vision))
     return vlm, tokenizer

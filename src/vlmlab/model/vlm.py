@@ -29,7 +29,7 @@ class VLM(nn.Module):
             raise ValueError("cross_attention fusion needs its xattn blocks, and only it")
         self.vision, self.connector, self.llm, self.xattn = vision, connector, llm, xattn
         self.fusion, self.ids = fusion, ids
-        self.feature_cache = None  # a FeatureCache for a frozen tower (build.py, vision.feature_cache_mb)
+        self.feature_store = None  # a FeatureStore for a frozen tower (build.py, vision.feature_store_mb)
         base = llm.get_input_embeddings()
         self.vlm_token_ids = (ids.image, ids.fake)
         # logits = lm_head(hidden) exactly, so training may apply the head to the supervised positions alone
@@ -43,8 +43,8 @@ class VLM(nn.Module):
     def encode_images(self, pixel_values: torch.Tensor, patch_mask: torch.Tensor | None):
         """Returns visual tokens (N, T, D_lm) and their validity mask (N, T) bool."""
         grad_vision = any(p.requires_grad for p in self.vision.parameters())
-        if self.feature_cache is not None and patch_mask is None and not grad_vision:
-            feats, fmask = self.feature_cache.encode(self.vision, pixel_values)  # equal views, seen ones reused
+        if self.feature_store is not None and patch_mask is None and not grad_vision:
+            feats, fmask = self.feature_store.encode(self.vision, pixel_values)  # equal views, stored ones reused
         else:
             with torch.set_grad_enabled(torch.is_grad_enabled() and grad_vision):
                 feats, fmask = self.vision(pixel_values, patch_mask)  # (N, P, Dv), (N, P)
@@ -120,11 +120,12 @@ class VLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, pixel_values=None, patch_mask=None, view_to_sample=None,
-                 view_to_image=None, max_new_tokens: int = 16) -> list[list[int]]:
-        """Greedy decoding with the KV cache; prompts must be left-padded. Returns new token ids per sample."""
+                 view_to_image=None, max_new_tokens: int = 16, min_new_tokens: int = 0) -> list[list[int]]:
+        """Greedy decoding with the KV cache; prompts must be left-padded. Returns new token ids per sample
+        (`min_new_tokens` > 0 holds back the end-of-sequence token until then: compute.py counts per token)."""
         emb = self.prepare(input_ids, pixel_values, patch_mask, view_to_sample, view_to_image)
         out = self.llm.generate(inputs_embeds=emb, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                                do_sample=False, use_cache=True, eos_token_id=self.ids.eos,
+                                min_new_tokens=min_new_tokens, do_sample=False, use_cache=True, eos_token_id=self.ids.eos,
                                 pad_token_id=self.ids.pad)
         result = []
         for row in out.tolist():  # generate() with inputs_embeds returns only the new tokens

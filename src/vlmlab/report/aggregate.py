@@ -78,6 +78,8 @@ def read_seed(seed_dir: str | Path) -> dict:
         for comp in ("vision", "llm", "connector", "cross_attention"):
             row[f"{comp}_params"] = (params.get(comp) or {}).get("total", math.nan)
         row["visual_tokens_per_image"] = summary.visual_tokens_per_image
+        for k in ("flops_per_train_sample", "flops_per_generated_token", "activation_mb_per_sample"):
+            row[k] = summary.compute.get(k, math.nan)  # runs before compute.py have none
         for k in ("train_samples_per_s", "train_time_s", "peak_memory_mb", "eval_latency_ms"):
             value = getattr(summary.perf, k)
             row.setdefault(k, math.nan if value is None and k != "eval_latency_ms" else value)
