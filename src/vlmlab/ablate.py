@@ -17,7 +17,9 @@ threads=1`, the fastest use of a 2-core CPU) unless the command line names a lau
 A cell identical to a finished run of another ablation (the baseline recurs across findings) reuses
 its results (reuse.py, `reuse_finished`), except in an ablation that checks a timing metric (a metric
 of kind "timing": samples/s, latency, memory): timings compare only within one sweep, so there every
-cell trains itself. Each sweep's wall time and machine are appended to <runs_root>/sweeps.jsonl.
+cell trains itself, and after the sweep every cell's model is timed again in one process (timing.py, with an
+A/A control), which the report shows beside the sweep's own numbers. Each sweep's wall time and machine are
+appended to <runs_root>/sweeps.jsonl.
 """
 from __future__ import annotations
 
@@ -121,6 +123,11 @@ def run_ablation(abl: Ablation, args: list[str]) -> int:
     with open(log, "a") as f:  # one short line per sweep, appended
         f.write(json.dumps({"ablation": abl.name, "started": started, "wall_time_s": round(time.time() - t0, 1),
                             "machine": machine_name(), "args": " ".join(cmd[4:]), "exit_code": code}) + "\n")
+    if any(metric(c.metric).kind == "timing" for c in abl.checks):  # timings from one process, not the sweep's
+        folder = abl.path.parent if abl.path else ABLATIONS
+        timing = [sys.executable, "-m", "vlmlab.timing", abl.name, "--runs", str(log.parent), "--ablations", str(folder)]
+        print(f"[vlmlab] isolated timing of every cell: {' '.join(timing[2:])}", flush=True)
+        subprocess.run(timing, cwd=repo_root(), check=False)
     return code
 
 

@@ -9,34 +9,19 @@ Measured on the model, not the machine, so two cells compare without noise:
                              parameters excluded), per sample
 FLOPs are torch.utils.flop_counter's count (matmuls, attention, convolutions): the terms that dominate a
 transformer. Its registry lacks the CPU kernel of scaled_dot_product_attention, so that one is added with
-torch's own attention formulas (without it, attention over visual tokens would count as free). The frozen tower's forward counts even where the feature store serves it: it is the model's cost.
+torch's own attention formulas (bench/measure.py's `flop_counter`; without it, attention over visual tokens
+would count as free). The frozen tower's forward counts even where the feature store serves it: it is the model's cost.
 """
 from __future__ import annotations
 
 import contextlib
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
-
+from vlmlab.bench.measure import flop_counter
 from vlmlab.data import collate
 
-aten = torch.ops.aten
-
-
-def _sdpa_cpu(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _sdpa_cpu_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
-
-
-EXTRA_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu,
-                  aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward}
-
-
 def _flops(fn) -> int:
-    with FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS) as counter:
+    with flop_counter() as counter:  # bench/measure.py: torch's counter plus the CPU attention kernels
         fn()
     return int(counter.get_total_flops())
 

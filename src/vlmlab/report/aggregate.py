@@ -187,6 +187,7 @@ def read_sweeps(runs: str | Path) -> pd.DataFrame:
 
 
 SNAPSHOT_FILES = (SUMMARY, METRICS, CONFIG, FAILED)
+TIMING_FILES = ("timing.csv", "timing_summary.csv")  # timing.py's isolated timing of the cells
 
 
 def snapshot(runs: str | Path, dest: str | Path, names) -> None:
@@ -196,8 +197,9 @@ def snapshot(runs: str | Path, dest: str | Path, names) -> None:
     runs, dest = Path(runs), Path(dest)
     for name in names:
         keep = set()
-        for src in sorted((runs / name).glob("*/seed*/*")) if (runs / name).is_dir() else []:
-            if src.name in SNAPSHOT_FILES and src.is_file():
+        timing = [runs / name / t for t in TIMING_FILES]
+        for src in sorted((runs / name).glob("*/seed*/*")) + timing if (runs / name).is_dir() else []:
+            if (src.name in SNAPSHOT_FILES or src in timing) and src.is_file():
                 target = dest / src.relative_to(runs)
                 write_atomic(target, src.read_text())
                 keep.add(target)

@@ -145,11 +145,27 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
         blocks += [("h4", "Verdicts (paired seeds)", None), ("table", *verdict_rows(v))]
     blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None),
                ("table", *cell_rows(cells, aggregate.task_columns(seeds, spec)))]
+    blocks += timing_blocks(Path(seeds["run_dir"].iloc[0]).parents[1] / "timing_summary.csv")  # <runs>/<name>/
     failed = seeds[seeds["status"] == "failed"]
     if not failed.empty:
         blocks.append(("p", "Failed seeds: " + "; ".join(f"{r.cell}/seed{r.seed}: {r.error}"
                                                           for r in failed.itertuples()), None))
     return blocks + [("img", caption, path) for caption, path in figs]
+
+
+def timing_blocks(path: Path) -> list:
+    """The isolated timing of the cells (timing.py), with its A/A noise, when it was measured."""
+    if not path.exists():
+        return []
+    t = pd.read_csv(path)
+    aa, half = float(t["aa_diff_ms"].iloc[0]), float(t["aa_ci95_ms"].iloc[0])
+    median = float(t["median_step_ms"].iloc[0])
+    rows = [[r["cell"], fmt(r["median_step_ms"]), fmt(r["samples_per_s"], digits=1), str(int(r["reps"]))]
+            for r in t.to_dict("records")]
+    return [("h4", "Isolated timing (one process, one thread, cells interleaved; python -m vlmlab.timing)", None),
+            ("p", f"A/A control: the first cell built twice differs by {fmt(aa, half)} ms per step (95% CI; its "
+                  f"step takes {fmt(median)} ms). A timing difference between cells inside that is noise.", None),
+            ("table", ["cell", "median step ms", "samples/s", "reps"], rows)]
 
 
 def to_decide_text(r: dict) -> str:

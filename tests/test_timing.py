@@ -1,0 +1,56 @@
+"""Isolated timing: every cell's model timed in one process, interleaved, with an A/A control whose difference
+is the stated noise; the runner runs it after a sweep that checks a timing, and the report shows it."""
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+from omegaconf import OmegaConf
+
+from vlmlab.config import compose, repo_root
+from vlmlab.timing import AA, measure_cells
+
+TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
+
+
+def test_cells_are_timed_interleaved_with_an_aa_twin():
+    configs = {c: compose(TINY + [c]) for c in ("connector=mlp", "connector=perceiver")}
+    per_rep, summary = measure_cells(configs, reps=8, warmup=2)
+    assert list(summary["cell"]) == ["connector=mlp", "connector=perceiver", "connector=mlp" + AA]
+    assert (per_rep.groupby("cell").size() == 8).all()
+    order = list(per_rep[per_rep["rep"] == 1]["cell"])
+    assert order == list(reversed(list(per_rep[per_rep["rep"] == 0]["cell"])))  # ABC CBA
+    median = summary.set_index("cell")["median_step_ms"]
+    assert (summary["samples_per_s"] > 0).all() and summary["aa_ci95_ms"].iloc[0] > 0
+    # the twin is the same model on the same batch: far closer to its original than a fifth of a step
+    assert abs(median["connector=mlp" + AA] - median["connector=mlp"]) < 0.2 * median["connector=mlp"]
+
+
+def test_cli_times_finished_runs_and_the_report_states_the_noise(tmp_path):
+    runs = tmp_path / "runs"
+    for cell in ("connector=linear", "connector=mlp"):
+        cfg = compose(TINY + [cell])
+        d = runs / "f4_x" / cell / "seed0"
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(asdict(cfg))))
+        (d / "summary.json").write_text(json.dumps({"status": "finished", "metrics": {"avg": 1.0},
+                                                    "config": asdict(cfg)}))
+    abl = tmp_path / "abl"
+    abl.mkdir()
+    (abl / "f4_x.yaml").write_text("finding: F4\nquestion: q\nseeds: [0]\ngrid: {connector: 'linear,mlp'}\n"
+                                   "checks: [{better: {connector: linear}, worse: {connector: mlp}, "
+                                   "metric: train_samples_per_s}]\n")
+    out = subprocess.run([sys.executable, "-m", "vlmlab.timing", "f4_x", "--runs", str(runs), "--ablations", str(abl),
+                          "--reps", "4", "--warmup", "1"], capture_output=True, text=True, timeout=300,
+                         cwd=repo_root())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (runs / "f4_x" / "timing.csv").exists() and "connector=linear (A/A)" in out.stdout
+    rep = subprocess.run([sys.executable, "-m", "vlmlab.report", "--runs", str(runs), "--ablations", str(abl),
+                          "--out", str(tmp_path / "results")], capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    md = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "A/A control: the first cell built twice differs by" in md and "| connector=mlp |" in md
+    assert (tmp_path / "results" / "runs" / "f4_x" / "timing_summary.csv").exists()
+    empty = subprocess.run([sys.executable, "-m", "vlmlab.timing", "nothing", "--runs", str(runs)],
+                           capture_output=True, text=True, timeout=300, cwd=repo_root())
+    assert empty.returncode == 2 and "no finished runs" in empty.stderr
