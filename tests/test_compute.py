@@ -5,10 +5,8 @@ import torch
 
 from vlmlab import compute
 from vlmlab.config import compose
-from vlmlab.data import Processor, TaskDataset
-from vlmlab.images import build_image_processor
 from vlmlab.model.build import build_vlm
-from vlmlab.world.tasks import load_mixture
+from vlmlab.train import build_data
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
 
@@ -17,10 +15,7 @@ def figures(*overrides, seed=0):
     cfg = compose(TINY + list(overrides))
     torch.manual_seed(seed)
     vlm, tok = build_vlm(cfg, seed=seed)
-    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
-    proc = Processor(tok, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, 2048)
-    train = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
-    return compute.profile(vlm, train, cfg.optim.batch_size, torch.device("cpu"))
+    return compute.profile(vlm, build_data(cfg, vlm, tok).train_set, cfg.optim.batch_size, torch.device("cpu"))
 
 
 def test_identical_cells_and_seeds_give_identical_compute():

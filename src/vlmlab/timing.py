@@ -30,12 +30,11 @@ from vlmlab.config import Config, to_config
 from vlmlab.contract.ablation import load_ablation
 from vlmlab.contract.errors import UserError
 from vlmlab.contract.run import CONFIG, seed_dir
-from vlmlab.data import Processor, TaskDataset, collate
-from vlmlab.images import build_image_processor
+from vlmlab.data import collate
 from vlmlab.model.build import build_vlm
 from vlmlab.report.stats import mean_ci
 from vlmlab.tracking import write_atomic
-from vlmlab.world.tasks import load_mixture
+from vlmlab.train import build_data
 
 AA = " (A/A)"
 
@@ -47,11 +46,9 @@ class CellStep:
         torch.manual_seed(cfg.seed)
         self.model, tok = build_vlm(cfg, seed=cfg.seed)
         self.model.feature_store = None  # time the model's step, frozen tower included
-        images = build_image_processor(cfg.image, self.model.vision, cfg.vision.mean, cfg.vision.std)
-        proc = Processor(tok, self.model.ids, images, self.model.visual_tokens_per_view, cfg.fusion.kind,
-                         getattr(self.model.llm.config, "max_position_embeddings", 2048))
-        train = TaskDataset(load_mixture(cfg.data, "train"), proc, train=True, with_answer=True)
-        self.batch = collate([train[i] for i in range(cfg.optim.batch_size)], self.model.ids.pad, images.patch_size)
+        data = build_data(cfg, self.model, tok)  # train.py's data phase
+        self.batch = collate([data.train_set[i] for i in range(cfg.optim.batch_size)], self.model.ids.pad,
+                             data.images.patch_size)
         self.samples = cfg.optim.batch_size
 
     def loss(self):

@@ -39,10 +39,6 @@ class Check:
     kind: str = "better"         # better | not_worse (better - worse > -margin)
     margin: float = 0.0          # not_worse: the tolerated loss, in the metric's unit
 
-    def get(self, key: str, default=None):
-        """Dict-style access, for code that reads checks as mappings."""
-        return getattr(self, key, default)
-
     @classmethod
     def parse(cls, raw, where: str = "check") -> "Check":
         if isinstance(raw, Check):

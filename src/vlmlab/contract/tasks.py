@@ -9,7 +9,7 @@ config is validated (a plugin, `plugins=[my_tasks]`), plus its name in the world
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from vlmlab.contract.errors import ConfigError
@@ -36,7 +36,6 @@ class Task:
     benchmark: Optional[Any] = None                         # benchmarks.BenchmarkSpec of the real dataset
     unit: str = "%"                                         # of the score
     description: str = ""                                   # one line for docs and reports
-    extra: dict = field(default_factory=dict)               # anything else a plugin wants to keep with it
 
 
 _REGISTRY: dict[str, Task] = {}

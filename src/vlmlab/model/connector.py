@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
-from vlmlab.model.layers import SwiGLU
-from vlmlab.model.perceiver import PerceiverConnector
+from vlmlab.model.layers import MLPS, SwiGLU
+from vlmlab.model.perceiver import PROJECTIONS, PerceiverConnector
 
 
 @dataclass
@@ -37,8 +37,8 @@ class ConnectorConfig:
     options: dict[str, Any] = field(default_factory=dict)  # knobs of a registered (plugin) connector
 
     def __post_init__(self):
-        allowed = {"kind": list(CONNECTORS), "projection": ["mlp", "linear", "none"],
-                   "resampler_mlp": ["swiglu", "relu"], "mlp_act": ["swiglu", "gelu"]}
+        allowed = {"kind": list(CONNECTORS), "projection": list(PROJECTIONS), "resampler_mlp": list(MLPS),
+                   "mlp_act": ["swiglu", "gelu"]}
         for key, values in allowed.items():
             if getattr(self, key) not in values:
                 raise ConfigError(f"connector.{key}={getattr(self, key)!r} is not allowed; allowed: {', '.join(values)}")

@@ -10,7 +10,8 @@ Values are one view's features (P, D), in the dtype the tower produced.
 Storage: one SQLite database ($VLMLAB_CACHE/features.sqlite, WAL journal). Every insert is a transaction, so a
 crash never leaves a half-written entry, and concurrent jobs (the sweep's two cells, torchrun ranks) read and
 write it safely (writers queue on SQLite's lock, 120 s timeout). Size bound: `vision.feature_store_mb`; when the
-stored features pass it, the least recently used entries are deleted down to 90% of it.
+stored features pass it, the least recently used entries (last use known to the minute) are deleted down to 90%
+of it.
 
 Exact where it is on: only the plain path (a batch of equal, unpadded views) of a tower with nothing to train
 and no dropout (`cacheable`). Features of a view do not depend on the other views of its batch there (checked
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+USE_RESOLUTION_S = 60.0  # last-use times (for eviction) are refreshed at most once a minute per entry
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -75,19 +77,20 @@ class FeatureStore:
         return hashlib.blake2b(self.fp + str(tuple(view.shape)).encode() + data, digest_size=20).digest()
 
     def _get(self, keys: list[bytes]) -> dict[bytes, torch.Tensor]:
-        db, found = self._conn(), {}
+        db, found, stale, now = self._conn(), {}, [], time.time()
         for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
             part = keys[i:i + 500]
-            rows = db.execute(f"SELECT key, dtype, shape, data FROM features WHERE key IN ({','.join('?' * len(part))})",
-                              part).fetchall()
-            for key, dtype, shape, data in rows:
+            rows = db.execute(f"SELECT key, dtype, shape, data, used FROM features WHERE key IN "
+                              f"({','.join('?' * len(part))})", part).fetchall()
+            for key, dtype, shape, data, used in rows:
                 dims = tuple(int(s) for s in shape.split(","))
                 flat = torch.from_numpy(np.frombuffer(data, dtype=np.uint8).copy())
                 found[key] = flat.view(DTYPES[dtype]).view(dims)
-        used = list(found)
-        for i in range(0, len(used), 500):  # least recently used goes first when the store is full
-            part = used[i:i + 500]
-            db.execute(f"UPDATE features SET used = ? WHERE key IN ({','.join('?' * len(part))})", [time.time(), *part])
+                if now - used > USE_RESOLUTION_S:
+                    stale.append(key)
+        for i in range(0, len(stale), 500):  # recency is kept to the minute: no write on most training steps
+            part = stale[i:i + 500]
+            db.execute(f"UPDATE features SET used = ? WHERE key IN ({','.join('?' * len(part))})", [now, *part])
         return found
 
     def _put(self, items: dict[bytes, torch.Tensor]) -> None:

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from vlmlab.model.layers import EPS, MLPS, SwiGLU
 
-RESAMPLER_MLPS = MLPS
 PROJECTIONS = ("mlp", "linear", "none")
 
 
@@ -34,7 +33,7 @@ class PerceiverLayer(nn.Module):
         self.to_v = nn.Linear(dim, inner, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
         self.norm_mlp = nn.RMSNorm(dim, eps=EPS)
-        self.mlp = RESAMPLER_MLPS[mlp](dim, mlp_mult * dim, dim)
+        self.mlp = MLPS[mlp](dim, mlp_mult * dim, dim)
 
     def forward(self, latents: torch.Tensor, context: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         N, n, _ = latents.shape
@@ -55,8 +54,8 @@ class PerceiverResampler(nn.Module):
     def __init__(self, dim: int, n_latents: int = 64, depth: int = 3, n_heads: int = 16, head_dim: int = 96,
                  mlp_mult: int = 4, mlp: str = "swiglu"):
         super().__init__()
-        if mlp not in RESAMPLER_MLPS:
-            raise ValueError(f"connector.resampler_mlp={mlp!r}: allowed are {', '.join(RESAMPLER_MLPS)}")
+        if mlp not in MLPS:
+            raise ValueError(f"connector.resampler_mlp={mlp!r}: allowed are {', '.join(MLPS)}")
         # Random latents (Idefics1's init). Idefics2 initialises them to ones, which makes every latent
         # identical, and identical latents get identical updates: they would never tell apart from scratch.
         self.latents = nn.Parameter(torch.randn(n_latents, dim))  # (n, D)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from vlmlab.contract.metrics import metric, names
+from vlmlab.contract.metrics import names
 from vlmlab.contract.run import CONFIG, FAILED, METRICS, SUMMARY, grid_cells, parse_cell, seed_of
 from vlmlab.contract.summary import Summary
 from vlmlab.contract.tasks import task_names
@@ -28,19 +28,12 @@ from vlmlab.tracking import write_atomic  # noqa: F401 -- also used by the other
 STATUSES = ("finished", "diverged", "failed", "missing")
 
 
-def task_order() -> list[str]:
-    """Task columns in registry order (the paper's four first)."""
-    return task_names()
-
-
-def spread_columns() -> list[str]:
-    """Compute columns shown with a CI: the run-level timing metrics (samples/s, memory, latency)."""
-    return [m for m in ("train_samples_per_s", "peak_memory_mb", "eval_latency_ms") if metric(m).kind == "timing"]
+SPREAD = ("train_samples_per_s", "peak_memory_mb", "eval_latency_ms")  # timing columns shown with a CI
 
 
 def fixed_columns() -> list[str]:
-    """Compute columns constant per cell: the deterministic metrics."""
-    return [m for m in names("deterministic")]
+    """Compute columns constant per cell: the deterministic metrics of the registry."""
+    return names("deterministic")
 
 
 def _read_json(path: Path):
@@ -140,7 +133,7 @@ def task_columns(seeds: pd.DataFrame, spec: dict | None = None) -> list[str]:
     """Task metrics present in the table (known tasks first), then avg."""
     skip = {"avg", "eval_latency_ms", "diverged"}
     listed = [m for m in (spec or {}).get("metrics", []) if m not in skip]
-    known = [t for t in (*task_order(), *listed) if t in seeds.columns]
+    known = [t for t in (*task_names(), *listed) if t in seeds.columns]
     return list(dict.fromkeys(known)) + (["avg"] if "avg" in seeds.columns else [])
 
 
@@ -157,7 +150,7 @@ def cells_table(seeds: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
         done = row["n_finished"] + row["n_diverged"]
         row["diverged_share"] = row["n_diverged"] / done if done else math.nan
         fin = g[g["status"] == "finished"]
-        for m in task_columns(seeds, spec) + spread_columns():
+        for m in task_columns(seeds, spec) + list(SPREAD):
             if m in fin.columns:
                 row[f"{m}_mean"], row[f"{m}_ci95"], _ = mean_ci(fin[m])
         for m in fixed_columns():

@@ -108,7 +108,7 @@ def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[li
         rows.append([r["cell"], seeds, *[fmt(r.get(f"{t}_mean"), r.get(f"{t}_ci95")) for t in tasks],
                      f"{fmt_count(r.get('total_params'))} / {fmt_count(r.get('trainable_params'))}",
                      fmt(r.get("visual_tokens_per_image"), digits=0),
-                     *[fmt(r.get(f"{m}_mean"), r.get(f"{m}_ci95"), 1) for m in aggregate.spread_columns()]])
+                     *[fmt(r.get(f"{m}_mean"), r.get(f"{m}_ci95"), 1) for m in aggregate.SPREAD]])
     return head, rows
 
 
