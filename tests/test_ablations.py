@@ -8,7 +8,7 @@ import pytest
 
 from vlmlab import ablate
 from vlmlab.config import ConfigError, check_command_line, compose, repo_root
-from vlmlab.contract.ablation import available, findings
+from vlmlab.contract.ablation import available, findings, load_ablation
 
 NAMES = available(ablate.ABLATIONS)
 
@@ -163,9 +163,15 @@ def test_smollm2_experiment_preset_changes_the_lm_and_scale_and_smoke_still_wins
     assert smoke.optim.max_steps == 2 and smoke.runs_root == "runs/smoke"
 
 
-def test_ablations_that_check_timings_train_every_cell_themselves():
-    assert ablate.reuse_policy(ablate.load("f4_pooling"), []) == ["reuse_finished=false"]  # checks samples/s
-    assert ablate.reuse_policy(ablate.load("f4_pooling"), ["reuse_finished=true"]) == []
+def test_ablations_that_check_a_runs_own_timing_train_every_cell_themselves(tmp_path):
+    (tmp_path / "f4_t.yaml").write_text("finding: F4\nquestion: q\nseeds: [0]\ngrid: {connector: 'mlp,perceiver'}\nchecks: [{better: "
+                                        "{connector: perceiver}, worse: {connector: mlp}, metric: train_samples_per_s}]\n")
+    sweep_timed = load_ablation(tmp_path / "f4_t.yaml")
+    assert ablate.reuse_policy(sweep_timed, []) == ["reuse_finished=false"]  # the sweep's own samples/s
+    assert ablate.reuse_policy(sweep_timed, ["reuse_finished=true"]) == []
+    # isolated timings (timing.py after the sweep) and FLOPs do not depend on who trained the run: reuse stays on
+    assert any(c.metric == "isolated_step_ms" for c in ablate.load("f4_pooling").checks)
+    assert ablate.reuse_policy(ablate.load("f4_pooling"), []) == []
     assert ablate.reuse_policy(ablate.load("f1_backbones"), []) == []  # scores only: the baseline is reused
     assert "reuse_finished" not in ablate.load("f4_pooling").overrides()
     from vlmlab.contract.run import cell_name

@@ -58,3 +58,17 @@ def test_equal_dims_give_comparable_parameter_counts(size):
             # the same trainable set: the new modules only (the frozen towers account for the vision term, -3 D)
             vision = 3 * d.v_hidden if ours.startswith("ours_xattn") else 0
             assert counts[ours][1] - counts[ref][1] == models.explained_gap(d, ours) + vision, ours
+
+
+def test_encoder_bench_preserve_computes_real_patches_only():
+    from vlmlab.bench.encoder import MODES, encoder_rows, format_rows
+
+    rows = encoder_rows("tiny", sizes=(32,), n_images=6, reps=2, warmup=1)
+    assert len(rows) == 2 * len(MODES)  # fwd and fwd+bwd x the three modes
+    by = {(r["pass"], r["mode"]): r for r in rows}
+    sq, pre, pad = (by[("fwd", m)] for m in MODES)
+    assert sq["time_vs_square"] == 1.0 and all(r["ms_per_image"] > 0 for r in rows)
+    assert pre["patches_per_image"] < sq["patches_per_image"]  # aspect ratios up to 3:1: fewer patches
+    assert pre["computed_patches_per_image"] == pre["patches_per_image"]  # bucketed: no padding computed
+    assert pad["computed_patches_per_image"] > pad["patches_per_image"]
+    assert "preserve (padded)" in format_rows(rows)

@@ -15,10 +15,10 @@ the evaluation protocol, the seeds: contract.run.refusal says why). A debug prof
 On a machine without CUDA the cells run two at a time with one thread each (`hydra/launcher=local
 threads=1`, the fastest use of a 2-core CPU) unless the command line names a launcher or threads.
 A cell identical to a finished run of another ablation (the baseline recurs across findings) reuses
-its results (reuse.py, `reuse_finished`), except in an ablation that checks a timing metric (a metric
-of kind "timing": samples/s, latency, memory): timings compare only within one sweep, so there every
-cell trains itself, and after the sweep every cell's model is timed again in one process (timing.py, with an
-A/A control), which the report shows beside the sweep's own numbers. Each sweep's wall time and machine are
+its results (reuse.py, `reuse_finished`). Speed checks use isolated timings (metric source "isolated",
+e.g. isolated_step_ms): after the sweep every cell's model is timed again in one process (timing.py, with an
+A/A control), so reuse is safe there. Only an ablation that checks a run's own timing (train_samples_per_s,
+eval_latency_ms, peak_memory_mb: comparable only within one sweep) trains every cell itself. Each sweep's wall time and machine are
 appended to <runs_root>/sweeps.jsonl.
 """
 from __future__ import annotations
@@ -69,9 +69,10 @@ def launch_defaults(args: list[str]) -> list[str]:
 
 
 def reuse_policy(abl: Ablation, args: list[str]) -> list[str]:
-    """Timings are comparable only within one sweep (same machine, same load): an ablation that checks a
-    timing metric trains every cell itself rather than reusing a run another sweep timed."""
-    timed = any(metric(c.metric).kind == "timing" for c in abl.checks)
+    """A run's own timings are comparable only within one sweep (same machine, same load): an ablation that
+    checks one trains every cell itself rather than reusing a run another sweep timed. Isolated timings are
+    measured after the sweep from the cells' configs, so they leave reuse on."""
+    timed = any(metric(c.metric).kind == "timing" and metric(c.metric).source == "run" for c in abl.checks)
     return ["reuse_finished=false"] if timed and "reuse_finished" not in _named(args) else []
 
 

@@ -79,3 +79,28 @@ def test_load_vision_encoder_unwraps_dual_encoder(arch, tmp_path):
         feats, _ = enc(pixels)
         ref = model.eval().vision_model(pixel_values=pixels).last_hidden_state
     torch.testing.assert_close(feats, ref[:, 1:] if arch == "clip" else ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["siglip", "clip"])
+def test_views_of_different_grids_are_bucketed_so_compute_follows_the_patch_count(arch):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    enc = tiny_encoder(arch)
+    views = [torch.randn(3, 12, 24), torch.randn(3, 36, 16), torch.randn(3, 12, 24)]  # 18 + 36 + 18 real patches
+    pixels, patch_mask, _ = collate_views(views, enc.patch_size)  # padded to (3,3,36,24): 3 x 54 patches
+    with torch.no_grad():
+        padded, _ = enc.navit_forward(pixels, patch_mask)  # every padded patch computed, masked as a key
+        with FlopCounterMode(display=False) as bucketed_flops:
+            bucketed, mask = enc(pixels, patch_mask)
+        with FlopCounterMode(display=False) as padded_flops:
+            enc.navit_forward(pixels, patch_mask)
+    torch.testing.assert_close(bucketed[mask], padded[mask], atol=1e-5, rtol=0)
+    assert (bucketed[~mask] == 0).all()
+    real, total = int(patch_mask.sum()), patch_mask.numel()
+    assert (real, total) == (72, 162)
+    ratio = bucketed_flops.get_total_flops() / padded_flops.get_total_flops()
+    assert ratio < 0.5 and abs(ratio - real / total) < 0.1, ratio  # ~ the share of real patches
+    pixels.requires_grad_(True)
+    out, mask = enc(pixels, patch_mask)
+    out[mask].sum().backward()
+    assert pixels.grad is not None and pixels.grad[0, :, :12, :24].abs().sum() > 0

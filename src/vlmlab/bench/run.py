@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(repo_root() / "results" / "bench.csv"), help="'' to skip the CSV")
     ap.add_argument("--profile", action="store_true",
                     help="instead: where each model's training step spends its time (profile.py)")
+    ap.add_argument("--encoder", action="store_true",
+                    help="instead: encoder time, square vs aspect-ratio preserving images (encoder.py)")
+    ap.add_argument("--vision", default="toy_strong", help="--encoder: the vision config (conf/vision/)")
+    ap.add_argument("--sizes", default="64,128,192", help="--encoder: image sides S (square S x S; preserve long side S)")
+    ap.add_argument("--images", type=int, default=16, help="--encoder: world pictures per batch")
     args = ap.parse_args(argv)
     transformers.utils.logging.set_verbosity_error()
     if args.threads:
@@ -193,6 +198,17 @@ def main(argv: list[str] | None = None) -> None:
         from vlmlab.bench.profile import profile_step
 
         print(profile_step(dims_for(args.size), args.trainable, torch.device(args.device), fusions=args.fusion))
+        return
+    if args.encoder:
+        from vlmlab.bench.encoder import encoder_rows, format_rows
+
+        rows = encoder_rows(args.vision, tuple(int(s) for s in args.sizes.split(",")), args.images, args.reps,
+                            args.warmup)
+        print(format_rows(rows))
+        if args.out:
+            out = Path(args.out).with_name("bench_encoder.csv")
+            write_csv(rows, out)
+            print(f"[bench] wrote {out}")
         return
     result = run_bench(args.size, args.trainable, args.device, args.reps, args.warmup, args.gen_reps, args.fusion)
     print(format_table(result))

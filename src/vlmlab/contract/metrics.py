@@ -2,8 +2,10 @@
 
 Kinds decide the statistic a verdict may use (the report's verdict logic reads them):
   quality        a score of the trained model (task scores, avg, final loss): noisy across seeds
-  timing         a measurement of the machine (time, throughput, memory): noisy across runs and loads,
-                 comparable only within one sweep on one machine
+  timing         a measurement of the machine (time, throughput, memory): noisy across runs and loads.
+                 source "run": the run's own clock and RSS, taken while another cell shares the cores (shown,
+                 comparable only within one sweep); source "isolated": timing.py's measurement after the sweep,
+                 every cell's model in one process, interleaved, beside an A/A twin (what speed checks use)
   deterministic  a quantity fixed by the architecture (parameters, visual tokens): a fact, not a sample
   event          a 0/1 outcome per run (divergence): a count over seeds
 
@@ -26,10 +28,11 @@ class Metric:
     kind: str               # quality | timing | deterministic | event
     unit: str = ""          # for tables and axis labels
     column: str = ""        # the seeds-table column it is read from (default: the name)
+    source: str = "run"     # run: summary.json of each seed | isolated: <runs>/<ablation>/timing.csv (timing.py)
 
     def __post_init__(self):
-        if self.direction not in (1, -1) or self.kind not in KINDS:
-            raise ValueError(f"metric {self.name}: direction must be +1/-1 and kind one of {KINDS}")
+        if self.direction not in (1, -1) or self.kind not in KINDS or self.source not in ("run", "isolated"):
+            raise ValueError(f"metric {self.name}: direction must be +1/-1, kind one of {KINDS}, source run|isolated")
 
     @property
     def col(self) -> str:
@@ -44,6 +47,7 @@ _FIXED = [
     Metric("wall_time_s", -1, "timing", "s"),
     Metric("peak_memory_mb", -1, "timing", "MB"),
     Metric("eval_latency_ms", -1, "timing", "ms"),
+    Metric("isolated_step_ms", -1, "timing", "ms", column="step_ms", source="isolated"),
     Metric("total_params", -1, "deterministic", "parameters"),
     Metric("params", -1, "deterministic", "parameters", column="total_params"),
     Metric("trainable_params", -1, "deterministic", "parameters"),
@@ -82,4 +86,5 @@ def metric(name: str) -> Metric:
 
 def names(kind: str) -> list[str]:
     """The seeds-table columns of every metric of one kind (aliases excluded)."""
-    return list(dict.fromkeys(m.col for m in registry().values() if m.kind == kind and not m.column))
+    return list(dict.fromkeys(m.col for m in registry().values()
+                              if m.kind == kind and not m.column and m.source == "run"))

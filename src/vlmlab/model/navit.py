@@ -1,12 +1,16 @@
 """A transformers ViT vision encoder run on padded, variable-size patch grids (NaViT / Idefics2 style).
 
 `VisionEncoder` wraps a SigLIP- or CLIP-style vision model (a dual encoder is unwrapped to its `.vision_model`)
-and returns patch features plus a mask of real patches. Two paths:
-  plain  a native square batch (H = W = image_size, no patch_mask): the model's own forward.
-  NaViT  any grid: patch embedding over the padded batch; each real patch gets the position id of its
-         bucketed fractional coordinate on the encoder's pretrained G x G position grid, so the square table
-         is reused at any shape (a native grid gets exactly 0..G*G-1, i.e. the plain path's ids); padded
-         patches are masked out of attention as keys.
+and returns patch features plus a mask of real patches. Three paths:
+  plain     a native square batch (H = W = image_size, no patch_mask): the model's own forward.
+  NaViT     one grid for every view: patch embedding, then each patch gets the position id of its bucketed
+            fractional coordinate on the encoder's pretrained G x G position grid, so the square table is
+            reused at any shape (a native grid gets exactly 0..G*G-1, i.e. the plain path's ids).
+  bucketed  views of different grids (aspect-ratio preserving, splitting): the views are grouped by their
+            real grid (rows, cols) and each group runs the NaViT path cropped to its own size, so the encoder
+            computes real patches only and its time follows the patch count, not the batch's padded size.
+            Features land top-left in the padded (N, h*w, D) layout, zeros on padding (masked downstream).
+            Equal to running the padded batch with padded keys masked (tests/model: to float rounding).
 Features follow the model's own `last_hidden_state`: SigLIP applies post_layernorm to it; CLIP applies its
 post_layernorm only to the pooled class token, so CLIP features are the raw last layer (as Idefics1 and LLaVA
 use them), and CLIP's class token is dropped from the returned features.
@@ -70,7 +74,23 @@ class VisionEncoder(nn.Module):
         n, _, h, w = pixel_values.shape
         if patch_mask is None and h == w == self.image_size:
             return self.plain_forward(pixel_values)
-        return self.navit_forward(pixel_values, patch_mask)
+        if patch_mask is None or bool(patch_mask.all()):
+            return self.navit_forward(pixel_values, patch_mask)
+        return self.bucketed_forward(pixel_values, patch_mask)
+
+    def bucketed_forward(self, pixel_values: torch.Tensor, patch_mask: torch.Tensor):
+        """Each group of views with the same real grid through the NaViT path at its own size (no padding)."""
+        n, p = pixel_values.shape[0], self.patch_size
+        _, hp, wp = patch_mask.shape
+        rows, cols = patch_mask[:, :, 0].sum(1), patch_mask[:, 0, :].sum(1)  # (N,), (N,) real rows / columns
+        out = None
+        for r, c in sorted(set(zip(rows.tolist(), cols.tolist()))):
+            idx = ((rows == r) & (cols == c)).nonzero().squeeze(1)  # (n_g,)
+            feats, _ = self.navit_forward(pixel_values[idx, :, : r * p, : c * p])  # (n_g, r*c, D)
+            if out is None:
+                out = feats.new_zeros(n, hp, wp, feats.shape[-1])  # (N,h,w,D)
+            out[idx, :r, :c] = feats.view(len(idx), r, c, -1)
+        return out.view(n, hp * wp, -1), patch_mask.flatten(1)  # (N,P,D), (N,P)
 
     def plain_forward(self, pixel_values: torch.Tensor):
         x = self.model(pixel_values=pixel_values).last_hidden_state  # (N,[1+]P,D)

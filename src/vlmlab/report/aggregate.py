@@ -205,6 +205,33 @@ def snapshot(runs: str | Path, dest: str | Path, names) -> None:
         write_atomic(dest / "sweeps.jsonl", (runs / "sweeps.jsonl").read_text())
 
 
+def isolated_table(folder: str | Path) -> pd.DataFrame:
+    """timing.py's per-rep step times under <runs>/<ablation>/timing.csv, shaped like the seeds table (a rep
+    plays a seed's part: rep r of every cell was timed in the same round, so reps pair as seeds do).
+    Columns: cell, seed (= rep), status, step_ms; attrs["aa"] = (mean, 95% half-width, reps) of the A/A
+    twin's per-rep difference from its original, or nan when not measured. Empty without timing.csv."""
+    from vlmlab.timing import AA  # timing.py imports the model; the report needs it only when timings exist
+
+    path = Path(folder) / TIMING_FILES[0]
+    if not path.exists():
+        out = pd.DataFrame(columns=["cell", "seed", "status", "step_ms"])
+        out.attrs["aa"] = (math.nan, math.nan, 0)
+        return out
+    t = pd.read_csv(path)
+    twin = t[t["cell"].str.endswith(AA)]
+    first = twin["cell"].iloc[0].removesuffix(AA) if not twin.empty else None
+    if first is not None:
+        a = t[t["cell"] == first].set_index("rep")["step_ms"]
+        b = twin.set_index("rep")["step_ms"]
+        aa = mean_ci(b - a)
+    else:
+        aa = (math.nan, math.nan, 0)
+    out = t[~t["cell"].str.endswith(AA)].rename(columns={"rep": "seed"})[["cell", "seed", "step_ms"]]
+    out = out.assign(status="finished").reset_index(drop=True)
+    out.attrs["aa"] = aa
+    return out
+
+
 def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:
     """Long table (cell, seed, status, step, loss) from each seed's metrics.jsonl train/loss entries."""
     rows = []

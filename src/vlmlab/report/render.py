@@ -246,7 +246,8 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     for name, spec in specs.items():
         seeds = aggregate.seeds_table(runs, name, spec)
         cells = aggregate.cells_table(seeds, spec)
-        v = verdicts.verdicts_table(seeds, spec) if not seeds.empty else pd.DataFrame()
+        isolated = aggregate.isolated_table(runs / name)
+        v = verdicts.verdicts_table(seeds, spec, isolated) if not seeds.empty else pd.DataFrame()
         figs = []
         if not seeds.empty and seeds["status"].ne("missing").any():
             aggregate.write_tables(seeds, cells, out / name)

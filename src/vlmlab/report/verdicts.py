@@ -10,11 +10,16 @@ sides finished (a diverged run has no evaluation). The 95% t interval of the mea
   better     reproduced if the interval lies above 0 in the metric's good direction, contradicted if below
   not_worse  reproduced if the good-direction lower bound > -margin, contradicted if the upper bound < -margin
   otherwise, or with fewer than 2 pairs: inconclusive.
+A check on an isolated timing (a metric of source "isolated", e.g. isolated_step_ms) pairs timing.py's
+interleaved reps instead of seeds (rep r of both cells was timed in the same round), and must also clear the
+A/A control: reproduced (or contradicted) only if its interval lies beyond |A/A mean| + A/A half-width,
+the largest difference the same model timed twice admits; with no A/A row it stays inconclusive.
 An inconclusive check with 2+ pairs also gets `seeds_to_decide`: the paired seeds with 80% power for the
 interval to clear its bound (0, or -margin) if the mean and std of d are as estimated (stats.seeds_needed).
 A planning figure for the next run, not a promise: the estimates are from few seeds, and adding seeds
 after looking at a result is optional stopping, so choose the number once.
-Finding verdict, over all checks of all ablation files of one finding (not-run checks excluded):
+A check whose metric the finished runs never recorded (a compute metric added after they ran) is "not measured".
+Finding verdict, over all checks of all ablation files of one finding (not-run and not-measured checks excluded):
   reproduced (all reproduced) | contradicted (some contradicted, none reproduced) | mixed (both) |
   partly reproduced (some reproduced, the rest inconclusive) | inconclusive | not run yet (no pairs anywhere).
 """
@@ -87,6 +92,14 @@ def decide(lo: float, hi: float, n: int, sign: int, kind: str = "better", margin
     return "inconclusive"
 
 
+def decide_isolated(lo: float, hi: float, n: int, sign: int, noise: float) -> str:
+    """A timing check's verdict: its interval must lie beyond +-noise (the A/A bound), not merely beyond 0."""
+    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(noise)):
+        return "inconclusive"
+    glo, ghi = sorted((sign * lo, sign * hi))
+    return "reproduced" if glo > noise else "contradicted" if ghi < -noise else "inconclusive"
+
+
 def bound_distance(mean: float, sign: int, kind: str, margin: float) -> float:
     """How far the mean difference lies from the bound its interval must clear: 0 (better) or -margin
     (not_worse), in the metric's good direction."""
@@ -97,23 +110,47 @@ def _label(want: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in (want or {}).items()) or "baseline"
 
 
-def evaluate_check(seeds: pd.DataFrame, check: Check | dict) -> dict:
-    """One verdict row for one check of an ablation file."""
+def recorded(seeds: pd.DataFrame, pairs: list[tuple[str, str]], metric: str) -> bool:
+    """Whether any finished seed of the paired cells has a value of the metric (runs older than a compute
+    metric have none: their check is not measured, not inconclusive)."""
+    col = metric_info(metric).col
+    cells = {c for pair in pairs for c in pair}
+    done = seeds[seeds["cell"].isin(cells) & seeds["status"].eq("finished")]
+    return col in done.columns and bool(pd.to_numeric(done[col], errors="coerce").notna().any())
+
+
+def aa_bound(isolated: pd.DataFrame | None) -> float:
+    """|A/A mean| + its 95% half-width: no timing difference inside this is told apart from noise."""
+    mean, half, _ = (isolated.attrs.get("aa") if isolated is not None else None) or (math.nan, math.nan, 0)
+    return abs(mean) + half if math.isfinite(mean) and math.isfinite(half) else math.nan
+
+
+def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFrame | None = None) -> dict:
+    """One verdict row for one check of an ablation file (`isolated`: aggregate.isolated_table, for checks on
+    isolated timings)."""
     check = Check.parse(check)
     metric, kind, margin = check.metric, check.kind, check.margin
+    timed = metric_info(metric).source == "isolated"
+    noise = aa_bound(isolated) if timed else math.nan
+    if timed:
+        seeds = isolated if isolated is not None and not isolated.empty else seeds.iloc[0:0]
     cells = list(dict.fromkeys(seeds["cell"])) if not seeds.empty else []
     pairs = cell_pairs(cells, check.better, check.worse)
     d = paired_differences(seeds, pairs, metric) if pairs else paired_differences(seeds.iloc[0:0], [], metric)
     mean, half, n = mean_ci(d["diff"])
     lo, hi = mean - half, mean + half
     sign = direction(metric)
-    verdict = decide(lo, hi, n, sign, kind, margin)
-    to_decide = math.nan  # not applicable; inf: no number of seeds up to 200 (or a zero effect) decides
-    if verdict == "inconclusive" and n >= 2:
+    verdict = decide_isolated(lo, hi, n, sign, noise) if timed else decide(lo, hi, n, sign, kind, margin)
+    to_decide = math.nan  # not applicable (or reps, not seeds); inf: no number of seeds up to 200 decides
+    if verdict == "inconclusive" and n >= 2 and not timed:
         to_decide = seeds_needed(float(d["diff"].std(ddof=1)), bound_distance(mean, sign, kind, margin)) or math.inf
     ran = (not seeds.empty) and bool(seeds["status"].ne("missing").any())
-    if not pairs:
+    if not pairs and timed:
+        note = "not measured: no isolated timing of these cells (python -m vlmlab.timing)"
+    elif not pairs:
         note = "no cells match this check"
+    elif n == 0 and ran and not timed and not recorded(seeds, pairs, metric):
+        note = f"not measured: these runs' summaries have no {metric}"
     elif n < 2:
         note = f"only {n} paired seed(s); needs 2" if ran else "not run yet"
     else:
@@ -126,19 +163,21 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict) -> dict:
             "worse_mean": d["worse"].mean() if n else math.nan,
             "diff_mean": mean, "diff_ci95": half, "diff_lo": lo, "diff_hi": hi,
             "seeds_to_decide": to_decide,
-            "verdict": "not run yet" if note == "not run yet" else verdict, "note": note}
+            "verdict": "not run yet" if note == "not run yet" else "not measured" if note.startswith("not measured")
+            else verdict,
+            "note": note or (f"reps, not seeds; A/A noise bound ±{noise:.3g} ms" if timed else "")}
 
 
-def verdicts_table(seeds: pd.DataFrame, spec: dict) -> pd.DataFrame:
+def verdicts_table(seeds: pd.DataFrame, spec: dict, isolated: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every check of an ablation file, in file order."""
     rows = [{"ablation": spec.get("name", ""), "finding": spec.get("finding", "?"), "index": i,
-             **evaluate_check(seeds, chk)} for i, chk in enumerate(spec.get("checks") or [])]
+             **evaluate_check(seeds, chk, isolated)} for i, chk in enumerate(spec.get("checks") or [])]
     return pd.DataFrame(rows)
 
 
 def finding_verdict(verdicts) -> str:
     """Combine check verdicts into one finding-level verdict (rules in the module docstring)."""
-    v = [x for x in verdicts if x != "not run yet"]
+    v = [x for x in verdicts if x not in ("not run yet", "not measured")]
     if not v:
         return "not run yet"
     rep, con = v.count("reproduced"), v.count("contradicted")
