@@ -28,8 +28,10 @@ ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: r
 example-smollm2: venv ## Finding 2 with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion --seeds 0 experiment=smollm2_cpu $(ARGS)
 
-bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims: speed, memory, % of matmul peak, generation
+bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the findings grid's cost (store, reuse); encoder time square vs preserve
 	$(PY) -m vlmlab.bench $(ARGS)
+	$(PY) -m vlmlab.bench --sweep
+	$(PY) -m vlmlab.bench --encoder
 
 report: venv ## regenerate results/ (tables, plots, REPORT.md, report.html) from runs/ without training
 	$(PY) -m vlmlab.report --runs runs --out results

@@ -72,3 +72,23 @@ def test_encoder_bench_preserve_computes_real_patches_only():
     assert pre["computed_patches_per_image"] == pre["patches_per_image"]  # bucketed: no padding computed
     assert pad["computed_patches_per_image"] > pad["patches_per_image"]
     assert "preserve (padded)" in format_rows(rows)
+
+
+def test_sweep_cost_counts_reuse_and_the_store_from_per_cell_timings(tmp_path):
+    from vlmlab.bench.sweep import format_cost, sweep_cost
+
+    tiny = "fixed: [vision=tiny, llm=tiny]\n"
+    (tmp_path / "f1_a.yaml").write_text("finding: F1\nquestion: q\nseeds: [0, 1]\n" + tiny +
+                                        "grid: {connector: 'mlp,perceiver'}\nchecks: [{better: {connector: mlp}, "
+                                        "worse: {connector: perceiver}, metric: avg}]\n")
+    (tmp_path / "f2_b.yaml").write_text("finding: F2\nquestion: q\nseeds: [0, 1]\n" + tiny +
+                                        "grid: {trainable: 'frozen,lora'}\nchecks: [{better: {trainable: lora}, "
+                                        "worse: {trainable: frozen}, metric: avg}]\n")
+    res = sweep_cost(tmp_path, ["debug=smoke"], reps=2, warmup=1)
+    assert res["n_runs"] == 8 and res["n_models"] == 3  # f2's frozen cell is f1's perceiver baseline
+    assert res["n_reused"] == 2  # its two seeds
+    stored = {c["cell"]: c["stored"] for c in res["cells"]}
+    assert stored == {"f1_a/connector=mlp": True, "f1_a/connector=perceiver": True, "f2_b/trainable=lora": False}
+    t = res["totals"]
+    assert t["reuse"] < t["none"] and t["store+reuse"] <= t["store"] and all(v > 0 for v in t.values())
+    assert "store+reuse" in format_cost(res)

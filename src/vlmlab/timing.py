@@ -42,10 +42,11 @@ AA = " (A/A)"
 class CellStep:
     """A cell's VLM and its fixed batch, shaped as bench/measure.py's Trainer expects (model, loss())."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, store: bool = False):
         torch.manual_seed(cfg.seed)
         self.model, tok = build_vlm(cfg, seed=cfg.seed)
-        self.model.feature_store = None  # time the model's step, frozen tower included
+        if not store:
+            self.model.feature_store = None  # time the model's step, frozen tower included
         data = build_data(cfg, self.model, tok)  # train.py's data phase
         self.batch = collate([data.train_set[i] for i in range(cfg.optim.batch_size)], self.model.ids.pad,
                              data.images.patch_size)

@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="instead: where each model's training step spends its time (profile.py)")
     ap.add_argument("--encoder", action="store_true",
                     help="instead: encoder time, square vs aspect-ratio preserving images (encoder.py)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="instead: the findings grid's cost with and without the feature store and reuse (sweep.py)")
+    ap.add_argument("--ablations", default=str(repo_root() / "ablations"), help="--sweep: the ablation files")
+    ap.add_argument("overrides", nargs="*", help="--sweep: overrides for every cell (e.g. debug=smoke)")
     ap.add_argument("--vision", default="toy_strong", help="--encoder: the vision config (conf/vision/)")
     ap.add_argument("--sizes", default="64,128,192", help="--encoder: image sides S (square S x S; preserve long side S)")
     ap.add_argument("--images", type=int, default=16, help="--encoder: world pictures per batch")
@@ -198,6 +202,17 @@ def main(argv: list[str] | None = None) -> None:
         from vlmlab.bench.profile import profile_step
 
         print(profile_step(dims_for(args.size), args.trainable, torch.device(args.device), fusions=args.fusion))
+        return
+    if args.sweep:
+        from vlmlab.bench.sweep import format_cost, sweep_cost
+
+        res = sweep_cost(args.ablations, args.overrides, reps=min(args.reps, 8), warmup=args.warmup)
+        print(format_cost(res))
+        if args.out:
+            out = Path(args.out).with_name("bench_sweep.csv")
+            write_csv([{**c, **{f"total_{k}_s": round(v, 1) for k, v in res["totals"].items()}}
+                       for c in res["cells"]], out)
+            print(f"[bench] wrote {out}")
         return
     if args.encoder:
         from vlmlab.bench.encoder import encoder_rows, format_rows
