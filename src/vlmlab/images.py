@@ -6,6 +6,9 @@ An image becomes a list of *views*, each a normalised float tensor (3, H, W):
             multiple of the patch size (NaViT / Idefics2); the batch pads views and masks padded patches.
   split     n x n crops (row-major) followed by the whole image, each resized by the rule above, so n=2 gives
             5 views and 5x the visual tokens (the order of transformers' Idefics2 image processor).
+  blind     (`image.blind=true`, with any mode) the blind control: the picture is replaced by a uniform one of the
+            same size at the normalisation mean before any of the above, in training and evaluation, so the model
+            is the same recipe with the image's information removed (its views, tokens and compute unchanged).
 
 Which training samples are split is decided by a hash of the sample id, not by the run's RNG: the same
 samples are split every epoch and under every seed, so two seeds of a run see the same split samples and
@@ -37,6 +40,8 @@ class ImageConfig:
     split: int = knob(0, ge=0)          # n: 0 or 1 = off, n >= 2 = n x n crops + the whole image
     split_train_fraction: float = knob(0.5, ge=0.0, le=1.0)  # share of training samples that are split (by hash of id)
     split_eval: bool = True             # split every image at evaluation (when split >= 2)
+    blind: bool = False                 # the blind control: every picture, in training and evaluation, replaced by a
+                                        # uniform one of its size at the normalisation mean (same views, tokens, compute)
     mean: Optional[list[float]] = knob(None, length=3)  # per-channel normalisation mean (None = the vision config's, else 0.5)
     std: Optional[list[float]] = knob(None, gt=0, length=3)  # per-channel normalisation std (None = the vision config's, else 0.5)
 
@@ -124,6 +129,8 @@ class ImageProcessor:
         return [image.crop(box) for box in split_boxes(*image.size, self.cfg.split)] + [image]
 
     def __call__(self, image: Image.Image, sample_id: str | None = None, train: bool = False) -> list[torch.Tensor]:
+        if self.cfg.blind:  # no information left, every shape and token count kept
+            image = Image.new("RGB", image.size, tuple(round(255 * m) for m in self.cfg.mean))
         pics = self.pictures(image, self.should_split(sample_id, train))
         return [self.to_tensor(pic, *self.view_size(*pic.size)) for pic in pics]  # each (3,H,W)
 

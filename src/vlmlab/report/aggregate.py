@@ -232,6 +232,28 @@ def isolated_table(folder: str | Path) -> pd.DataFrame:
     return out
 
 
+def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
+    """The prior baseline (prior.py: most common training answer per question type, no image, no model) of
+    the toy world the runs were trained and evaluated on, per task, with avg over the tasks; {} when no run
+    finished or the runs evaluated on real benchmarks."""
+    from vlmlab.prior import prior_scores
+    from vlmlab.world.config import WorldConfig
+
+    done = seeds[seeds["status"] == "finished"] if "status" in seeds.columns else seeds.iloc[0:0]
+    for d in done["run_dir"]:
+        path = Path(d) / CONFIG
+        cfg = yaml.safe_load(path.read_text()) if path.exists() else None
+        if not cfg or (cfg.get("eval") or {}).get("benchmark", "toy") != "toy":
+            continue
+        try:
+            world = WorldConfig(**cfg["data"])
+        except TypeError:  # a world config of another version
+            return {}
+        scores = prior_scores(world, cfg["eval"].get("split", "test"), cfg["eval"].get("max_samples"))
+        return {**scores, "avg": sum(scores.values()) / len(scores)} if scores else {}
+    return {}
+
+
 def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:
     """Long table (cell, seed, status, step, loss) from each seed's metrics.jsonl train/loss entries."""
     rows = []

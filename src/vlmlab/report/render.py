@@ -143,8 +143,18 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
                     ["numbers", str(paper.get("numbers", "–")), ours_numbers]]))
     if not v.empty:
         blocks += [("h4", "Verdicts (paired seeds)", None), ("table", *verdict_rows(v))]
-    blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None),
-               ("table", *cell_rows(cells, aggregate.task_columns(seeds, spec)))]
+    tasks = aggregate.task_columns(seeds, spec)
+    head, rows = cell_rows(cells, tasks)
+    prior = aggregate.prior_row(seeds)
+    if prior:  # the floor every score is read against
+        rows.append(["prior baseline (no image, no model)", "–", *[fmt(prior.get(t)) for t in tasks],
+                     *["–"] * (len(head) - 2 - len(tasks))])
+    blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None), ("table", head, rows)]
+    if prior:
+        blocks.append(("p", "Prior baseline: every question answered with the most common training answer of its "
+                            "question type (`python -m vlmlab.prior`). A score at this level does not measure "
+                            "vision; the blind control (`image.blind=true`, the same recipe on blank pictures) "
+                            "is the trained counterpart.", None))
     blocks += timing_blocks(Path(seeds["run_dir"].iloc[0]).parents[1] / "timing_summary.csv")  # <runs>/<name>/
     failed = seeds[seeds["status"] == "failed"]
     if not failed.empty:
