@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test ablation example-smollm2 bench report train backbones world-docs clean-runs
+.PHONY: help venv test calibrate ablation example-smollm2 bench report train backbones world-docs clean-runs
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ test: venv ## run the test suite (CPU, offline, < 10 minutes)
 
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)
+
+calibrate: venv ## the world's calibration (probes, blind controls, learning curve) -> results/calibration/
+	$(PY) -m vlmlab.calibrate $(ARGS)
 
 example-smollm2: venv ## Finding 2 with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion --seeds 0 experiment=smollm2_cpu $(ARGS)

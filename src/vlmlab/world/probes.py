@@ -1,0 +1,90 @@
+"""Linear probes on a vision encoder's patch features: does the encoder see what the tasks ask?
+
+Each probe draws held-out square scenes (their own seeds, never the VLM's data), runs the encoder the way the
+VLM runs it (navit.VisionEncoder, the zoo's normalisation) and fits a logistic regression (world/vision.py's
+`_probe`) on patch features pooled to a 2 x 2 grid per view (4 x D: keeps where things are, not only what):
+  colour    the colour of a lone object (8 classes; chance 12.5%)
+  shape     the shape of a lone object (8 classes; chance 12.5%)
+  count     1-5 objects (chance 20%)
+  position  two objects of different colours: is the one whose colour comes first in kb.COLOURS left of the
+            other (chance 50%; needs colour bound to place, as "what is left of the red circle?" does)
+  glyph     the word written in a one-object scene (48 words; chance ~2%), read at the base resolution
+            (one view) and as splitting gives it (2 x 2 crops + the whole picture, 5 views, features
+            concatenated): the paper's text-reading mechanism needs it near chance at base and high split.
+Targets (issue 16): colour and shape >= 90%, count and position >= 80%, glyph >= 80% split and <= 20% base.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+
+from vlmlab.images import ImageConfig, build_image_processor
+from vlmlab.world import kb
+from vlmlab.world.config import WorldConfig
+from vlmlab.world.questions import random_scene
+from vlmlab.world.scenes import render
+from vlmlab.world.vision import _probe
+
+TARGETS = {"colour": (">=", 0.90), "shape": (">=", 0.90), "count": (">=", 0.80), "position": (">=", 0.80),
+           "glyph (split)": (">=", 0.80), "glyph (base)": ("<=", 0.20)}
+CHANCE = {"colour": 1 / len(kb.COLOURS), "shape": 1 / len(kb.SHAPES), "count": 0.2, "position": 0.5,
+          "glyph (split)": 1 / len(kb.WORDS), "glyph (base)": 1 / len(kb.WORDS)}
+
+
+def scenes(seed: str, n: int, objects: tuple[int, int], word: bool, world: WorldConfig) -> list:
+    rng = random.Random(seed)
+    return [random_scene(rng, world, rng.randint(*objects), rng.choice(kb.WORDS) if word else None, square=True)
+            for _ in range(n)]
+
+
+@torch.no_grad()
+def features(encoder, scene_list: list, split: int = 0, batch: int = 64) -> torch.Tensor:
+    """(N, views x 4 x D): each view's patch features average-pooled to 2 x 2, views concatenated."""
+    proc = build_image_processor(ImageConfig(mode="square", split=split), encoder,
+                                 getattr(encoder, "image_mean", None), getattr(encoder, "image_std", None))
+    out = []
+    for i in range(0, len(scene_list), batch):
+        views = [torch.stack(proc(render(s), train=False)) for s in scene_list[i: i + batch]]  # each (V,3,S,S)
+        px = torch.cat(views)  # (B*V,3,S,S)
+        feats, _ = encoder(px)  # (B*V,P,D)
+        g = int(feats.shape[1] ** 0.5)
+        grid = feats.transpose(1, 2).reshape(len(px), -1, g, g)  # (B*V,D,g,g)
+        pooled = F.adaptive_avg_pool2d(grid, 2).flatten(1)  # (B*V, D*4)
+        out.append(pooled.view(len(views), -1))  # (B, V*D*4)
+    return torch.cat(out)
+
+
+def probe_table(encoder, n_train: int = 600, n_test: int = 400, world: WorldConfig | None = None) -> dict[str, float]:
+    """Probe accuracies {probe: test accuracy} of one encoder (see the module docstring)."""
+    world = world or WorldConfig()
+    n = n_train + n_test
+
+    def fit(x: torch.Tensor, y: list[int]) -> float:
+        y = torch.tensor(y)
+        return _probe(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+    out = {}
+    single = scenes("probe/single", n, (1, 1), False, world)
+    x = features(encoder, single)
+    out["colour"] = fit(x, [list(kb.COLOURS).index(s.objects[0].colour) for s in single])
+    out["shape"] = fit(x, [kb.SHAPES.index(s.objects[0].shape) for s in single])
+    multi = scenes("probe/multi", n, (1, 5), False, world)
+    out["count"] = fit(features(encoder, multi), [len(s.objects) - 1 for s in multi])
+    pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, world)
+             if s.objects[0].colour != s.objects[1].colour][:n]
+    order = list(kb.COLOURS)
+    first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
+    other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
+    out["position"] = fit(features(encoder, pairs), [int(f.x < o.x) for f, o in zip(first, other)])
+    words = scenes("probe/words", n, (1, 1), True, world)
+    labels = [kb.WORDS.index(s.word) for s in words]
+    out["glyph (base)"] = fit(features(encoder, words), labels)
+    out["glyph (split)"] = fit(features(encoder, words, split=2), labels)
+    return out
+
+
+def meets(probe: str, accuracy: float) -> bool:
+    op, bound = TARGETS[probe]
+    return accuracy >= bound if op == ">=" else accuracy <= bound
