@@ -21,9 +21,22 @@ def test_calibration_command_writes_probes_controls_curve_and_targets(tmp_path):
     assert (controls["seeds"] == "2/2").all() and controls["prior"].notna().all()
     curve = pd.read_csv(out / "curve.csv")
     assert len(curve) == 1  # the smoke profile sets max_steps: the curve's axis collapses to it
+    ladder = pd.read_csv(out / "ladder.csv")
+    assert len(ladder) == 8 and set(ladder["trainable"]) == {"full", "lora"}  # 2 arms x 4 learning rates
+    assert set(ladder["status"]) <= {"finished", "diverged"}
     md = (out / "CALIBRATION.md").read_text()
     for target in ("vqa beats blind by >= 5 seed SDs", "textvqa with splitting beats blind",
-                   "no task above 90", "probe glyph (split) (tiny)"):
+                   "no task above 90", "probe glyph (split) (tiny)", "some rung of the learning-rate ladder"):
         assert target in md
     again = subprocess.run(cmd + ["--no-train"], capture_output=True, text=True, timeout=600, cwd=repo_root())
     assert again.returncode == 0 and (out / "CALIBRATION.md").read_text().split("## Probes")[1:] != []
+
+
+def test_largest_stable_learning_rate_stops_at_the_first_diverged_rung():
+    from vlmlab.calibrate import largest_stable
+
+    ladder = pd.DataFrame({"trainable": ["full"] * 3 + ["lora"] * 3, "lr": [0.01, 0.003, 0.03] * 2,
+                           "status": ["finished", "finished", "diverged", "finished", "diverged", "finished"]})
+    stable = largest_stable(ladder)
+    assert stable["full"] == 0.01  # 0.003 and 0.01 finished, 0.03 diverged
+    assert stable["lora"] != stable["lora"]  # nan: its lowest rung (0.003) diverged, so 0.03 finishing does not count

@@ -11,9 +11,12 @@ curve.png):
              3 seeds each (calibration/controls.yaml), beside the prior baseline (prior.py), with each task's
              seed noise; scored on the validation split, so the test split stays the findings'
   curve      the baseline recipe at 150 / 300 / 600 / 1200 steps (calibration/curve.yaml)
+  ladder     F3's mechanism: full unfreezing and LoRA at learning rates 3e-3 .. 1e-1, one seed per rung
+             (calibration/ladder.yaml): which rungs diverge, the largest stable rate of each arm
   targets    issue 16's, each marked met or not: vqa, okvqa and caption beat blind by >= 5 seed SDs;
              textvqa beats blind by >= 5 points with splitting and stays within 2 without; no task above
-             90%; the last doubling of steps adds at most a quarter of what 150 -> 600 added; the probes'.
+             90%; the last doubling of steps adds at most a quarter of what 150 -> 600 added; some rung of
+             the ladder diverges; the probes'.
 The runs go through the sweep runner (finished runs are skipped: rerunning resumes), so every number comes
 from run folders; `--no-train` rebuilds the report from the runs already there.
 """
@@ -33,6 +36,7 @@ from vlmlab.report.render import fmt, to_markdown
 from vlmlab.tracking import write_atomic
 
 FOLDER = repo_root() / "calibration"
+SWEEPS = ("controls", "curve", "ladder")
 SD_MARGIN = 5.0          # vqa, okvqa, caption: trained - blind >= 5 seed SDs
 TEXT_SPLIT_GAIN = 5.0    # textvqa with splitting: trained - blind >= 5 points
 TEXT_BASE_WITHIN = 2.0   # textvqa without splitting: |trained - blind| <= 2 points
@@ -41,7 +45,7 @@ CURVE_SHARE = 0.25       # 600 -> 1200 steps adds <= a quarter of 150 -> 600's g
 
 
 def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None) -> None:
-    for name in ("controls", "curve"):
+    for name in SWEEPS:
         cmd = [sys.executable, "-m", "vlmlab.ablate", str(FOLDER / f"{name}.yaml"), f"runs_root={runs}",
                *(["--seeds", seeds] if seeds and name == "controls" else []), *overrides]
         print(f"[calibrate] {' '.join(cmd[2:])}", flush=True)
@@ -86,7 +90,32 @@ def control_rows(seeds: pd.DataFrame, tasks: list[str], prior: dict) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame) -> list[list[str]]:
+def ladder_rows(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and learning rate: status (finished / diverged at step), final loss, avg."""
+    done = seeds[seeds["status"].isin(["finished", "diverged"])] if not seeds.empty else seeds
+    if done.empty:
+        return pd.DataFrame()
+    rows = [{"trainable": r["trainable"], "lr": float(r["lr"]), "status": r["status"],
+             "diverged_at_step": r.get("diverged_at_step"), "final_train_loss": r.get("final_train_loss"),
+             "avg": r.get("avg")} for r in done.to_dict("records")]
+    return pd.DataFrame(rows).sort_values(["trainable", "lr"]).reset_index(drop=True)
+
+
+def largest_stable(ladder: pd.DataFrame) -> dict[str, float]:
+    """Per arm, the largest learning rate below which no rung diverged (nan when the lowest diverged)."""
+    out = {}
+    for arm, g in ladder.groupby("trainable"):
+        stable = float("nan")
+        for r in g.sort_values("lr").to_dict("records"):
+            if r["status"] != "finished":
+                break
+            stable = r["lr"]
+        out[arm] = stable
+    return out
+
+
+def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame,
+            ladder: pd.DataFrame | None = None) -> list[list[str]]:
     out = []
 
     def row(at: int, task: str) -> dict | None:
@@ -114,6 +143,11 @@ def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame) -
         early, late = steps[600] - steps[150], steps[1200] - steps[600]
         out.append([f"600 -> 1200 steps adds <= {CURVE_SHARE:g} x the 150 -> 600 gain (avg)",
                     f"{fmt(late)} vs {fmt(early)}", _flag(late <= CURVE_SHARE * early)])
+    if ladder is not None and not ladder.empty:
+        n_div = int((ladder["status"] == "diverged").sum())
+        stable = ", ".join(f"{arm} {lr:g}" for arm, lr in largest_stable(ladder).items())
+        out.append(["some rung of the learning-rate ladder diverges", f"{n_div} of {len(ladder)} rungs; largest "
+                    f"stable lr: {stable}", _flag(n_div > 0)])
     for r in probes.to_dict("records"):
         out.append([f"probe {r['probe']} ({r['vision']}) {r['target']}%", fmt(r["accuracy"], digits=1),
                     _flag(r["met"])])
@@ -121,7 +155,8 @@ def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame) -
 
 
 def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
-    controls_abl, curve_abl = (load_ablation(FOLDER / f"{n}.yaml") for n in ("controls", "curve"))
+    controls_abl, curve_abl, ladder_abl = (load_ablation(FOLDER / f"{n}.yaml") for n in SWEEPS)
+    ladder = ladder_rows(aggregate.seeds_table(runs, ladder_abl.name, ladder_abl.__dict__))
     cs = aggregate.seeds_table(runs, controls_abl.name, controls_abl.__dict__)
     tasks = [t for t in aggregate.task_columns(cs) if t != "avg"] if not cs.empty else []
     prior = aggregate.prior_row(cs) if not cs.empty else {}
@@ -136,11 +171,12 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
     write_atomic(out / "probes.csv", probes.to_csv(index=False))
     write_atomic(out / "controls.csv", controls.to_csv(index=False))
     write_atomic(out / "curve.csv", curve.to_csv(index=False))
+    write_atomic(out / "ladder.csv", ladder.to_csv(index=False))
     blocks = [("h1", "World calibration: does the toy world contain the findings' mechanisms?", None),
               ("p", "Generated by `python -m vlmlab.calibrate` from the encoders' probes and the run folders under "
                     f"{runs}/ (calibration/controls.yaml, calibration/curve.yaml); scored on the validation split.",
                None),
-              ("h2", "Targets", None), ("table", ["target", "measured", ""], targets(controls, curve, probes))]
+              ("h2", "Targets", None), ("table", ["target", "measured", ""], targets(controls, curve, probes, ladder))]
     if not probes.empty:
         blocks += [("h2", "Probes on patch features (accuracy %, logistic regression on held-out scenes)", None),
                    ("table", ["vision", "probe", "accuracy", "chance", "target", ""],
@@ -159,6 +195,13 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
                                                 for r in curve.to_dict("records")])]
         plot_curve(curve, out / "curve.png")
         blocks.append(("img", "learning curve", out / "curve.png"))
+    if not ladder.empty:
+        blocks += [("h2", "Learning-rate ladder (fully autoregressive, one seed per rung; F3's mechanism)", None),
+                   ("p", "Diverged: a NaN/inf loss, or a loss over optim.spike_factor (10) x the mean of the previous "
+                         "optim.spike_window (20) losses (optim.diverged); a diverged run is not evaluated.", None),
+                   ("table", ["trainable", "lr", "status", "diverged at step", "final train loss", "avg"],
+                    [[r["trainable"], f"{r['lr']:g}", r["status"], fmt(r["diverged_at_step"], digits=0),
+                      fmt(r["final_train_loss"]), fmt(r["avg"])] for r in ladder.to_dict("records")])]
     report = out / "CALIBRATION.md"
     write_atomic(report, to_markdown(blocks, out))
     return report
