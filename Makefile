@@ -36,7 +36,7 @@ bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the fin
 	$(PY) -m vlmlab.bench --sweep
 	$(PY) -m vlmlab.bench --encoder
 
-report: venv ## regenerate results/ (tables, plots, REPORT.md, report.html) from runs/ without training
+report: venv ## merge runs/ into results/runs (committed runs stay unless rerun), then regenerate tables, plots, REPORT.md, report.html
 	$(PY) -m vlmlab.report --runs runs --out results
 
 train: venv ## one training run of the baseline recipe: make train ARGS="connector=mlp"

@@ -184,25 +184,30 @@ TIMING_FILES = ("timing.csv", "timing_summary.csv")  # timing.py's isolated timi
 
 
 def snapshot(runs: str | Path, dest: str | Path, names) -> None:
-    """Copies the small files of every run of the named ablations (not checkpoints or predictions) and
-    sweeps.jsonl from runs/ to dest/ (results/runs), so the report regenerates from the repository alone.
-    Files under dest/<name>/ that runs/ no longer has are removed."""
+    """Merges the small files of every run of the named ablations (not checkpoints or predictions) and
+    sweeps.jsonl from runs/ into dest/ (results/runs), so the report regenerates from the repository alone.
+    A merge, never a deletion: a run under runs/ replaces the same run (ablation/cell/seed) under dest/, and
+    every committed run that runs/ does not have stays, so regenerating never loses a result."""
     runs, dest = Path(runs), Path(dest)
     for name in names:
-        keep = set()
-        timing = [runs / name / t for t in TIMING_FILES]
-        for src in sorted((runs / name).glob("*/seed*/*")) + timing if (runs / name).is_dir() else []:
-            if (src.name in SNAPSHOT_FILES or src in timing) and src.is_file():
-                target = dest / src.relative_to(runs)
-                write_atomic(target, src.read_text())
-                keep.add(target)
-        for old in sorted((dest / name).rglob("*"), reverse=True) if (dest / name).is_dir() else []:
-            if old.is_file() and old not in keep:
-                old.unlink()
-            elif old.is_dir() and not any(old.iterdir()):
-                old.rmdir()
+        for src in sorted((runs / name).glob("*/seed*")) if (runs / name).is_dir() else []:
+            files = [f for f in src.iterdir() if f.name in SNAPSHOT_FILES and f.is_file()] if src.is_dir() else []
+            if not files:
+                continue
+            target = dest / src.relative_to(runs)
+            for old in (target.iterdir() if target.is_dir() else []):  # the rerun replaces this run whole
+                if old.is_file() and old.name in SNAPSHOT_FILES:
+                    old.unlink()
+            for f in files:
+                write_atomic(target / f.name, f.read_text())
+        for t in TIMING_FILES:  # the isolated timing is of the cells as they are now
+            if (runs / name / t).is_file():
+                write_atomic(dest / name / t, (runs / name / t).read_text())
     if (runs / "sweeps.jsonl").exists():
-        write_atomic(dest / "sweeps.jsonl", (runs / "sweeps.jsonl").read_text())
+        merged = [line for line in ((dest / "sweeps.jsonl").read_text().splitlines()
+                                    if (dest / "sweeps.jsonl").exists() else [])]
+        merged += [line for line in (runs / "sweeps.jsonl").read_text().splitlines() if line not in merged]
+        write_atomic(dest / "sweeps.jsonl", "\n".join(merged) + "\n")
 
 
 def isolated_table(folder: str | Path) -> pd.DataFrame:

@@ -251,7 +251,8 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     runs, out = Path(runs), Path(out)
     specs = load_all(ablations) if Path(ablations).is_dir() else {}  # contract/ablation.py: the runner's loader
     if (out / "runs").resolve() != runs.resolve():  # results/runs: the per-run files the report is built from
-        aggregate.snapshot(runs, out / "runs", specs)
+        aggregate.snapshot(runs, out / "runs", specs)  # merged in: committed runs stay unless rerun
+        runs = out / "runs"
     per, all_seeds, all_v = {}, [], []
     for name, spec in specs.items():
         seeds = aggregate.seeds_table(runs, name, spec)

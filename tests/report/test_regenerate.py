@@ -1,0 +1,58 @@
+"""Regenerating never loses a result: `make report` merges new runs into the committed ones (results/runs); a
+finding with no new runs keeps what is committed, and a rerun replaces only the runs it reran."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from vlmlab.config import repo_root
+from vlmlab.report.render import build
+
+COMMITTED = repo_root() / "results" / "runs"
+NAME = "f5_aspect_ratio"
+
+pytestmark = pytest.mark.skipif(not (COMMITTED / NAME).is_dir(), reason="no committed findings run")
+
+
+@pytest.fixture
+def clone(tmp_path):
+    """A fresh clone's view: the committed runs of one finding under results/runs, an empty runs/."""
+    out, abl = tmp_path / "results", tmp_path / "ablations"
+    shutil.copytree(COMMITTED / NAME, out / "runs" / NAME)
+    abl.mkdir()
+    shutil.copy(repo_root() / "ablations" / f"{NAME}.yaml", abl)
+    (tmp_path / "runs").mkdir()
+    return tmp_path, out, abl
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_fresh_clone_regenerates_the_committed_verdicts_and_deletes_nothing(clone):
+    tmp, out, abl = clone
+    before = _files(out / "runs")
+    res = build(tmp / "runs", abl, out)
+    assert _files(out / "runs") == before
+    committed = pd.read_csv(repo_root() / "results" / NAME / "verdicts.csv")
+    got = pd.read_csv(out / NAME / "verdicts.csv")
+    assert list(got["verdict"]) == list(committed["verdict"])
+    assert res["findings"].set_index("finding")["verdict"]["F5"] != "not run yet"
+
+
+def test_a_partial_rerun_replaces_only_the_runs_it_reran(clone):
+    tmp, out, abl = clone
+    cell = sorted(p.name for p in (out / "runs" / NAME).iterdir() if p.is_dir())[0]
+    rerun = tmp / "runs" / NAME / cell / "seed0"
+    shutil.copytree(out / "runs" / NAME / cell / "seed0", rerun)
+    summary = json.loads((rerun / "summary.json").read_text())
+    summary["metrics"]["avg"] = 99.0
+    (rerun / "summary.json").write_text(json.dumps(summary))
+    before = _files(out / "runs")
+    build(tmp / "runs", abl, out)
+    assert _files(out / "runs") == before  # replaced in place, nothing lost
+    assert json.loads((out / "runs" / NAME / cell / "seed0" / "summary.json").read_text())["metrics"]["avg"] == 99.0
+    seeds = pd.read_csv(out / NAME / "seeds.csv")
+    mine = seeds[seeds["cell"] == cell].set_index("seed")["avg"]
+    assert mine[0] == 99.0 and mine[1] != 99.0 and len(mine) == 3  # the other seeds are the committed ones
