@@ -165,13 +165,17 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert target.read_text() == "old report" and [p.name for p in tmp_path.iterdir()] == ["REPORT.md"]
 
 
-def test_rebuild_after_runs_are_deleted_drops_their_stale_outputs(built, tmp_path):
+def test_rebuild_keeps_results_whose_runs_are_gone_and_drops_only_what_results_runs_lost(built, tmp_path):
     from vlmlab.report.render import build
 
     out, _ = built
     root = tmp_path / "copy"
     shutil.copytree(out.parent, root)
-    shutil.rmtree(root / "runs" / "f3_stability")
+    shutil.rmtree(root / "runs" / "f3_stability")  # a fresh clone, or a cleaned runs/: the results stay
+    build(root / "runs", root / "ablations", root / "results")
+    assert (root / "results" / "f3_stability" / "verdicts.csv").exists()
+    assert "## F3: not run yet" not in (root / "results" / "REPORT.md").read_text()
+    shutil.rmtree(root / "results" / "runs" / "f3_stability")  # withdrawn from the results on purpose
     build(root / "runs", root / "ablations", root / "results")
     assert not any((root / "results" / "f3_stability").iterdir())
     md = (root / "results" / "REPORT.md").read_text()
