@@ -94,7 +94,7 @@ def test_decision_runs_regenerate_and_hold_their_planned_seeds(tmp_path):
         got, want = pd.read_csv(tmp_path / name / "verdicts.csv"), pd.read_csv(DECIDE / name / "verdicts.csv")
         assert list(got["verdict"]) == list(want["verdict"]), name
         pd.testing.assert_series_equal(got["diff_mean"], want["diff_mean"], check_exact=False, rtol=1e-9)
-        planned = pd.read_csv(RESULTS / name / "verdicts.csv")["seeds_to_decide"].dropna()
-        assert n == planned.iloc[0], (name, planned)  # the first inconclusive check of each file: the one at stake
     findings = dict(zip(res["findings"]["finding"], res["findings"]["verdict"]))
-    assert findings["F1"] == "reproduced" and findings["F2"] == "partly reproduced"
+    # with the verdict logic of issue 17 (primary checks, Holm over the report's primaries): F1's +0.84 has
+    # p = 0.035, Holm-adjusted 0.069, so it is no longer called; F2's frozen half holds, its LoRA half does not
+    assert findings["F1"] == "inconclusive" and findings["F2"] == "partly reproduced"

@@ -17,11 +17,11 @@ pytestmark = pytest.mark.skipif(not (COMMITTED / NAME).is_dir(), reason="no comm
 
 @pytest.fixture
 def clone(tmp_path):
-    """A fresh clone's view: the committed runs of one finding under results/runs, an empty runs/."""
+    """A fresh clone's view: the committed runs under results/runs, an empty runs/ (all findings: Holm's
+    correction is over the report's primary checks, so the family must be whole)."""
     out, abl = tmp_path / "results", tmp_path / "ablations"
-    shutil.copytree(COMMITTED / NAME, out / "runs" / NAME)
-    abl.mkdir()
-    shutil.copy(repo_root() / "ablations" / f"{NAME}.yaml", abl)
+    shutil.copytree(COMMITTED, out / "runs")
+    shutil.copytree(repo_root() / "ablations", abl)
     (tmp_path / "runs").mkdir()
     return tmp_path, out, abl
 

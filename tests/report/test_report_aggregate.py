@@ -9,22 +9,18 @@ from report_fakes import make_run, write_ablation
 
 from vlmlab.contract.ablation import load_ablation
 from vlmlab.report import aggregate
-from vlmlab.report.stats import mean_ci, t_crit, t_pdf
+from vlmlab.report.stats import mean_ci, t_quantile
 
 
-@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 9, 10, 11, 19, 23, 29, 30, 35, 40, 50, 60, 90, 120, 500])
-def test_t_tables_match_the_t_density(df):
-    for q, tol in ((0.975, 5e-5), (0.80, 1.5e-4)):  # 3 decimals: the 80% quantile sits where the density is higher
-        t = t_crit(df, q)
-        x = np.linspace(0.0, t, 200_001)
-        y = t_pdf(x, df)
-        mass = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)))  # P(0 < T < t), should be q - 0.5
-        assert mass == pytest.approx(q - 0.5, abs=2e-4 if df in (35, 50, 90, 500) else tol), q
+def test_t_quantiles_are_scipys():
+    assert t_quantile(2) == pytest.approx(4.303, abs=1e-3) and t_quantile(30) == pytest.approx(2.042, abs=1e-3)
+    with pytest.raises(ValueError):
+        t_quantile(0)
 
 
 def test_mean_ci_of_three_values():
     mean, half, n = mean_ci([1.0, 2.0, 3.0, float("nan")])
-    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.303 / math.sqrt(3))
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
     assert math.isnan(mean_ci([5.0])[1]) and mean_ci([])[2] == 0
 
 
@@ -72,13 +68,13 @@ def test_cells_table_mean_ci_and_counts(f4):
     _, cells, _ = f4
     c = cells.set_index("cell")
     p, m, lin = c.loc["connector=perceiver"], c.loc["connector=mlp"], c.loc["connector=linear"]
-    assert p["avg_mean"] == pytest.approx(61.0) and p["avg_ci95"] == pytest.approx(4.303 / math.sqrt(3))
+    assert p["avg_mean"] == pytest.approx(61.0) and p["avg_ci95"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
     assert p["train_samples_per_s_mean"] == pytest.approx(21.0) and p["peak_memory_mb_mean"] == 400.0
     assert p["visual_tokens_per_image"] == 64 and p["total_params"] == 1_000_000 and p["trainable_params"] == 200_000
     assert (m["n_finished"], m["n_diverged"], m["n_seeds"]) == (2, 1, 3)
     assert m["diverged_share"] == pytest.approx(1 / 3)
     assert m["vqa_mean"] == pytest.approx(41.0) and m["caption_mean"] == pytest.approx(71.0)
-    assert m["avg_mean"] == pytest.approx(56.0) and m["avg_ci95"] == pytest.approx(12.706)  # 55, 57: sd sqrt(2), n 2
+    assert m["avg_mean"] == pytest.approx(56.0) and m["avg_ci95"] == pytest.approx(12.706, rel=1e-3)  # 55, 57: sd sqrt(2), n 2
     assert (lin["n_failed"], lin["n_missing"], lin["n_finished"]) == (1, 2, 0)
     assert math.isnan(lin["avg_mean"]) and math.isnan(lin["diverged_share"])
     assert p["n_diverged"] == 0 and p["diverged_share"] == 0.0

@@ -43,7 +43,7 @@ def fabricate(root: Path) -> None:
     for s in range(3):
         make_run(runs, "f4_connector", "connector=perceiver", s, sps=20 + s, vtok=64, latency=6 + s / 10,
                  tasks={"vqa": [50, 60, 40][s], "textvqa": 80, "okvqa": 80, "caption": 80})
-        make_run(runs, "f4_connector", "connector=mlp", s, sps=8, vtok=729, latency=4 + s / 10,
+        make_run(runs, "f4_connector", "connector=mlp", s, sps=8, vtok=729, latency=4 + s / 5,
                  tasks={"vqa": [55, 45, 52][s], "textvqa": 50, "okvqa": 50, "caption": 50}, losses=(3, 2.5, 2.2, 2.0))
     make_run(runs, "f4_connector", "connector=linear", 0, status="failed")
     write_ablation(abl, "f3_stability", "F3", {"trainable": "full,lora"},
@@ -75,7 +75,8 @@ def test_cli_writes_tables_figures_and_finding_verdicts(built):
     v = pd.read_csv(out / "f4_connector" / "verdicts.csv")
     assert list(v["verdict"]) == ["reproduced", "contradicted", "inconclusive"]
     findings = dict(pd.read_csv(out / "findings.csv")[["finding", "verdict"]].values)
-    assert findings == {"F1": "not run yet", "F3": "reproduced", "F4": "mixed"}
+    # F3: 0/3 against 3/3 diverged is p = 0.10 by Fisher's exact test: not enough seeds to call it
+    assert findings == {"F1": "not run yet", "F3": "inconclusive", "F4": "mixed"}
     assert "F4: mixed" in stdout and "REPORT.md" in stdout
 
 
@@ -179,5 +180,5 @@ def test_rebuild_keeps_results_whose_runs_are_gone_and_drops_only_what_results_r
     build(root / "runs", root / "ablations", root / "results")
     assert not any((root / "results" / "f3_stability").iterdir())
     md = (root / "results" / "REPORT.md").read_text()
-    assert "## F3: not run yet" in md and "Not run yet: `make ablation NAME=f3_stability` (2 cells x 3 seeds)." in md
+    assert "## F3: not run yet" in md and "Not run yet: `make ablation NAME=f3_stability` (2 cells x 3 seeds)." in md, md[:3000]
     assert (root / "results" / "f4_connector" / "bars.png").exists()

@@ -2,12 +2,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats as st
 from report_fakes import make_run
 
 from vlmlab.report import aggregate, stats, verdicts
 from vlmlab.report.render import effect_text
-from vlmlab.report.stats import t_crit
 from vlmlab.report.verdicts import decide, finding_verdict
 
 BETTER = {"connector": "perceiver"}
@@ -40,7 +41,7 @@ def test_reproduced_contradicted_inconclusive(f4):
     assert list(v["verdict"]) == ["reproduced", "contradicted", "inconclusive", "reproduced"]
     avg = v.loc["avg"]
     assert avg["n_pairs"] == 3 and avg["diff_mean"] == pytest.approx(29 / 3)  # diffs 10, 9, 10
-    assert avg["diff_ci95"] == pytest.approx(4.303 * math.sqrt(1 / 3) / math.sqrt(3))
+    assert avg["diff_ci95"] == pytest.approx(4.303 * math.sqrt(1 / 3) / math.sqrt(3), rel=1e-3)
     assert avg["better_mean"] == pytest.approx(61.0) and avg["worse_mean"] == pytest.approx(51.333, abs=1e-3)
     assert v.loc["eval_latency_ms", "direction"] == "lower" and v.loc["eval_latency_ms", "diff_hi"] < 0
     assert v.loc["train_samples_per_s", "diff_hi"] < 0 and v.loc["vqa", "diff_lo"] < 0 < v.loc["vqa", "diff_hi"]
@@ -84,9 +85,17 @@ def test_diverged_seeds_leave_the_pairs_and_are_counted(tmp_path):
     v = verdicts.verdicts_table(seeds, spec)
     div, avg, high = v.to_dict("records")
     assert div["n_pairs"] == 6 and div["diff_mean"] == pytest.approx(-4 / 6) and div["direction"] == "lower"
-    assert div["verdict"] == "reproduced" and div["diff_hi"] < 0  # diffs 0, 0, -1, -1, -1, -1
-    assert avg["n_pairs"] == 2 and avg["verdict"] == "reproduced"  # only pairs where both finished (lr 0.001, seeds 0-1)
+    # 0/6 against 4/6 diverged: Fisher's exact test gives p = 0.061, not the zero-width "certainty" of a t interval
+    assert div["test"] == "Fisher exact" and div["p"] == pytest.approx(0.0606, abs=1e-3)
+    assert div["verdict"] == "inconclusive"
+    # only pairs where both finished (lr 0.001, seeds 0-1): 10 and 10, no spread, so the sign test: p = 0.5
+    assert avg["n_pairs"] == 2 and avg["test"] == "sign test" and avg["p"] == 0.5 and avg["verdict"] == "inconclusive"
+    assert "4 diverged or failed seed(s)" in avg["note"]  # the survivors are not silently the whole story
     assert high["n_pairs"] == 0 and high["verdict"] == "inconclusive" and "only 0 paired" in high["note"]
+    three = {"better": {"trainable": "lora", "optim.lr": 0.01}, "worse": {"trainable": "full", "optim.lr": "1e-2"},
+             "metric": "diverged"}
+    r = verdicts.evaluate_check(seeds, three)  # 0/3 against 3/3: p = 0.10, the issue's example
+    assert r["p"] == pytest.approx(0.1) and r["verdict"] == "inconclusive"
 
 
 def test_one_diverged_seed_in_three_is_inconclusive(tmp_path):
@@ -108,8 +117,8 @@ def test_pairs_need_matching_seeds_and_cells(f4):
     assert (r["n_pairs"], r["verdict"]) == (1, "inconclusive") and "needs 2" in r["note"]
     r = verdicts.evaluate_check(seeds, {"better": {"connector": "linear"}, "worse": WORSE, "metric": "avg"})
     assert (r["n_pairs"], r["verdict"], r["note"]) == (0, "inconclusive", "no cells match this check")
-    r = verdicts.evaluate_check(seeds, chk("params"))  # identical params: a zero interval is not "better"
-    assert (r["n_pairs"], r["diff_mean"], r["verdict"]) == (3, 0.0, "inconclusive")
+    r = verdicts.evaluate_check(seeds, chk("params"))  # identical params: a fact, and it does not hold
+    assert (r["n_pairs"], r["diff_mean"], r["verdict"], r["test"]) == (3, 0.0, "fact: does not hold", "fact")
     with pytest.raises(ValueError, match="not_worse"):
         verdicts.evaluate_check(seeds, chk("avg", kind="similar"))
 
@@ -137,8 +146,8 @@ def test_finding_verdict(checks, expected):
 
 
 def test_inconclusive_checks_say_how_many_seeds_would_decide(f4):
-    """seeds_to_decide: the first n with 80% power to clear the bound (0, or -margin for not_worse) at the
-    observed mean and std; NaN for decided checks; inf when the mean sits on the bound."""
+    """seeds_to_decide: the paired seeds for 80% power of the t test against the bound (0, or -margin) at the
+    observed mean and std, labelled reproduce or contradict; NaN for decided checks; inf past 200 or at a zero effect."""
     seeds, spec, _ = f4
     spec["checks"] = [chk("avg"), chk("vqa"),
                       {"kind": "not_worse", "better": WORSE, "worse": BETTER, "metric": "vqa", "margin": 4.0}]
@@ -146,24 +155,62 @@ def test_inconclusive_checks_say_how_many_seeds_would_decide(f4):
     assert list(v["verdict"]) == ["reproduced", "inconclusive", "inconclusive"]
     assert math.isnan(v.loc[0, "seeds_to_decide"])
     s = float(np.std([-5, 15, -12], ddof=1))  # perceiver - mlp on vqa: 50-55, 60-45, 40-52
-    assert math.isinf(v.loc[1, "seeds_to_decide"])  # mean -2/3 at std 14: about 3,500 seeds, over the 200 limit
+    assert math.isinf(v.loc[1, "seeds_to_decide"]) and v.loc[1, "power_for"] == "contradict"  # mean -2/3 at std 14
     n, distance = v.loc[2, "seeds_to_decide"], 2 / 3 + 4.0  # mlp - perceiver = +2/3, 4.67 above the -4 margin
-    assert n == stats.seeds_needed(s, distance) < 200
-    power = lambda k: (t_crit(k - 1) + t_crit(k - 1, 0.80)) * s / math.sqrt(k)  # noqa: E731
-    assert power(n) <= distance < power(n - 1)
+    assert v.loc[2, "power_for"] == "reproduce" and 2 < n < 200
+
+    def power(k):  # the exact power of a two-sided paired t test with k pairs (noncentral t), from scipy
+        df, nc = k - 1, distance / s * math.sqrt(k)
+        crit = st.t.ppf(0.975, df)
+        return 1 - st.nct.cdf(crit, df, nc) + st.nct.cdf(-crit, df, nc)
+    assert power(n) >= 0.8 > power(n - 1)
     zero = {"kind": "better", "better": BETTER, "worse": WORSE, "metric": "textvqa"}
     flat = seeds.copy()
     flat["textvqa"] = 5.0  # every seed scores the same: a zero effect, which no number of seeds decides
     assert math.isinf(verdicts.evaluate_check(flat, zero)["seeds_to_decide"])
     r = {**verdicts.evaluate_check(flat, zero)}
     assert "a zero effect, which no seed count decides" in effect_text(r)
-    assert f"(inconclusive; ~{int(n)} seeds for 80% power)" in effect_text(v.loc[2].to_dict())
-    assert "(inconclusive; over 200 seeds for 80% power)" in effect_text(v.loc[1].to_dict())
+    assert f"~{int(n)} seeds for 80% power to reproduce" in effect_text(v.loc[2].to_dict())
+    assert "over 200 seeds for 80% power to contradict" in effect_text(v.loc[1].to_dict())
 
 
-def test_seeds_needed():
-    # (t_975 + t_80) x 1.95 / sqrt(n) <= 1.42 (the committed F1 key check): n = 17 gives (2.120 + 0.865) x 1.95
-    # / 4.123 = 1.412, n = 16 gives (2.131 + 0.866) x 1.95 / 4 = 1.461; the normal approximation says 15.2
-    assert stats.seeds_needed(1.95, 1.42) == 17
-    assert stats.seeds_needed(0.0, 1.0) == 2
-    assert stats.seeds_needed(1.0, 0.0) is None and stats.seeds_needed(10.0, 0.01) is None  # never / over 200
+def test_holm_adjusts_over_the_report_and_verdicts_read_the_adjusted_p(f4):
+    seeds, spec, _ = f4
+    spec["checks"] = [chk("avg"), chk("vqa"), chk("params")]
+    v = verdicts.adjust(verdicts.verdicts_table(seeds, spec))
+    family = v[v["test"] != "fact"]
+    assert family["p_holm"].notna().all() and (family["p_holm"] >= family["p"]).all()
+    assert math.isnan(v.loc[2, "p_holm"]) and v.loc[2, "verdict"].startswith("fact")  # facts: outside the family
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    borderline = v.copy()
+    borderline.loc[0, "p"] = 0.03  # alone significant; with one more check at p 0.04, Holm: 0.06 and 0.06
+    borderline.loc[1, "p"] = 0.04
+    borderline.loc[1, "verdict"] = "reproduced"
+    out = verdicts.adjust(borderline)
+    assert list(out.loc[:1, "verdict"]) == ["inconclusive", "inconclusive"]
+
+
+def test_primary_checks_alone_decide_the_finding(f4):
+    seeds, spec, _ = f4
+    spec["checks"] = [chk("vqa", primary=True), chk("avg"), chk("params")]
+    v = verdicts.adjust(verdicts.verdicts_table(seeds, spec))
+    assert list(v["primary"]) == [True, False, False] and list(v["claim"]) == ["quality", "quality", "efficiency"]
+    f = verdicts.findings_table(v).iloc[0]
+    assert (f["n_primary"], f["verdict"]) == (1, "inconclusive")  # the reproduced secondary avg does not count
+    spec["checks"] = [chk("vqa"), chk("avg"), chk("params")]  # none marked: every check but the fact counts
+    v = verdicts.adjust(verdicts.verdicts_table(seeds, spec))
+    assert list(v["primary"]) == [True, True, False]
+    assert verdicts.findings_table(v).iloc[0]["verdict"] == "partly reproduced"
+
+
+def test_a_task_at_blind_level_is_untestable_here(f4, tmp_path):
+    seeds, spec, _ = f4
+    pd.DataFrame({"split": [0, 0], "task": ["vqa", "caption"], "margin": [0.5, 9.0], "margin_in_sd": [0.4, 6.0]}) \
+        .to_csv(tmp_path / "controls.csv", index=False)
+    blind = aggregate.blind_level_tasks(tmp_path / "controls.csv")
+    assert set(blind) == {"vqa"} and "blind level" in blind["vqa"]
+    spec["checks"] = [chk("vqa", primary=True), chk("avg", primary=True)]
+    v = verdicts.adjust(verdicts.verdicts_table(seeds, spec, untestable=blind))
+    assert list(v["verdict"]) == ["untestable here", "reproduced"] and "0.4 seed SDs" in v.loc[0, "note"]
+    assert verdicts.finding_verdict(["untestable here"]) == "untestable here"
+    assert aggregate.blind_level_tasks(tmp_path / "none.csv") == {}

@@ -11,8 +11,12 @@ An ablation file (ablations/<name>.yaml) holds one question:
     seeds: [0, 1, 2]
     metrics: [avg, vqa, ...]             # optional: the columns plotted (default avg and every task)
     checks:                              # orderings the verdicts test, each on paired seeds (the runner needs one)
-      - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg}
+      - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg, primary: true}
       - {kind: not_worse, better: {...}, worse: {...}, metric: avg, margin: 2.0}
+    A `primary: true` check states the source's headline claim: the finding's verdict comes from its primary
+    checks; the others are shown, not counted. A file that marks none counts every check that is not a
+    deterministic fact. A check's claim is "quality" (scores, divergence) or "efficiency" (timing, compute),
+    from its metric's kind.
 Errors name the file and the culprit in one line (ConfigError).
 """
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Check:
     metric: str = "avg"          # a registered metric (contract/metrics.py)
     kind: str = "better"         # better | not_worse (better - worse > -margin)
     margin: float = 0.0          # not_worse: the tolerated loss, in the metric's unit
+    primary: bool = False        # the source's headline claim: the finding's verdict comes from these
 
     @classmethod
     def parse(cls, raw, where: str = "check") -> "Check":
@@ -45,9 +50,12 @@ class Check:
             return raw
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: a check is a mapping {{better, worse, metric[, kind, margin]}}, got {raw!r}")
-        unknown = set(raw) - {"better", "worse", "metric", "kind", "margin"}
+        unknown = set(raw) - {"better", "worse", "metric", "kind", "margin", "primary"}
         if unknown:
-            raise ConfigError(f"{where}: unknown check key(s) {sorted(unknown)}; allowed: better, worse, metric, kind, margin")
+            raise ConfigError(f"{where}: unknown check key(s) {sorted(unknown)}; allowed: better, worse, metric, kind, "
+                              "margin, primary")
+        if not isinstance(raw.get("primary", False), bool):
+            raise ConfigError(f"{where}: primary={raw.get('primary')!r} must be true or false")
         kind = str(raw.get("kind", "better"))
         if kind not in CHECK_KINDS:
             raise ConfigError(f"{where}: check kind {kind!r} is not allowed; allowed: {', '.join(CHECK_KINDS)}")
@@ -57,7 +65,7 @@ class Check:
             raise ConfigError(f"{where}: margin={raw.get('margin')!r} is not a number") from None
         sides = {s: {str(k): str(v) for k, v in (raw.get(s) or {}).items()} for s in ("better", "worse")}
         return cls(better=sides["better"], worse=sides["worse"], metric=str(raw.get("metric", "avg")), kind=kind,
-                   margin=margin if kind == "not_worse" else math.nan)
+                   margin=margin if kind == "not_worse" else math.nan, primary=bool(raw.get("primary", False)))
 
 
 @dataclass

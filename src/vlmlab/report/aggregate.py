@@ -87,7 +87,7 @@ def read_seed(seed_dir: str | Path) -> dict:
                 "batch_size": get("optim", "batch_size"), "grad_accum": get("optim", "grad_accum"),
                 "lr": get("optim", "lr"), "train_size": get("data", "train_size"),
                 "validation_size": get("data", "validation_size"), "test_size": get("data", "test_size"),
-                "n_tasks": len(get("data", "tasks") or []) or None, "eval_split": get("eval", "split"),
+                "n_tasks": len(get("data", "tasks") or []) or None, "eval_split": get("eval", "split"), "eval_shots": get("eval", "shots") or 0,
                 "eval_max_samples": get("eval", "max_samples")})
     return row
 
@@ -257,6 +257,32 @@ def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
         scores = prior_scores(world, cfg["eval"].get("split", "test"), cfg["eval"].get("max_samples"))
         return {**scores, "avg": sum(scores.values()) / len(scores)} if scores else {}
     return {}
+
+
+BLIND_LEVEL_SD = 2.0  # a task whose trained baseline beats its blind control by less than this many seed SDs
+
+
+def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
+    """Tasks the world's calibration (calibrate.py's controls.csv) found at blind level: under every image
+    handling it measured, the trained baseline beats its blind control by < BLIND_LEVEL_SD seed SDs.
+    {task: reason}; avg too when every task is. {} without a calibration."""
+    path = Path(controls_csv)
+    if not path.exists():
+        return {}
+    c = pd.read_csv(path)
+    if c.empty or "margin_in_sd" not in c.columns:
+        return {}
+    out = {}
+    for task, g in c.groupby("task", sort=False):
+        best = g["margin_in_sd"].max()
+        if not (best >= BLIND_LEVEL_SD):  # nan (no spread) counts as not shown to measure vision
+            r = g.loc[g["margin_in_sd"].idxmax()] if g["margin_in_sd"].notna().any() else g.iloc[0]
+            out[task] = (f"untestable here: {task} is at blind level in the world's calibration (trained - blind = "
+                         f"{r['margin']:.2f} points, {r['margin_in_sd']:.1f} seed SDs < {BLIND_LEVEL_SD:g}; "
+                         f"results/calibration)")
+    if out and len(out) == c["task"].nunique():
+        out["avg"] = "untestable here: every task is at blind level in the world's calibration (results/calibration)"
+    return out
 
 
 def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:

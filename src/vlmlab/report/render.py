@@ -78,6 +78,9 @@ def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[
             ["training data", _uniq(zip(done["train_size"], done["n_tasks"]), lambda t: f"{t[0]} per task x {t[1]} tasks")],
             ["evaluation data", _uniq(zip(done["eval_split"], done["eval_max_samples"]),
                                       lambda t: f"{t[0]}, up to {t[1]} per task")],
+            ["evaluation protocol", _uniq(done["eval_shots"] if "eval_shots" in done.columns else pd.Series([0]),
+                                          lambda k: f"{int(k)}-shot") + " (the paper's scores are 4-shot: its "
+                                                                        "numbers and ours compare in direction, not size)"],
             ["seeds by status", ", ".join(f"{int(counts.get(s, 0))} {s}" for s in aggregate.STATUSES)],
             ["runs trained / reused", f"{len(own)} trained; {len(done) - len(own)} identical to a finished run "
                                       "elsewhere (another ablation's shared baseline, or an earlier sweep), whose "
@@ -88,11 +91,11 @@ def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[
             ["summed run time", f"{fmt_time(own['wall_time_s'].fillna(0).sum())} (sum over the {len(own)} trained runs)"]]
     fin = done[done["status"] == "finished"]
     if "avg" in fin.columns and len(fin):
-        own_fin = aggregate.own_runs(fin)  # a reused run repeats its twin: count each experiment once
-        sd = own_fin.groupby(["ablation", "cell"])["avg"].std(ddof=1).dropna()
+        sd = fin.groupby(["ablation", "cell"])["avg"].std(ddof=1).dropna()  # every seed a check pairs, reused too
         if len(sd):
             rows.append(["seed-to-seed noise of avg", f"std over seeds: median {sd.median():.2f} points, range "
-                                                      f"{sd.min():.2f}-{sd.max():.2f} over {len(sd)} cells"])
+                                                      f"{sd.min():.2f}-{sd.max():.2f} over {len(sd)} cells (the "
+                                                      "seeds the checks use)"])
     if sweeps is not None and not sweeps.empty:
         rows.append(["sweep wall time", f"{fmt_time(sweeps['wall_time_s'].sum())} over {len(sweeps)} sweeps "
                                         f"({', '.join(dict.fromkeys(sweeps['ablation']))}) on {_uniq(sweeps['machine'])}"])
@@ -112,13 +115,20 @@ def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[li
     return head, rows
 
 
+def fmt_p(p) -> str:
+    return "–" if p is None or not isinstance(p, (int, float)) or not math.isfinite(p) else \
+        ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    head = ["check", "metric", "kind", "pairs", "better", "worse", "better − worse (95% CI)", "verdict",
-            "seeds for 80% power", "note"]
-    rows = [[r["check"], f"{r['metric']} ({r['direction']} is better)",
-             r["kind"] + (f" (margin {r['margin']:g})" if r["kind"] == "not_worse" else ""), str(r["n_pairs"]),
-             fmt(r["better_mean"]), fmt(r["worse_mean"]),
+    head = ["check", "role", "metric", "kind", "test", "pairs", "better", "worse", "better − worse (95% CI)", "p",
+            "p (Holm)", "verdict", "seeds for 80% power", "note"]
+    rows = [[r["check"], ("PRIMARY" if r.get("primary") else "secondary") + f", {r.get('claim', '')}",
+             f"{r['metric']} ({r['direction']} is better)",
+             r["kind"] + (f" (margin {r['margin']:g})" if r["kind"] == "not_worse" else ""), r.get("test", ""),
+             str(r["n_pairs"]), fmt(r["better_mean"]), fmt(r["worse_mean"]),
              f"{fmt(r['diff_mean'], r['diff_ci95'])}  [{fmt(r['diff_lo'])}; {fmt(r['diff_hi'])}]",
+             fmt_p(r.get("p")), fmt_p(r.get("p_holm")),
              r["verdict"].upper() if r["verdict"] in ("reproduced", "contradicted") else r["verdict"],
              to_decide_text(r), r["note"]]
             for r in v.to_dict("records")]
@@ -179,25 +189,31 @@ def timing_blocks(path: Path) -> list:
 
 
 def to_decide_text(r: dict) -> str:
-    """'' for a decided check; else the paired seeds with 80% power to decide it at the estimated effect and noise."""
-    if r["verdict"] != "inconclusive" or r["n_pairs"] < 2:
+    """'' for a decided check; else the paired seeds with 80% power at the estimated effect and noise, and
+    whether that is the count to reproduce or to contradict the paper's direction."""
+    if r["verdict"] != "inconclusive" or r["n_pairs"] < 2 or not r.get("power_for"):
         return ""
     n = r.get("seeds_to_decide", math.nan)
+    way = f" to {r['power_for']}"
     if isinstance(n, (int, float)) and math.isfinite(n):
-        return f"~{int(n)}"
+        return f"~{int(n)}{way}"
+    if isinstance(n, (int, float)) and math.isnan(n):
+        return ""  # no spread to plan with (identical differences: the sign test decides with more seeds)
     zero = verdicts.bound_distance(r["diff_mean"], 1 if r["direction"] == "higher" else -1, r["kind"], r["margin"]) == 0
-    return "none (a zero effect)" if zero else "over 200"
+    return "none (a zero effect)" if zero else f"over 200{way}"
 
 
 def effect_text(r: dict) -> str:
     """One check as 'better vs worse: metric +1.23 ± 0.45 (verdict)', with '; ~N seeds for 80% power' if inconclusive."""
+    tag = "PRIMARY " if r.get("primary") else ""
     if r["verdict"] == "not run yet" or not math.isfinite(r["diff_mean"]):
-        return f"{r['check']}: {r['metric']} – ({r['verdict']})"
+        return f"{tag}{r['check']}: {r['metric']} – ({r['verdict']})"
     more = to_decide_text(r)
     more = "; a zero effect, which no seed count decides" if more.startswith("none") else \
-        f"; {more} seeds for 80% power" if more else ""
-    return f"{r['check']}: {r['metric']} {'+' if r['diff_mean'] >= 0 else ''}{fmt(r['diff_mean'], r['diff_ci95'])} " \
-           f"({r['verdict']}{more})"
+        f"; {more.replace(' to ', ' seeds for 80% power to ', 1)}" if more else ""
+    p = f", p(Holm) {fmt_p(r.get('p_holm'))}" if isinstance(r.get("p_holm"), float) and math.isfinite(r["p_holm"]) else ""
+    return f"{tag}{r['check']}: {r['metric']} {'+' if r['diff_mean'] >= 0 else ''}{fmt(r['diff_mean'], r['diff_ci95'])} " \
+           f"({r['verdict']}{p}{more})"
 
 
 def glance_row(finding: str, items: list, fv: dict) -> list[str]:
@@ -253,12 +269,18 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     if (out / "runs").resolve() != runs.resolve():  # results/runs: the per-run files the report is built from
         aggregate.snapshot(runs, out / "runs", specs)  # merged in: committed runs stay unless rerun
         runs = out / "runs"
+    untestable = aggregate.blind_level_tasks(out / "calibration" / "controls.csv")
     per, all_seeds, all_v = {}, [], []
     for name, spec in specs.items():
         seeds = aggregate.seeds_table(runs, name, spec)
-        cells = aggregate.cells_table(seeds, spec)
         isolated = aggregate.isolated_table(runs / name)
-        v = verdicts.verdicts_table(seeds, spec, isolated) if not seeds.empty else pd.DataFrame()
+        v = verdicts.verdicts_table(seeds, spec, isolated, untestable) if not seeds.empty else pd.DataFrame()
+        per[name] = (spec, seeds, aggregate.cells_table(seeds, spec), v, [])
+        all_seeds.append(seeds)
+        all_v.append(v)
+    v_all = verdicts.adjust(pd.concat([v for v in all_v if not v.empty] or [pd.DataFrame()], ignore_index=True))
+    for name, (spec, seeds, cells, v, _) in per.items():
+        v = v_all[v_all["ablation"] == name].reset_index(drop=True) if not v.empty else v
         figs = []
         if not seeds.empty and seeds["status"].ne("missing").any():
             aggregate.write_tables(seeds, cells, out / name)
@@ -268,10 +290,7 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
             for stale in ("seeds.csv", "cells.csv", "verdicts.csv", "bars.png", "loss.png", "tradeoff.png"):
                 (out / name / stale).unlink(missing_ok=True)
         per[name] = (spec, seeds, cells, v, figs)
-        all_seeds.append(seeds)
-        all_v.append(v)
     seeds_all = pd.concat([s for s in all_seeds if not s.empty] or [pd.DataFrame(columns=["status"])], ignore_index=True)
-    v_all = pd.concat([v for v in all_v if not v.empty] or [pd.DataFrame()], ignore_index=True)
     findings = verdicts.findings_table(v_all)
     aggregate.write_atomic(out / "findings.csv", findings.to_csv(index=False))
     blocks = [("h1", "vlmlab: what matters when building vision-language models, reproduced", None),

@@ -1,71 +1,93 @@
-"""Small statistics for the finding tables: Student t quantiles, mean ± 95% CI, and the number of paired
-seeds that gives a check 80% power.
+"""The statistics behind the verdicts, from scipy and statsmodels: one test per kind of metric.
 
-scipy is not a dependency, so the t quantiles (97.5%: the two-sided 95% critical value; 80%: for power)
-come from tables (df 1..30 exact to 3 decimals, then 40/60/120 and the normal limit, interpolated linearly
-in 1/df between entries). tests/report checks the tables against a numerical integration of the t density.
+  quality (scores)   paired t test of d = better - worse over seeds (scipy.stats.ttest_1samp), with its 95%
+                     t interval; for a non-inferiority check the test is against -margin. When every d is the
+                     same (zero variance) no t exists: the exact sign test (scipy.stats.binomtest) decides, so
+                     3 identical pairs give p = 0.25, not certainty.
+  event (divergence) Fisher's exact test (scipy.stats.fisher_exact) of diverged / not diverged on each side.
+  deterministic      no test: a fact of the architecture, reported as holding or not.
+Multiplicity: Holm's step-down adjustment (statsmodels multipletests) over a family of tested checks (the
+report's primary checks; separately, its secondary ones); the verdict reads the adjusted p, the raw one is
+shown beside it.
+Power: the paired seeds a t test needs for 80% power at alpha 0.05 if the mean and spread of d hold
+(statsmodels TTestPower), labelled by the way the estimate points: to reproduce or to contradict.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
-# t_{0.975, df}: the half-width multiplier of a two-sided 95% interval
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-         10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101,
-         19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052,
-         28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
-# t_{0.80, df}: with the 97.5% quantile, the n of a paired t test at 80% power
-_T80 = {1: 1.376, 2: 1.061, 3: 0.978, 4: 0.941, 5: 0.920, 6: 0.906, 7: 0.896, 8: 0.889, 9: 0.883, 10: 0.879,
-        11: 0.876, 12: 0.873, 13: 0.870, 14: 0.868, 15: 0.866, 16: 0.865, 17: 0.863, 18: 0.862, 19: 0.861,
-        20: 0.860, 21: 0.859, 22: 0.858, 23: 0.858, 24: 0.857, 25: 0.856, 26: 0.856, 27: 0.855, 28: 0.855,
-        29: 0.854, 30: 0.854, 40: 0.851, 60: 0.848, 120: 0.845}
-_TABLES = {0.975: (_T975, 1.960), 0.80: (_T80, 0.8416)}  # quantile: (table, normal limit)
+ALPHA = 0.05
 
 
-def t_crit(df: int, q: float = 0.975) -> float:
-    """The q quantile (0.975 or 0.80) of Student's t with `df` degrees of freedom (df >= 1)."""
+def finite(values) -> np.ndarray:
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    return x[np.isfinite(x)]
+
+
+def t_quantile(df: int, q: float = 0.975) -> float:
+    """The q quantile of Student's t with df degrees of freedom (scipy)."""
     if df < 1:
-        raise ValueError(f"t_crit needs df >= 1, got {df}")
-    table, z = _TABLES[q]
-    if df in table:
-        return table[df]
-    keys = sorted(table)
-    lo = max(k for k in keys if k < df)
-    hi = min((k for k in keys if k > df), default=None)
-    t_hi, inv_hi = (z, 0.0) if hi is None else (table[hi], 1.0 / hi)
-    w = (1.0 / lo - 1.0 / df) / (1.0 / lo - inv_hi)  # linear in 1/df, exact at the table entries
-    return table[lo] + w * (t_hi - table[lo])
+        raise ValueError(f"t_quantile needs df >= 1, got {df}")
+    return float(st.t.ppf(q, df))
 
 
 def mean_ci(values) -> tuple[float, float, int]:
     """(mean, half-width of the 95% t interval, n) of the finite values; half-width is nan when n < 2."""
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
+    x = finite(values)
     n = int(x.size)
     if n == 0:
         return math.nan, math.nan, 0
     if n == 1:
         return float(x[0]), math.nan, 1
-    return float(x.mean()), float(t_crit(n - 1) * x.std(ddof=1) / math.sqrt(n)), n
+    return float(x.mean()), t_quantile(n - 1) * float(x.std(ddof=1)) / math.sqrt(n), n
 
 
-def seeds_needed(std: float, distance: float, limit: int = 200) -> int | None:
-    """Paired seeds for 80% power: the smallest n >= 2 with (t_{0.975, n-1} + t_{0.80, n-1}) * std / sqrt(n)
-    <= distance, i.e. a 95% interval of the mean clears a bound `distance` away in 4 runs of 5, *if* the
-    mean and the seed-to-seed std are what was estimated (a planning figure: the usual normal-approximation
-    sample size of a paired t test, with t quantiles). None when no n <= limit does (or distance <= 0)."""
-    if not (math.isfinite(std) and math.isfinite(distance)) or distance <= 0:
-        return None
-    for n in range(2, limit + 1):
-        if (t_crit(n - 1) + t_crit(n - 1, 0.80)) * std / math.sqrt(n) <= distance:
-            return n
-    return None
+def paired_p(diffs, bound: float = 0.0) -> tuple[float, str]:
+    """Two-sided p of mean(d) = bound, and the test used: a one-sample t test on the paired differences, or,
+    when they do not vary, the exact sign test of how many differences lie above the bound."""
+    d = finite(diffs)
+    if d.size < 2:
+        return math.nan, "none"
+    if np.ptp(d) == 0:
+        above, below = int((d > bound).sum()), int((d < bound).sum())
+        if above + below == 0:
+            return 1.0, "sign test"
+        return float(st.binomtest(above, above + below, 0.5).pvalue), "sign test"
+    return float(st.ttest_1samp(d, bound).pvalue), "paired t"
 
 
-def t_pdf(x, df: int):
-    """Density of Student's t (used by the tests to check the table)."""
-    x = np.asarray(x, dtype=float)
-    c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return np.exp(c - (df + 1) / 2 * np.log1p(x * x / df))
+def fisher_p(events_better: int, n_better: int, events_worse: int, n_worse: int) -> float:
+    """Two-sided Fisher exact p of the 2 x 2 table (events, non-events) x (better side, worse side)."""
+    if n_better == 0 or n_worse == 0:
+        return math.nan
+    table = [[events_better, n_better - events_better], [events_worse, n_worse - events_worse]]
+    return float(st.fisher_exact(table).pvalue)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm-adjusted p-values (nan stays nan and is not counted in the family)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
+    return out.tolist()
+
+
+def seeds_for_power(std: float, distance: float, limit: int = 200) -> float:
+    """Paired seeds for 80% power of a two-sided paired t test at alpha 0.05 against a bound `distance` away
+    (effect size distance / std); nan when undefined (std 0 or nan), inf when beyond `limit` or distance 0."""
+    if not (math.isfinite(std) and math.isfinite(distance)):
+        return math.nan
+    if distance <= 0:
+        return math.inf
+    if std <= 0:
+        return math.nan
+    n = TTestPower().solve_power(effect_size=distance / std, alpha=ALPHA, power=0.8, alternative="two-sided")
+    n = max(2, math.ceil(float(n)))
+    return float(n) if n <= limit else math.inf

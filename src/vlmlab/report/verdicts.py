@@ -1,27 +1,33 @@
-"""Verdicts from paired seeds: each check of an ablation file becomes reproduced / contradicted / inconclusive.
+"""Verdicts: each check of an ablation file becomes reproduced / contradicted / inconclusive (or a fact, or
+untestable here), and each finding's verdict comes from its primary checks.
 
 Pairing: seed s of the better cell and seed s of the worse cell share the data order and the
 initialisation of the parts they share, so d_s = better_s - worse_s is a matched pair. A check names
 key=value pairs for each side; every cell whose swept values contain them is on that side, and a
 better cell is paired with the worse cell that agrees on every other key (so a check on
 `trainable` in a grid over `trainable x optim.lr` pools the pairs of every learning rate).
-Pairs: `diverged` uses seeds that finished or diverged; every other metric uses seeds where both
-sides finished (a diverged run has no evaluation). The 95% t interval of the mean of d decides:
-  better     reproduced if the interval lies above 0 in the metric's good direction, contradicted if below
-  not_worse  reproduced if the good-direction lower bound > -margin, contradicted if the upper bound < -margin
-  otherwise, or with fewer than 2 pairs: inconclusive.
-A check on an isolated timing (a metric of source "isolated", e.g. isolated_step_ms) pairs timing.py's
-interleaved reps instead of seeds (rep r of both cells was timed in the same round), and must also clear the
-A/A control: reproduced (or contradicted) only if its interval lies beyond |A/A mean| + A/A half-width,
-the largest difference the same model timed twice admits; with no A/A row it stays inconclusive.
-An inconclusive check with 2+ pairs also gets `seeds_to_decide`: the paired seeds with 80% power for the
-interval to clear its bound (0, or -margin) if the mean and std of d are as estimated (stats.seeds_needed).
-A planning figure for the next run, not a promise: the estimates are from few seeds, and adding seeds
-after looking at a result is optional stopping, so choose the number once.
-A check whose metric the finished runs never recorded (a compute metric added after they ran) is "not measured".
-Finding verdict, over all checks of all ablation files of one finding (not-run and not-measured checks excluded):
+
+The statistic fits the metric's kind (contract/metrics.py; the tests are in stats.py):
+  quality        paired t test of d in the metric's good direction against 0 (`better`) or -margin
+                 (`not_worse`); the exact sign test when d does not vary. Pairs use seeds where both sides
+                 finished; seeds that diverged or failed on either side are counted in the note, not hidden.
+  event          `diverged`: Fisher's exact test of diverged / not diverged seeds on each side.
+  deterministic  a fact: "fact: holds" or "fact: does not hold", never a reproduction.
+  timing         isolated timings (source "isolated"): timing.py's interleaved reps pair as seeds do, and the
+                 interval must lie beyond |A/A mean| + A/A half-width; a run's own timings: as quality.
+Multiplicity: `adjust` applies Holm's correction over the report's tested checks (quality and event checks),
+in two families: the primary checks (the confirmatory claims) and the secondary ones, so adding a secondary
+check never costs a primary one power; the verdict reads the adjusted p at alpha 0.05: reproduced if significant in the paper's direction,
+contradicted if significant against it, else inconclusive. The raw p and the 95% interval are shown.
+Power: an inconclusive check gets `seeds_to_decide`, the paired seeds a t test needs for 80% power if the
+mean and spread of d hold, and `power_for`: "reproduce" or "contradict", the way its estimate points.
+Untestable: a check on a task the world's calibration (results/calibration/controls.csv) found at blind
+level, where the trained baseline does not beat its blind control by 2 seed SDs, is "untestable here".
+Finding verdict, over the primary checks of its files (`primary: true`; a file that marks none: all its
+checks but facts), not-run, not-measured and untestable ones set aside:
   reproduced (all reproduced) | contradicted (some contradicted, none reproduced) | mixed (both) |
-  partly reproduced (some reproduced, the rest inconclusive) | inconclusive | not run yet (no pairs anywhere).
+  partly reproduced (some reproduced, the rest inconclusive) | inconclusive |
+  untestable here (every primary untestable) | not run yet (no pairs anywhere).
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ import pandas as pd
 from vlmlab.contract.ablation import Check
 from vlmlab.contract.metrics import metric as metric_info
 from vlmlab.report.aggregate import parse_cell, write_atomic
-from vlmlab.report.stats import mean_ci, seeds_needed
+from vlmlab.report.stats import ALPHA, fisher_p, holm, mean_ci, paired_p, seeds_for_power
 
 
 def direction(metric: str) -> int:
@@ -125,12 +131,31 @@ def aa_bound(isolated: pd.DataFrame | None) -> float:
     return abs(mean) + half if math.isfinite(mean) and math.isfinite(half) else math.nan
 
 
-def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFrame | None = None) -> dict:
-    """One verdict row for one check of an ablation file (`isolated`: aggregate.isolated_table, for checks on
-    isolated timings)."""
+def claim_of(metric: str) -> str:
+    """quality (scores, divergence) or efficiency (timing, compute) by the metric's kind."""
+    return "efficiency" if metric_info(metric).kind in ("timing", "deterministic") else "quality"
+
+
+def _event_counts(seeds: pd.DataFrame, cells: list[str]) -> tuple[int, int]:
+    """(diverged, finished + diverged) seeds of the cells."""
+    g = seeds[seeds["cell"].isin(cells) & seeds["status"].isin(["finished", "diverged"])]
+    return int((g["status"] == "diverged").sum()), len(g)
+
+
+def _excluded(seeds: pd.DataFrame, pairs: list[tuple[str, str]]) -> int:
+    """Seeds of the paired cells that ran but left no score (diverged or failed): out of the pairs."""
+    cells = {c for pair in pairs for c in pair}
+    return int((seeds["cell"].isin(cells) & seeds["status"].isin(["diverged", "failed"])).sum())
+
+
+def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFrame | None = None,
+                   untestable: dict[str, str] | None = None) -> dict:
+    """One verdict row for one check of an ablation file, before the report's Holm adjustment (`adjust`).
+    `isolated`: aggregate.isolated_table, for checks on isolated timings; `untestable`: task -> reason."""
     check = Check.parse(check)
     metric, kind, margin = check.metric, check.kind, check.margin
-    timed = metric_info(metric).source == "isolated"
+    info = metric_info(metric)
+    timed = info.source == "isolated"
     noise = aa_bound(isolated) if timed else math.nan
     if timed:
         seeds = isolated if isolated is not None and not isolated.empty else seeds.iloc[0:0]
@@ -140,46 +165,127 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFr
     mean, half, n = mean_ci(d["diff"])
     lo, hi = mean - half, mean + half
     sign = direction(metric)
-    verdict = decide_isolated(lo, hi, n, sign, noise) if timed else decide(lo, hi, n, sign, kind, margin)
-    to_decide = math.nan  # not applicable (or reps, not seeds); inf: no number of seeds up to 200 decides
-    if verdict == "inconclusive" and n >= 2 and not timed:
-        to_decide = seeds_needed(float(d["diff"].std(ddof=1)), bound_distance(mean, sign, kind, margin)) or math.inf
+    bound = -abs(margin) if kind == "not_worse" else 0.0
+    good = sign * d["diff"]  # differences in the metric's good direction
+    test, p, verdict = "none", math.nan, "inconclusive"
+    if info.kind == "deterministic":
+        test = "fact"
+        if n:
+            verdict = "fact: holds" if float(good.iloc[0]) > bound else "fact: does not hold"
+    elif info.kind == "event":
+        test = "Fisher exact"
+        bs, ws = [b for b, _ in pairs], [w for _, w in pairs]
+        (eb, nb), (ew, nw) = _event_counts(seeds, list(dict.fromkeys(bs))), _event_counts(seeds, list(dict.fromkeys(ws)))
+        p = fisher_p(eb, nb, ew, nw)
+        if nb and nw:
+            mean = eb / nb - ew / nw  # share of diverged seeds, better minus worse
+            verdict = _by_p(p, sign * mean > 0)
+    elif timed:
+        test = "paired t over reps, A/A bound"
+        p = paired_p(d["diff"])[0]
+        verdict = decide_isolated(lo, hi, n, sign, noise)
+    else:
+        p, test = paired_p(good, bound)
+        verdict = _by_p(p, float(good.mean()) > bound) if n >= 2 else "inconclusive"
+    to_decide, power_for = math.nan, ""
+    if verdict == "inconclusive" and n >= 2 and test in ("paired t", "sign test"):
+        to_decide = seeds_for_power(float(good.std(ddof=1)), abs(float(good.mean()) - bound))
+        power_for = "reproduce" if float(good.mean()) > bound else "contradict"
     ran = (not seeds.empty) and bool(seeds["status"].ne("missing").any())
+    excluded = _excluded(seeds, pairs) if pairs and info.kind not in ("event",) and not timed else 0
     if not pairs and timed:
         note = "not measured: no isolated timing of these cells (python -m vlmlab.timing)"
     elif not pairs:
         note = "no cells match this check"
     elif n == 0 and ran and not timed and not recorded(seeds, pairs, metric):
         note = f"not measured: these runs' summaries have no {metric}"
-    elif n < 2:
-        note = f"only {n} paired seed(s); needs 2" if ran else "not run yet"
+    elif not ran:
+        note = "not run yet"
+    elif n < 2 and info.kind != "event":
+        note = f"only {n} paired seed(s); needs 2"
     else:
         note = ""
+    if timed and not note:
+        note = f"reps, not seeds; A/A noise bound ±{noise:.3g} ms"
+    if excluded and not note:
+        note = f"{excluded} diverged or failed seed(s) of these cells have no score and are out of the pairs"
+    if note == "not run yet":
+        verdict = "not run yet"
+    elif note.startswith("not measured"):
+        verdict = "not measured"
+    reason = (untestable or {}).get(metric)
+    if reason and not verdict.startswith(("fact", "not ")):
+        verdict, note = "untestable here", reason
     return {"check": f"{_label(check.better)} vs {_label(check.worse)}", "metric": metric,
-            "kind": kind, "margin": margin, "direction": "higher" if sign > 0 else "lower",
+            "kind": kind, "margin": margin, "claim": claim_of(metric), "primary": check.primary, "test": test,
+            "direction": "higher" if sign > 0 else "lower",
             "better_cells": " | ".join(dict.fromkeys(b for b, _ in pairs)),
             "worse_cells": " | ".join(dict.fromkeys(w for _, w in pairs)),
             "n_pairs": n, "better_mean": d["better"].mean() if n else math.nan,
             "worse_mean": d["worse"].mean() if n else math.nan,
-            "diff_mean": mean, "diff_ci95": half, "diff_lo": lo, "diff_hi": hi,
-            "seeds_to_decide": to_decide,
-            "verdict": "not run yet" if note == "not run yet" else "not measured" if note.startswith("not measured")
-            else verdict,
-            "note": note or (f"reps, not seeds; A/A noise bound ±{noise:.3g} ms" if timed else "")}
+            "diff_mean": mean, "diff_ci95": half, "diff_lo": lo, "diff_hi": hi, "p": p, "p_holm": math.nan,
+            "seeds_to_decide": to_decide, "power_for": power_for, "verdict": verdict, "note": note}
 
 
-def verdicts_table(seeds: pd.DataFrame, spec: dict, isolated: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every check of an ablation file, in file order."""
-    rows = [{"ablation": spec.get("name", ""), "finding": spec.get("finding", "?"), "index": i,
-             **evaluate_check(seeds, chk, isolated)} for i, chk in enumerate(spec.get("checks") or [])]
+def _by_p(p: float, paper_way: bool) -> str:
+    if not math.isfinite(p) or p >= ALPHA:
+        return "inconclusive"
+    return "reproduced" if paper_way else "contradicted"
+
+
+def tested(row: dict) -> bool:
+    """In the Holm family: a quality or event check (seeds, not reps or facts) with a p-value."""
+    return row["test"] in ("paired t", "sign test", "Fisher exact") and math.isfinite(row["p"]) and \
+        row["verdict"] in ("reproduced", "contradicted", "inconclusive")
+
+
+def adjust(v: pd.DataFrame) -> pd.DataFrame:
+    """Holm's correction over the report's tested checks, primary and secondary families apart; verdicts
+    re-read at the adjusted p."""
+    if v.empty:
+        return v
+    v = v.copy()
+    rows = v.to_dict("records")
+    pairs = []
+    for primary in (True, False):  # two families: the confirmatory (primary) checks, and the secondary ones
+        family = [i for i, r in enumerate(rows) if tested(r) and bool(r.get("primary", True)) == primary]
+        pairs += list(zip(family, holm([rows[i]["p"] for i in family])))
+    for i, q in pairs:
+        r = rows[i]
+        v.at[v.index[i], "p_holm"] = q
+        paper_way = (r["diff_mean"] > 0) if r["test"] == "Fisher exact" and r["direction"] == "higher" else \
+            (r["diff_mean"] < 0) if r["test"] == "Fisher exact" else \
+            ((1 if r["direction"] == "higher" else -1) * r["diff_mean"] > (-abs(r["margin"]) if r["kind"] == "not_worse" else 0.0))
+        new = _by_p(q, paper_way)
+        if new != r["verdict"]:
+            v.at[v.index[i], "verdict"] = new
+            if new == "inconclusive" and math.isfinite(r["n_pairs"]) and r["n_pairs"] >= 2 and r["test"] != "Fisher exact":
+                v.at[v.index[i], "power_for"] = "reproduce" if paper_way else "contradict"
+    return v
+
+
+def verdicts_table(seeds: pd.DataFrame, spec: dict, isolated: pd.DataFrame | None = None,
+                   untestable: dict[str, str] | None = None) -> pd.DataFrame:
+    """Every check of an ablation file, in file order (before the report-wide `adjust`)."""
+    checks = [Check.parse(c) for c in spec.get("checks") or []]
+    marked = any(c.primary for c in checks)
+    rows = []
+    for i, chk in enumerate(checks):
+        row = evaluate_check(seeds, chk, isolated, untestable)
+        row["primary"] = chk.primary if marked else row["test"] != "fact"
+        rows.append({"ablation": spec.get("name", ""), "finding": spec.get("finding", "?"), "index": i, **row})
     return pd.DataFrame(rows)
 
 
-def finding_verdict(verdicts) -> str:
-    """Combine check verdicts into one finding-level verdict (rules in the module docstring)."""
-    v = [x for x in verdicts if x not in ("not run yet", "not measured")]
+SET_ASIDE = ("not run yet", "not measured", "untestable here", "fact: holds", "fact: does not hold")
+
+
+def finding_verdict(verdicts, untestable: int = 0) -> str:
+    """Combine primary-check verdicts into one finding-level verdict (rules in the module docstring)."""
+    verdicts = list(verdicts)
+    v = [x for x in verdicts if x not in SET_ASIDE]
     if not v:
-        return "not run yet"
+        return "untestable here" if "untestable here" in verdicts else "not run yet"
     rep, con = v.count("reproduced"), v.count("contradicted")
     if rep == len(v):
         return "reproduced"
@@ -191,14 +297,16 @@ def finding_verdict(verdicts) -> str:
 
 
 def findings_table(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Per finding: counts of check verdicts and the finding-level verdict."""
+    """Per finding: counts of its primary checks' verdicts and the finding-level verdict."""
     rows = []
     for finding, g in verdicts.groupby("finding", sort=True) if not verdicts.empty else []:
-        counts = g["verdict"].value_counts()
+        primary = g[g["primary"].astype(bool)] if "primary" in g.columns else g
+        counts = primary["verdict"].value_counts()
         rows.append({"finding": finding, "ablations": " ".join(dict.fromkeys(g["ablation"])), "n_checks": len(g),
+                     "n_primary": len(primary),
                      **{f"n_{k.replace(' ', '_')}": int(counts.get(k, 0))
-                        for k in ("reproduced", "contradicted", "inconclusive", "not run yet")},
-                     "verdict": finding_verdict(list(g["verdict"]))})
+                        for k in ("reproduced", "contradicted", "inconclusive", "untestable here", "not run yet")},
+                     "verdict": finding_verdict(list(primary["verdict"]))})
     return pd.DataFrame(rows)
 
 
