@@ -56,3 +56,20 @@ def test_a_partial_rerun_replaces_only_the_runs_it_reran(clone):
     seeds = pd.read_csv(out / NAME / "seeds.csv")
     mine = seeds[seeds["cell"] == cell].set_index("seed")["avg"]
     assert mine[0] == 99.0 and mine[1] != 99.0 and len(mine) == 3  # the other seeds are the committed ones
+
+
+def test_every_runs_answers_are_committed_as_one_table_per_ablation(clone):
+    tmp, out, abl = clone
+    cell = sorted(p.name for p in (out / "runs" / NAME).iterdir() if p.is_dir())[0]
+    for seed, said in ((0, "shoe"), (1, "red")):
+        d = tmp / "runs" / NAME / cell / f"seed{seed}"
+        shutil.copytree(out / "runs" / NAME / cell / f"seed{seed}", d)
+        (d / "predictions.json").write_text(json.dumps({"vqa": [
+            {"id": "vqa-test-000000-colour", "prediction": said.upper(), "normalized": said, "answers": ["red"]}]}))
+    build(tmp / "runs", abl, out)
+    table = pd.read_csv(out / NAME / "answers.csv.gz")
+    assert list(table.columns) == ["task", "id", "answers", f"{cell}/seed0", f"{cell}/seed1"]
+    assert table.iloc[0].tolist() == ["vqa", "vqa-test-000000-colour", "red", "shoe", "red"]
+    shutil.rmtree(tmp / "runs" / NAME)  # a fresh clone has no predictions.json: the committed table stays
+    build(tmp / "runs", abl, out)
+    assert pd.read_csv(out / NAME / "answers.csv.gz").shape == (1, 5)

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from vlmlab.contract.metrics import names
-from vlmlab.contract.run import CONFIG, FAILED, METRICS, SUMMARY, grid_cells, parse_cell, seed_of
+from vlmlab.contract.run import CONFIG, FAILED, METRICS, PREDICTIONS, SUMMARY, grid_cells, parse_cell, seed_of
 from vlmlab.contract.summary import Summary
 from vlmlab.contract.tasks import task_names
 from vlmlab.report.stats import mean_ci
@@ -283,6 +283,28 @@ def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
     if out and len(out) == c["task"].nunique():
         out["avg"] = "untestable here: every task is at blind level in the world's calibration (results/calibration)"
     return out
+
+
+def answers_table(runs: str | Path, name: str) -> pd.DataFrame:
+    """Every run's answers to every question, one row per question: task, id, the gold answers, then one
+    column per run (<cell>/seed<k>) holding its normalised answer. From the predictions.json files under
+    <runs>/<name>/ (empty when there are none: results/runs keeps no predictions, this table does)."""
+    rows, gold = {}, {}
+    for path in sorted(Path(runs, name).glob(f"*/seed*/{PREDICTIONS}")) if Path(runs, name).is_dir() else []:
+        run = f"{path.parent.parent.name}/{path.parent.name}"
+        try:
+            preds = json.loads(path.read_text())
+        except ValueError:
+            continue
+        for task, items in preds.items():
+            for it in items:
+                key = (task, it["id"])
+                gold.setdefault(key, " | ".join(it.get("answers", [])))
+                rows.setdefault(key, {})[run] = it.get("normalized", it.get("prediction"))
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame([{"task": t, "id": i, "answers": gold[(t, i)], **r} for (t, i), r in rows.items()])
+    return out[["task", "id", "answers", *sorted(c for c in out.columns if c not in ("task", "id", "answers"))]]
 
 
 def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:

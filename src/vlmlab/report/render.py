@@ -266,6 +266,11 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     """Regenerate every table, figure and the report; returns {'findings': DataFrame, 'report': Path}."""
     runs, out = Path(runs), Path(out)
     specs = load_all(ablations) if Path(ablations).is_dir() else {}  # contract/ablation.py: the runner's loader
+    for name in specs:  # each run's answers, per question (predictions.json stays out of results/runs)
+        answers = aggregate.answers_table(runs, name)
+        if not answers.empty:
+            (out / name).mkdir(parents=True, exist_ok=True)
+            answers.to_csv(out / name / "answers.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
     if (out / "runs").resolve() != runs.resolve():  # results/runs: the per-run files the report is built from
         aggregate.snapshot(runs, out / "runs", specs)  # merged in: committed runs stay unless rerun
         runs = out / "runs"
