@@ -150,3 +150,48 @@ def plot_ablation(cells: pd.DataFrame, curves: pd.DataFrame, metrics: list[str],
         if not any(p is not None and p.name == name for _, p in made):
             (out / name).unlink(missing_ok=True)  # a stale figure from an earlier report
     return [(caption, p) for caption, p in made if p is not None]
+
+
+VERDICT_COLOURS = {"reproduced": "#2a9d4b", "contradicted": "#c0392b", "inconclusive": "#7f8c8d",
+                   "untestable here": "#d4a017"}
+
+
+def forest(v: pd.DataFrame, path: str | Path, order: list[str] | None = None) -> Path | None:
+    """Every primary check's effect with its 95% interval, grouped by finding, coloured by verdict. The x axis
+    is the difference in the paper's direction as a percentage of the worse side's mean, so checks in points,
+    ms or shares share one axis: right of 0 is the way the paper says. Event checks (divergence shares) show
+    percentage points. Checks without an interval (not run, not measured, facts) are listed, not drawn."""
+    if v.empty or "primary" not in v.columns:
+        return None
+    p = v[v["primary"].astype(bool)].copy()
+    if p.empty:
+        return None
+    findings = order or sorted(p["finding"].unique())
+    p["finding"] = pd.Categorical(p["finding"], findings, ordered=True)
+    p = p.sort_values(["finding", "ablation", "index"]).reset_index(drop=True)
+    fig = Figure(figsize=(8.5, 0.42 * len(p) + 1.4))
+    ax = fig.subplots()
+    labels = []
+    for i, r in enumerate(p.to_dict("records")):
+        sign = 1 if r["direction"] == "higher" else -1
+        event = r.get("test") == "Fisher exact"
+        scale = 1.0 if event else abs(r["worse_mean"]) if _fin(r["worse_mean"]) else math.nan
+        y = len(p) - 1 - i
+        labels.append(f"{r['finding']}  {r['metric']}: {r['check']}"[:70])
+        colour = VERDICT_COLOURS.get(r["verdict"], "#bbbbbb")
+        if _fin(r["diff_mean"]) is not None and _fin(scale) is not None:
+            mid = 100 * sign * r["diff_mean"] / scale
+            half = 100 * r["diff_ci95"] / scale if _fin(r["diff_ci95"]) is not None else 0.0
+            ax.errorbar(mid, y, xerr=half, fmt="o", color=colour, capsize=3, markersize=6)
+            ax.annotate(r["verdict"], (mid, y), textcoords="offset points", xytext=(6, 5), fontsize=7, color=colour)
+        else:
+            ax.annotate(f"({r['verdict']})", (0, y), textcoords="offset points", xytext=(6, -3), fontsize=7,
+                        color="#888888")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(p)))
+    ax.set_yticklabels(labels[::-1], fontsize=7)
+    ax.set_xlabel("effect in the paper's direction, % of the worse side (95% CI); right = as the paper says")
+    ax.set_title("Primary checks: every finding at a glance", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, Path(path))
