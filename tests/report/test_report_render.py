@@ -144,8 +144,13 @@ def test_html_renders_every_section_and_figure_in_chromium(built, chromium, tmp_
     lines = render_check(chromium, out / "report.html", tmp_path)
     imgs = [ln for ln in lines if ln.startswith("img ")]
     sections = [ln.split()[1:3] for ln in lines if ln.startswith("section ")]
-    assert len(imgs) == 6 and all(" ok " in ln for ln in imgs), lines
+    assert len(imgs) == 7 and all(" ok " in ln for ln in imgs), lines  # the forest plot and 2 x 3 per ablation
     assert sections == [[f, "ok"] for f in ("F1", "F3", "F4")], lines
+    page = (out / "report.html").read_text()
+    # one figure first, then one verdict line per finding, then the rest
+    assert page.index('<figure id="forest">') < page.index('<ul class="verdicts">') < page.index('class="finding"')
+    for finding, verdict in (("F1", "not run yet"), ("F3", "inconclusive"), ("F4", "mixed")):
+        assert re.search(rf'<a href="#{finding}">{finding}</a>: <span class="verdict [^"]*">{verdict}</span>', page)
     # the probe itself must see a broken figure
     broken = tmp_path / "broken" / "report.html"
     broken.parent.mkdir()
