@@ -2,6 +2,7 @@
 per-run files (results/runs/) gives the committed verdicts and numbers, and the run met its budget."""
 import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -24,6 +25,8 @@ def available() -> list[str]:
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory):
     out = tmp_path_factory.mktemp("rebuilt")
+    if (RESULTS / "calibration").is_dir():  # the world's calibration decides which tasks are testable
+        shutil.copytree(RESULTS / "calibration", out / "calibration")
     return out, build(RUNS, repo_root() / "ablations", out)
 
 
@@ -86,6 +89,8 @@ def test_decision_runs_regenerate_and_hold_their_planned_seeds(tmp_path):
     """results/decide: F1 and F2 rerun with the seed counts the findings report planned, seeds 0-2 reused from
     the findings run. Regenerating gives the committed verdicts; the planned counts are what the committed
     3-seed verdicts said."""
+    if (DECIDE / "calibration").is_dir():
+        shutil.copytree(DECIDE / "calibration", tmp_path / "calibration")
     res = build(DECIDE / "runs", repo_root() / "ablations", tmp_path)
     for name, n in PLANNED.items():
         runs = DECIDE / "runs" / name

@@ -21,6 +21,8 @@ def clone(tmp_path):
     correction is over the report's primary checks, so the family must be whole)."""
     out, abl = tmp_path / "results", tmp_path / "ablations"
     shutil.copytree(COMMITTED, out / "runs")
+    if (COMMITTED.parent / "calibration").is_dir():  # a clone has the committed calibration too
+        shutil.copytree(COMMITTED.parent / "calibration", out / "calibration")
     shutil.copytree(repo_root() / "ablations", abl)
     (tmp_path / "runs").mkdir()
     return tmp_path, out, abl

@@ -96,17 +96,17 @@ def test_report_md_has_every_finding_the_paper_and_the_scale(built):
     assert re.search(r"\| seed-to-seed noise of avg \| std over seeds: median \d+\.\d\d points", md)
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (out / img).exists(), img
-    assert len(re.findall(r"!\[", md)) == 6
+    assert len(re.findall(r"!\[", md)) == 7  # the forest plot first, then 2 x 3 per ablation
 
 
 def test_html_is_self_contained(built):
     out, _ = built
     page = (out / "report.html").read_text()
     assert not re.search(r"<script|<link|@import|url\(|(src|href)=['\"]?(https?:|//)", page, re.I)
-    srcs = re.findall(r"<img [^>]*src='([^']*)'", page)
-    assert len(srcs) == len(list(out.glob("*/*.png"))) == 6
+    srcs = re.findall(r"<img [^>]*src=\"([^\"]*)\"", page)
+    assert len(srcs) == len(list(out.glob("*/*.png"))) + len(list(out.glob("forest.png"))) == 7
     assert all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in srcs)
-    assert page.count("<section class='finding'") == 3
+    assert page.count('<section class="finding"') == 3
 
 
 @pytest.fixture(scope="session")
