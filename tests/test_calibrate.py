@@ -40,3 +40,18 @@ def test_largest_stable_learning_rate_stops_at_the_first_diverged_rung():
     stable = largest_stable(ladder)
     assert stable["full"] == 0.01  # 0.003 and 0.01 finished, 0.03 diverged
     assert stable["lora"] != stable["lora"]  # nan: its lowest rung (0.003) diverged, so 0.03 finishing does not count
+
+
+def test_committed_calibration_regenerates_from_its_committed_runs(tmp_path):
+    import pytest
+
+    from vlmlab.calibrate import build
+
+    committed = repo_root() / "results" / "calibration"
+    if not (committed / "runs").is_dir():
+        pytest.skip("no committed calibration")
+    build(str(committed / "runs"), tmp_path, pd.read_csv(committed / "probes.csv"))
+    for name in ("controls.csv", "curve.csv", "ladder.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), pd.read_csv(committed / name))
+    strip = lambda p: (p / "CALIBRATION.md").read_text().split("\n", 3)[3]  # noqa: E731 -- after the line naming the folder
+    assert strip(tmp_path) == strip(committed)
