@@ -93,7 +93,7 @@ def test_a_plugin_task_and_connector_run_through_the_runner_into_the_report(tmp_
     assert "countq_mean" in cells.columns and len(cells) == 2
     v = pd.read_csv(results / "f99_meanpool" / "verdicts.csv")
     assert list(v["metric"]) == ["countq", "visual_tokens_per_image"] and list(v["n_pairs"]) == [2, 2]
-    assert v["verdict"].iloc[1] == "reproduced"  # 2 tokens per view against the smoke perceiver's 4
+    assert v["verdict"].iloc[1] == "fact: holds"  # 2 tokens per view against the smoke perceiver's 4: a fact, not a test
 
 
 def test_the_registries_list_what_plugins_add(tmp_path):

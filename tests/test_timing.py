@@ -60,16 +60,17 @@ def test_cli_times_finished_runs_and_the_report_states_the_noise(tmp_path):
 
 def test_aa_control_two_identical_cells_are_not_told_apart_and_a_real_difference_is(tmp_path):
     """Two identical cells timed as cells of their own differ by less than the A/A noise bound (the check
-    between them stays inconclusive); 10x the visual tokens (3 x 3 splitting) is told apart."""
+    between them stays inconclusive); 3 x 3 splitting at twice the side (~40x the encoder's work) is told apart."""
     same = compose(TINY)
-    configs = {"image.split=0": same, "image.split=0,twin=1": same, "image.split=3": compose(TINY + ["image.split=3"])}
-    per_rep, _ = measure_cells(configs, reps=12, warmup=2)  # split=3: 10 views per image, 10x the visual tokens
+    heavy = compose(TINY + ["image.split=3", "image.size=64"])  # 10 views of 4x the patches: ~40x the encoder's work
+    configs = {"image.split=0": same, "image.split=0,twin=1": same, "image.split=3": heavy}
+    per_rep, _ = measure_cells(configs, reps=16, warmup=2)
     per_rep.to_csv(tmp_path / "timing.csv", index=False)
     iso = isolated_table(tmp_path)
-    assert set(iso["cell"]) == set(configs) and iso.attrs["aa"][2] == 12
+    assert set(iso["cell"]) == set(configs) and iso.attrs["aa"][2] == 16
     twin = evaluate_check(iso.iloc[0:0], {"better": {"twin": "1"}, "worse": {"image.split": "0"},
                                           "metric": "isolated_step_ms"}, iso)
-    assert twin["n_pairs"] == 12 and twin["verdict"] == "inconclusive", twin
+    assert twin["n_pairs"] == 16 and twin["verdict"] == "inconclusive", twin
     assert "A/A noise bound" in twin["note"]
     split = evaluate_check(iso.iloc[0:0], {"better": {"image.split": "0"}, "worse": {"image.split": "3"},
                                            "metric": "isolated_step_ms"}, iso)
