@@ -9,7 +9,9 @@ its training step (forward, backward, clip, AdamW: bench/measure.py's Trainer, a
 rep, the order alternating ABC CBA so that drift in the machine's load falls on every cell alike. The feature
 store is off here: the step includes the frozen tower, as the model's cost does.
 
-The A/A control: the first cell is built a second time and timed as a cell of its own ("<cell> (A/A)"). Its
+Checks use each rep's process CPU time (cpu_ms): with one thread it is the compute the step received, and
+another process on the machine (a test worker, a sweep) does not inflate it as it inflates the wall clock
+(step_ms, kept beside it). The A/A control: the first cell is built a second time and timed as a cell of its own ("<cell> (A/A)"). Its
 paired per-rep difference from the first, with a 95% t interval, is the timing noise of this measurement;
 the report states it beside the cells. Writes <runs>/<name>/timing.csv (one row per cell and rep) and
 <runs>/<name>/timing_summary.csv (per cell: median step ms, samples/s, and the A/A row).
@@ -74,10 +76,11 @@ def measure_cells(configs: dict[str, Config], reps: int = 16, warmup: int = 3) -
     summary = []
     for name, tr in zip(names, trainers):
         ms = per_rep.loc[per_rep["cell"] == name, "step_ms"]
-        summary.append({"cell": name, "median_step_ms": statistics.median(ms),
+        cpu = per_rep.loc[per_rep["cell"] == name, "cpu_ms"]
+        summary.append({"cell": name, "median_step_ms": statistics.median(ms), "median_cpu_ms": statistics.median(cpu),
                         "samples_per_s": 1000 * tr.subject.samples / statistics.median(ms), "reps": len(ms)})
-    a = per_rep[per_rep["cell"] == first].set_index("rep")["step_ms"]
-    b = per_rep[per_rep["cell"] == first + AA].set_index("rep")["step_ms"]
+    a = per_rep[per_rep["cell"] == first].set_index("rep")["cpu_ms"]
+    b = per_rep[per_rep["cell"] == first + AA].set_index("rep")["cpu_ms"]
     mean, half, n = mean_ci(b - a)
     out = pd.DataFrame(summary)
     out["aa_diff_ms"], out["aa_ci95_ms"] = mean, half  # the A/A noise, the same on every row

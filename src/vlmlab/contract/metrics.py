@@ -47,7 +47,7 @@ _FIXED = [
     Metric("wall_time_s", -1, "timing", "s"),
     Metric("peak_memory_mb", -1, "timing", "MB"),
     Metric("eval_latency_ms", -1, "timing", "ms"),
-    Metric("isolated_step_ms", -1, "timing", "ms", column="step_ms", source="isolated"),
+    Metric("isolated_step_ms", -1, "timing", "ms", column="step_ms", source="isolated"),  # CPU ms, 1 thread
     Metric("total_params", -1, "deterministic", "parameters"),
     Metric("params", -1, "deterministic", "parameters", column="total_params"),
     Metric("trainable_params", -1, "deterministic", "parameters"),

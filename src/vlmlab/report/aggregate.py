@@ -212,7 +212,8 @@ def snapshot(runs: str | Path, dest: str | Path, names) -> None:
 
 def isolated_table(folder: str | Path) -> pd.DataFrame:
     """timing.py's per-rep step times under <runs>/<ablation>/timing.csv, shaped like the seeds table (a rep
-    plays a seed's part: rep r of every cell was timed in the same round, so reps pair as seeds do).
+    plays a seed's part: rep r of every cell was timed in the same round, so reps pair as seeds do). The time
+    is the step's CPU time with one thread (cpu_ms; wall clock where a file has none).
     Columns: cell, seed (= rep), status, step_ms; attrs["aa"] = (mean, 95% half-width, reps) of the A/A
     twin's per-rep difference from its original, or nan when not measured. Empty without timing.csv."""
     from vlmlab.timing import AA  # timing.py imports the model; the report needs it only when timings exist
@@ -223,6 +224,8 @@ def isolated_table(folder: str | Path) -> pd.DataFrame:
         out.attrs["aa"] = (math.nan, math.nan, 0)
         return out
     t = pd.read_csv(path)
+    if "cpu_ms" in t.columns:  # the step's process CPU time (one thread): the compute it received, which other
+        t = t.assign(step_ms=t["cpu_ms"])  # processes' load does not inflate as it does the wall clock
     twin = t[t["cell"].str.endswith(AA)]
     first = twin["cell"].iloc[0].removesuffix(AA) if not twin.empty else None
     if first is not None:
