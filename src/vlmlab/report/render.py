@@ -10,7 +10,6 @@ numbers are quoted from the ablation files. All writes are atomic (write_atomic)
 from __future__ import annotations
 
 import base64
-import html
 import math
 import os
 import platform
