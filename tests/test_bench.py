@@ -66,7 +66,8 @@ def test_encoder_bench_preserve_computes_real_patches_only():
     rows = encoder_rows("tiny", sizes=(32,), n_images=6, reps=2, warmup=1)
     assert len(rows) == 2 * len(MODES)  # fwd and fwd+bwd x the three modes
     by = {(r["pass"], r["mode"]): r for r in rows}
-    sq, pre, pad = (by[("fwd", m)] for m in MODES)
+    sq, pre, pad, aa = (by[("fwd", m)] for m in MODES)
+    assert aa["patches_per_image"] == sq["patches_per_image"] and aa["time_vs_square"] > 0  # the A/A row
     assert sq["time_vs_square"] == 1.0 and all(r["ms_per_image"] > 0 for r in rows)
     assert pre["patches_per_image"] < sq["patches_per_image"]  # aspect ratios up to 3:1: fewer patches
     assert pre["computed_patches_per_image"] == pre["patches_per_image"]  # bucketed: no padding computed

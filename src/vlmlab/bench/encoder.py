@@ -11,6 +11,8 @@ backward (a tower that trains: LoRA or full):
                      encoder groups views by grid (navit.py's bucketed path), so it computes real patches only
   preserve (padded)  the same views through one padded batch with padded keys masked (the path before
                      bucketing): every view costs the batch's largest grid
+  square (A/A)       the square batch timed again as a row of its own: its time relative to square is the
+                     noise of this measurement (an A/A control); a ratio inside it is no difference
 Rows: patches per image (real, and as computed), median ms per image, and each row's time relative to square.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from vlmlab.model.navit import load_vision_encoder
 from vlmlab.world.questions import make_sample
 from vlmlab.world.scenes import render
 
-MODES = ("square", "preserve", "preserve (padded)")
+MODES = ("square", "preserve", "preserve (padded)", "square (A/A)")
 
 
 def pictures(n: int, data_seed: int = 0) -> list:
@@ -37,12 +39,12 @@ def pictures(n: int, data_seed: int = 0) -> list:
 
 def batch_for(mode: str, size: int, encoder, pics: list) -> tuple[torch.Tensor, torch.Tensor | None]:
     """pixel_values and patch_mask (None for square) of `pics` under one image mode at side `size`."""
-    image = ImageConfig(mode="square" if mode == "square" else "preserve", size=size, max_size=size,
+    image = ImageConfig(mode="square" if mode.startswith("square") else "preserve", size=size, max_size=size,
                         min_size=max(encoder.patch_size, size // 2))
     proc = ImageProcessor(image.resolved(encoder.image_size), encoder.patch_size)
     views = [v for pic in pics for v in proc(pic)]
     pixels, mask, _ = collate_views(views, encoder.patch_size)
-    return pixels, (None if mode == "square" else mask)
+    return pixels, (None if mode.startswith("square") else mask)
 
 
 def encoder_rows(vision: str = "toy_strong", sizes=(64, 128, 192), n_images: int = 16, reps: int = 8,

@@ -85,19 +85,6 @@ def paired_differences(seeds: pd.DataFrame, pairs: list[tuple[str, str]], metric
     return pd.DataFrame(rows, columns=["better_cell", "worse_cell", "seed", "better", "worse", "diff"])
 
 
-def decide(lo: float, hi: float, n: int, sign: int, kind: str = "better", margin: float = 0.0) -> str:
-    """The verdict from the CI [lo, hi] of better - worse, with sign = direction(metric)."""
-    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "inconclusive"
-    glo, ghi = sorted((sign * lo, sign * hi))  # the interval in the good direction
-    floor = -abs(margin) if kind == "not_worse" else 0.0
-    if (kind == "not_worse" and glo > floor) or (kind != "not_worse" and glo > 0):
-        return "reproduced"
-    if ghi < floor:
-        return "contradicted"
-    return "inconclusive"
-
-
 def decide_isolated(lo: float, hi: float, n: int, sign: int, noise: float) -> str:
     """A timing check's verdict: its interval must lie beyond +-noise (the A/A bound), not merely beyond 0."""
     if n < 2 or not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(noise)):
@@ -167,7 +154,7 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFr
     sign = direction(metric)
     bound = -abs(margin) if kind == "not_worse" else 0.0
     good = sign * d["diff"]  # differences in the metric's good direction
-    test, p, verdict = "none", math.nan, "inconclusive"
+    test, p, verdict, paper_way = "none", math.nan, "inconclusive", None
     if info.kind == "deterministic":
         test = "fact"
         if n:
@@ -179,18 +166,20 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFr
         p = fisher_p(eb, nb, ew, nw)
         if nb and nw:
             mean = eb / nb - ew / nw  # share of diverged seeds, better minus worse
-            verdict = _by_p(p, sign * mean > 0)
+            paper_way = sign * mean > 0
+            verdict = _by_p(p, paper_way)
     elif timed:
         test = "paired t over reps, A/A bound"
         p = paired_p(d["diff"])[0]
         verdict = decide_isolated(lo, hi, n, sign, noise)
     else:
         p, test = paired_p(good, bound)
-        verdict = _by_p(p, float(good.mean()) > bound) if n >= 2 else "inconclusive"
+        paper_way = float(good.mean()) > bound if n else None
+        verdict = _by_p(p, paper_way) if n >= 2 else "inconclusive"
     to_decide, power_for = math.nan, ""
     if verdict == "inconclusive" and n >= 2 and test in ("paired t", "sign test"):
         to_decide = seeds_for_power(float(good.std(ddof=1)), abs(float(good.mean()) - bound))
-        power_for = "reproduce" if float(good.mean()) > bound else "contradict"
+        power_for = "reproduce" if paper_way else "contradict"
     ran = (not seeds.empty) and bool(seeds["status"].ne("missing").any())
     excluded = _excluded(seeds, pairs) if pairs and info.kind not in ("event",) and not timed else 0
     if not pairs and timed:
@@ -224,6 +213,7 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFr
             "n_pairs": n, "better_mean": d["better"].mean() if n else math.nan,
             "worse_mean": d["worse"].mean() if n else math.nan,
             "diff_mean": mean, "diff_ci95": half, "diff_lo": lo, "diff_hi": hi, "p": p, "p_holm": math.nan,
+            "paper_way": paper_way,
             "seeds_to_decide": to_decide, "power_for": power_for, "verdict": verdict, "note": note}
 
 
@@ -253,9 +243,7 @@ def adjust(v: pd.DataFrame) -> pd.DataFrame:
     for i, q in pairs:
         r = rows[i]
         v.at[v.index[i], "p_holm"] = q
-        paper_way = (r["diff_mean"] > 0) if r["test"] == "Fisher exact" and r["direction"] == "higher" else \
-            (r["diff_mean"] < 0) if r["test"] == "Fisher exact" else \
-            ((1 if r["direction"] == "higher" else -1) * r["diff_mean"] > (-abs(r["margin"]) if r["kind"] == "not_worse" else 0.0))
+        paper_way = bool(r["paper_way"])  # the estimate's side of the bound, from evaluate_check
         new = _by_p(q, paper_way)
         if new != r["verdict"]:
             v.at[v.index[i], "verdict"] = new
