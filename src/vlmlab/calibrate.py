@@ -11,7 +11,7 @@ curve.png):
              3 seeds each (calibration/controls.yaml), beside the prior baseline (prior.py), with each task's
              seed noise; scored on the validation split, so the test split stays the findings'
   curve      the baseline recipe at 150 / 300 / 600 / 1200 steps (calibration/curve.yaml)
-  ladder     F3's mechanism: full unfreezing and LoRA at learning rates 3e-3 .. 1e-1, one seed per rung
+  ladder     F3's mechanism: full unfreezing and LoRA at learning rates 1e-2 .. 1, one seed per rung
              (calibration/ladder.yaml): which rungs diverge, the largest stable rate of each arm
   targets    issue 16's, each marked met or not: vqa, okvqa and caption beat blind by >= 5 seed SDs;
              textvqa beats blind by >= 5 points with splitting and stays within 2 without; no task above

@@ -43,7 +43,7 @@ def test_lm_dirs_load_with_automodel(mini_zoo):
     assert ids[0, 0] == tok.bos_token_id and ids[0, 1] == tok.convert_tokens_to_ids("<image>")
     assert model(input_ids=ids).logits.shape == (1, ids.shape[1], len(tok))
     quality = json.loads((path / "manifest.json").read_text())["quality"]
-    assert {"heldout_perplexity", "fact_recall"} <= set(quality)
+    assert {"heldout_perplexity", "fact_recall", "unimodal"} <= set(quality)
 
 
 def test_vision_dirs_load_with_automodel(mini_zoo):
@@ -51,15 +51,42 @@ def test_vision_dirs_load_with_automodel(mini_zoo):
     model = AutoModel.from_pretrained(path)
     assert type(model).__name__ == "SiglipModel"
     feats = model.vision_model(pixel_values=torch.zeros(2, 3, 64, 64)).last_hidden_state
-    assert feats.shape == (2, 64, model.config.vision_config.hidden_size)  # 64 px / patch 8 -> 64 patches
+    assert feats.shape == (2, 64, model.config.vision_config.hidden_size)  # mini zoo: 64 px / patch 8 -> 64 patches (the full zoo: 96 px, 144)
     quality = json.loads((path / "manifest.json").read_text())["quality"]
-    assert {"retrieval_r1_at_50", "probe_colour", "probe_shape", "probe_count"} <= set(quality)
+    assert {"retrieval_r1_at_50", "probe_colour", "probe_shape", "probe_count", "probe_glyph_split", "unimodal"} <= set(quality)
 
 
 def test_weak_and_strong_share_architecture(mini_zoo):
     weak, strong = (AutoModelForCausalLM.from_pretrained(zoo.ensure(n, False, mini=True)) for n in ("lm_weak", "lm_strong"))
     assert sum(p.numel() for p in weak.parameters()) == sum(p.numel() for p in strong.parameters())
     assert not torch.equal(next(weak.parameters()), next(strong.parameters()))
+
+
+def test_checkpoints_along_pretraining_carry_unimodal_scores(mini_zoo):
+    summary, _ = mini_zoo
+    assert set(summary["checkpoints"]["lm"]) == {"lm@2", "lm@4", "lm@8"}
+    assert set(summary["checkpoints"]["vision"]) == {"vision@2", "vision@4", "vision@8"}
+    for kind in ("lm", "vision"):
+        for quality in summary["checkpoints"][kind].values():
+            assert -1 <= quality["unimodal"] <= 1
+    assert summary["aliases"]["lm_strong"] == "lm@8" and summary["aliases"]["vision_strong"] == "vision@8"
+    ckpt = zoo.ensure("lm@4", build_if_missing=False, mini=True)
+    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    strong = AutoModelForCausalLM.from_pretrained(zoo.ensure("lm_strong", build_if_missing=False, mini=True))
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in strong.parameters())
+    pair = json.loads((zoo.ensure("vision_weak", False, mini=True) / "manifest.json").read_text())["pair"]
+    assert pair["paper_gap"] == pytest.approx(0.052) and pair["strong"] == "vision@8"
+    with pytest.raises(ValueError, match="no such checkpoint"):
+        zoo.ensure("lm@5", mini=True)
+
+
+def test_weak_is_the_checkpoint_closest_to_the_papers_gap():
+    ckpts = [{"name": f"lm@{s}", "step": s, "quality": {"unimodal": u}}
+             for s, u in ((100, 0.1), (200, 0.5), (300, 0.62), (400, 0.9))]
+    pair = zoo.choose_pair("lm", ckpts)  # gaps to strong: 0.8, 0.4, 0.28; the paper's is 1/3
+    assert (pair["weak"], pair["strong"]) == ("lm@300", "lm@400")
+    assert pair["gap"] == pytest.approx(0.28)
+    assert zoo.choose_pair("vision", ckpts)["weak"] == "lm@300"  # smallest gap available (0.28 vs 0.052)
 
 
 def test_rebuild_is_skipped(mini_zoo):

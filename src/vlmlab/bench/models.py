@@ -41,7 +41,7 @@ PAD, BOS, EOS, IMAGE, FAKE, FIRST_TEXT = 0, 1, 2, 4, 5, 7  # the zoo tokenizer's
 class Dims:
     """Defaults: the toy recipe as of writing; `recipe_dims()` reads the live values."""
     batch: int = 16           # optim.batch_size
-    image: int = 64           # square image side (zoo vision: 64 px, patch 8 -> 64 patches)
+    image: int = 96           # square image side (zoo vision: 96 px, patch 8 -> 144 patches)
     patch: int = 8
     v_hidden: int = 128       # vision tower (world/vision.py VisionSpec)
     v_layers: int = 4

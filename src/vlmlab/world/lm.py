@@ -8,7 +8,7 @@ value is the likeliest of the relation's 8 values after a prompt like "the red s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
@@ -30,6 +30,7 @@ class LMSpec:
     seq: int = 64  # tokens per block
     lr: float = 1e-3  # peak AdamW learning rate (cosine to 10%, warmup 5% of steps)
     seed: int = 0  # init and data order
+    checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the model
 
 
 def cosine_lr(step: int, steps: int, peak: float) -> float:
@@ -58,7 +59,9 @@ def build_lm(tok: PreTrainedTokenizerFast, spec: LMSpec) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg)
 
 
-def train_lm(tok: PreTrainedTokenizerFast, lines: list[str], spec: LMSpec, desc: str = "lm") -> LlamaForCausalLM:
+def train_lm(tok: PreTrainedTokenizerFast, lines: list[str], spec: LMSpec, desc: str = "lm",
+             on_checkpoint=None) -> LlamaForCausalLM:
+    """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode)."""
     model = build_lm(tok, spec)
     blocks = pack(tok, lines, spec.seq)  # (N, seq)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -79,7 +82,13 @@ def train_lm(tok: PreTrainedTokenizerFast, lines: list[str], spec: LMSpec, desc:
         opt.step()
         opt.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if on_checkpoint is not None and step + 1 in spec.checkpoints and step + 1 < spec.steps:
+            model.eval()
+            on_checkpoint(step + 1, model)
+            model.train()
     model.eval()
+    if on_checkpoint is not None and spec.steps in spec.checkpoints:
+        on_checkpoint(spec.steps, model)
     return model
 
 

@@ -2,15 +2,17 @@
 
 Each probe draws held-out square scenes (their own seeds, never the VLM's data), runs the encoder the way the
 VLM runs it (navit.VisionEncoder, the zoo's normalisation) and fits a logistic regression (world/vision.py's
-`_probe`) on patch features pooled to a 2 x 2 grid per view (4 x D: keeps where things are, not only what):
-  colour    the colour of a lone object (8 classes; chance 12.5%)
-  shape     the shape of a lone object (8 classes; chance 12.5%)
-  count     1-5 objects (chance 20%)
+`_probe`) on patch features, read where a connector's attention can find them:
+  colour    the colour of a lone object, from the mean of the patches over its bounding box (8 classes; chance 12.5%)
+  shape     the shape of a lone object, read the same way (8 classes; chance 12.5%)
+  count     1-5 objects, from the patch features average-pooled to a 2 x 2 grid (4 x D; chance 20%)
   position  two objects of different colours: is the one whose colour comes first in kb.COLOURS left of the
-            other (chance 50%; needs colour bound to place, as "what is left of the red circle?" does)
-  glyph     the word written in a one-object scene (48 words; chance ~2%), read at the base resolution
-            (one view) and as splitting gives it (2 x 2 crops + the whole picture, 5 views, features
-            concatenated): the paper's text-reading mechanism needs it near chance at base and high split.
+            other? From the 2 x 2 pooled features (chance 50%; needs colour bound to place, as "what is left of
+            the red circle?" does)
+  glyph     the word written in a one-object scene (48 words; chance ~2%), from the mean of the patches that
+            overlap the word's ink box: at the base resolution (the whole picture, one view) and at the
+            resolution splitting gives (the 2 x 2 crop holding the word's centre). The paper's text-reading
+            mechanism needs it near chance at base and high split.
 Targets (issue 16): colour and shape >= 90%, count and position >= 80%, glyph >= 80% split and <= 20% base.
 """
 from __future__ import annotations
@@ -20,12 +22,12 @@ import random
 import torch
 import torch.nn.functional as F
 
-from vlmlab.images import ImageConfig, build_image_processor
+from vlmlab.images import ImageConfig, build_image_processor, split_boxes
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
 from vlmlab.world.questions import random_scene
 from vlmlab.world.scenes import render
-from vlmlab.world.vision import _probe
+from vlmlab.world.vision import _probe, cells_on, object_box, word_box
 
 TARGETS = {"colour": (">=", 0.90), "shape": (">=", 0.90), "count": (">=", 0.80), "position": (">=", 0.80),
            "glyph (split)": (">=", 0.80), "glyph (base)": ("<=", 0.20)}
@@ -39,11 +41,15 @@ def scenes(seed: str, n: int, objects: tuple[int, int], word: bool, world: World
             for _ in range(n)]
 
 
+def _views(encoder, split: int):
+    return build_image_processor(ImageConfig(mode="square", split=split), encoder,
+                                 getattr(encoder, "image_mean", None), getattr(encoder, "image_std", None))
+
+
 @torch.no_grad()
 def features(encoder, scene_list: list, split: int = 0, batch: int = 64) -> torch.Tensor:
     """(N, views x 4 x D): each view's patch features average-pooled to 2 x 2, views concatenated."""
-    proc = build_image_processor(ImageConfig(mode="square", split=split), encoder,
-                                 getattr(encoder, "image_mean", None), getattr(encoder, "image_std", None))
+    proc = _views(encoder, split)
     out = []
     for i in range(0, len(scene_list), batch):
         views = [torch.stack(proc(render(s), train=False)) for s in scene_list[i: i + batch]]  # each (V,3,S,S)
@@ -54,6 +60,42 @@ def features(encoder, scene_list: list, split: int = 0, batch: int = 64) -> torc
         pooled = F.adaptive_avg_pool2d(grid, 2).flatten(1)  # (B*V, D*4)
         out.append(pooled.view(len(views), -1))  # (B, V*D*4)
     return torch.cat(out)
+
+
+def _patches_on(box: tuple[float, float, float, float], view: tuple[float, float, float, float], g: int) -> list[int]:
+    """Patch indices (row-major, g x g grid over `view`, a canvas box) overlapping `box`; a point box gives the
+    patch under it."""
+    if box[2] > box[0] and box[3] > box[1]:
+        idx = cells_on(box, view, g).nonzero()[0].tolist()
+        if idx:
+            return idx
+    l, t, r, b = view
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    col = min(g - 1, max(0, int((x - l) / (r - l) * g)))
+    row = min(g - 1, max(0, int((y - t) / (b - t) * g)))
+    return [row * g + col]
+
+
+@torch.no_grad()
+def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch: int = 64) -> torch.Tensor:
+    """(N, D): the mean patch feature over each scene's box (canvas pixels), read in the whole picture (split=0)
+    or in the split crop that holds the box's centre (split=n)."""
+    proc = _views(encoder, split)
+    out = []
+    for i in range(0, len(scene_list), batch):
+        chunk, chunk_boxes = scene_list[i: i + batch], boxes[i: i + batch]
+        views, picks = [], []
+        for s, box in zip(chunk, chunk_boxes):
+            canvas = (0, 0, s.width, s.height)
+            crops = split_boxes(s.width, s.height, split) if split >= 2 else [canvas]
+            x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            k = next(j for j, c in enumerate(crops) if c[0] <= x <= c[2] and c[1] <= y <= c[3])
+            views.append(proc(render(s), train=False)[k])  # (3,S,S)
+            picks.append(crops[k])
+        feats, _ = encoder(torch.stack(views))  # (B,P,D)
+        g = int(feats.shape[1] ** 0.5)
+        out += [feats[j, _patches_on(box, view, g)].mean(0) for j, (box, view) in enumerate(zip(chunk_boxes, picks))]
+    return torch.stack(out)
 
 
 def probe_table(encoder, n_train: int = 600, n_test: int = 400, world: WorldConfig | None = None) -> dict[str, float]:
@@ -67,7 +109,7 @@ def probe_table(encoder, n_train: int = 600, n_test: int = 400, world: WorldConf
 
     out = {}
     single = scenes("probe/single", n, (1, 1), False, world)
-    x = features(encoder, single)
+    x = local_features(encoder, single, [object_box(s.objects[0]) for s in single])
     out["colour"] = fit(x, [list(kb.COLOURS).index(s.objects[0].colour) for s in single])
     out["shape"] = fit(x, [kb.SHAPES.index(s.objects[0].shape) for s in single])
     multi = scenes("probe/multi", n, (1, 5), False, world)
@@ -80,8 +122,9 @@ def probe_table(encoder, n_train: int = 600, n_test: int = 400, world: WorldConf
     out["position"] = fit(features(encoder, pairs), [int(f.x < o.x) for f, o in zip(first, other)])
     words = scenes("probe/words", n, (1, 1), True, world)
     labels = [kb.WORDS.index(s.word) for s in words]
-    out["glyph (base)"] = fit(features(encoder, words), labels)
-    out["glyph (split)"] = fit(features(encoder, words, split=2), labels)
+    boxes = [word_box(s) for s in words]
+    out["glyph (base)"] = fit(local_features(encoder, words, boxes), labels)
+    out["glyph (split)"] = fit(local_features(encoder, words, boxes, split=2), labels)
     return out
 
 

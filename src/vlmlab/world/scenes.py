@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmlab.world.config import WorldConfig
@@ -148,6 +149,28 @@ def shape_points(shape: str, x: float, y: float, r: float) -> list[tuple[float, 
                  y - k * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)) - k)
                 for t in ts]
     raise ValueError(f"unknown shape {shape!r}; known: {SHAPES}")
+
+
+WORD_LABEL = 255  # label_map's value on the word's ink box
+
+
+def label_map(scene: Scene) -> np.ndarray:
+    """(height, width) uint8 map of what covers each pixel: 0 background, i + 1 object i, WORD_LABEL the word's box.
+
+    Drawn with the renderer's geometry at native size (no anti-aliasing): the dense targets of vision pretraining."""
+    img = Image.new("L", (scene.width, scene.height), 0)
+    draw = ImageDraw.Draw(img)
+    for i, o in enumerate(scene.objects):
+        if o.shape == "circle":
+            rr = 0.92 * o.r
+            draw.ellipse([o.x - rr, o.y - rr, o.x + rr, o.y + rr], fill=i + 1)
+        else:
+            draw.polygon(shape_points(o.shape, o.x, o.y, o.r), fill=i + 1)
+    if scene.word is not None:
+        x, y = scene.word_xy
+        w, h = word_extent(scene.word, scene.font_size)
+        draw.rectangle([x, y, x + w, y + h], fill=WORD_LABEL)
+    return np.asarray(img)
 
 
 def render(scene: Scene) -> Image.Image:

@@ -1,23 +1,24 @@
-"""Pretrain a tiny SigLIP (transformers SiglipModel) on square world scenes, and measure it.
+"""Pretrain a tiny SigLIP (transformers SiglipModel) on world scenes, and measure it.
 
-Image-text pairs are square scenes rendered at 128 px, downsampled to the fixed pretraining
-resolution (64 px) and paired with one of their reference captions; the loss is SigLIP's pairwise
-sigmoid loss (SiglipModel(return_loss=True)). The VLM later uses `.vision_model` only.
+Objective (world v2): SigLIP's pairwise sigmoid loss on whole pictures and their reference captions, plus dense
+supervision of the tower's patch features (`dense_weight`), as detection-, segmentation- and OCR-style
+pretraining gives real encoders (Florence-2, PaLI's OCR data): linear heads read, at every patch, the colour and
+the shape of the object under the patch centre and the word whose ink box the patch overlaps, and a linear head on the
+mean patch reads how many objects the view holds. World v1 trained SigLIP's loss alone (and, as an experiment, a
+captioning head): a batch of 32 captions is told apart by colour alone, and the tower never learned shape,
+count or glyphs (docs/world.md, "negative results").
 
-With `caption_weight > 0` a small caption decoder (CaptionHead, dropped after pretraining) also learns to write
-each scene's full caption from the tower's patch features, CoCa / CapPa style: a contrastive batch of 32 is told
-apart by colour alone, while a caption must name every object's size, colour and shape, left to right, their
-count, and (with `word_caption`) the word written in the scene. `word_height` draws the pretraining scenes'
-font size from a range, so the tower sees glyphs at the pixel sizes splitting later shows it.
-Quality: zero-shot image<->caption retrieval R@1 in galleries of 50 held-out scenes, and linear-probe accuracy
-of colour, shape (one-object scenes) and object count from mean-pooled patch features.
+Views: each pretraining scene (the world's own canvases, 1-5 objects, a word with probability `word_prob`) gives
+its whole picture resized to the square pretraining resolution, and a random crop of `crop_side` of each side
+resized the same way: crops show objects and glyphs at the pixel sizes that splitting later shows the tower.
+`checkpoints` snapshots the tower along its one pretraining run; the zoo keeps them with their unimodal scores.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,9 +31,11 @@ from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import captions
 from vlmlab.world.lm import cosine_lr
 from vlmlab.world.questions import random_scene
-from vlmlab.world.scenes import Scene, render
+from vlmlab.world.scenes import Scene, label_map, render, word_extent
 
-SQUARE_VIEW = WorldConfig(long_side_min=128, long_side_max=128, word_prob=0.25)
+SQUARE_VIEW = WorldConfig(long_side_min=128, long_side_max=128, word_prob=0.25)  # retrieval's scenes
+MAX_COUNT = 5  # count head classes 0..5 (a crop can hold none)
+REGIONS = 6  # region rows per view: up to 5 objects and the word
 
 
 @dataclass
@@ -41,21 +44,19 @@ class VisionSpec:
     layers: int = 4  # vision encoder layers
     heads: int = 4  # attention heads (both towers)
     intermediate: int = 512  # MLP width (both towers)
-    image_size: int = 64  # fixed pretraining resolution (square)
-    patch: int = 8  # patch size: (64 / 8)^2 = 64 patches
+    image_size: int = 96  # fixed pretraining resolution (square)
+    patch: int = 8  # patch size: (96 / 8)^2 = 144 patches
     text_layers: int = 2  # text tower layers (width = hidden)
     text_len: int = 32  # caption tokens (padded to this length, as SigLIP)
-    steps: int = 800  # optimiser steps (the quality knob: weak and strong differ here)
-    batch: int = 32  # image-text pairs per step
+    steps: int = 1600  # optimiser steps of the one pretraining run
+    batch: int = 32  # whole pictures per step (plus as many crops)
     lr: float = 2e-3  # peak AdamW learning rate (cosine to 10%)
     pool: int = 4000  # distinct training scenes
     seed: int = 0  # init, scenes and data order
-    caption_weight: float = 0.0  # > 0: add the captioning loss (CaptionHead) with this weight
-    caption_layers: int = 2  # caption decoder layers (width = hidden)
-    caption_len: int = 48  # caption tokens for the decoder
-    word_caption: bool = False  # captions end with 'with the word <w>' when the scene shows one
-    word_prob: float = 0.25  # share of pretraining scenes that show a word
-    word_height: tuple[float, float] = (0.05, 0.05)  # font size range, fraction of the canvas long side
+    dense_weight: float = 1.0  # weight of the dense heads (colour, shape, word per patch; count per view); 0 = SigLIP only
+    crop_side: tuple[float, float] = (0.4, 0.8)  # side of the square random crop, fraction of the canvas's short side
+    word_prob: float = 0.5  # share of pretraining scenes that show a word
+    checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the tower
 
 
 def to_pixels(img: Image.Image, size: int) -> torch.Tensor:
@@ -64,44 +65,137 @@ def to_pixels(img: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
 
 
-def square_scenes(seed: str, n: int, objects: tuple[int, int] = (1, 5), word_prob: float | None = None,
-                  word_height: tuple[float, float] | None = None) -> list[Scene]:
+def square_scenes(seed: str, n: int, objects: tuple[int, int] = (1, 5), word_prob: float | None = None) -> list[Scene]:
     rng = random.Random(seed)
-    out = []
     prob = SQUARE_VIEW.word_prob if word_prob is None else word_prob
-    for _ in range(n):
-        word = rng.choice(kb.WORDS) if rng.random() < prob else None
-        view = SQUARE_VIEW if word_height is None else replace(SQUARE_VIEW, word_height=rng.uniform(*word_height))
-        out.append(random_scene(rng, view, rng.randint(*objects), word, square=True))
-    return out
+    return [random_scene(rng, SQUARE_VIEW, rng.randint(*objects), rng.choice(kb.WORDS) if rng.random() < prob else None,
+                         square=True) for _ in range(n)]
 
 
-def caption_text(scene: Scene, with_word: bool) -> str:
-    """The captioning target: count and every object left to right, then the written word."""
-    text = captions(scene)[1]
-    return f"{text} with the word {scene.word}" if with_word and scene.word else text
+def pretraining_scenes(seed: str, n: int, word_prob: float) -> list[Scene]:
+    """The world's own canvases (sizes, aspect ratios), 1-5 objects, a word with probability word_prob."""
+    rng, world = random.Random(seed), WorldConfig()
+    return [random_scene(rng, world, rng.randint(1, 5), rng.choice(kb.WORDS) if rng.random() < word_prob else None)
+            for _ in range(n)]
 
 
-class CaptionHead(torch.nn.Module):
-    """A causal transformer decoder that writes the caption from patch features (cross-attention to them)."""
+def cells_on(box: tuple[float, float, float, float], view: tuple[float, float, float, float], grid: int) -> np.ndarray:
+    """(grid*grid,) bool: which patches of a view (a canvas box shown on a grid x grid patch grid) overlap `box`."""
+    l, t, r, b = view
+    xs = l + np.arange(grid + 1) / grid * (r - l)  # (grid+1,) cell edges on the canvas
+    ys = t + np.arange(grid + 1) / grid * (b - t)
+    cols = (xs[1:] > box[0]) & (xs[:-1] < box[2])  # (grid,)
+    rows = (ys[1:] > box[1]) & (ys[:-1] < box[3])  # (grid,)
+    return (rows[:, None] & cols[None, :]).reshape(-1)
 
-    def __init__(self, vocab: int, hidden: int, heads: int, intermediate: int, layers: int, length: int):
+
+def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, float, float], grid: int) -> np.ndarray:
+    """(4, grid*grid) int64 targets of one view (the canvas box resized to a square): per patch the colour and the
+    shape of the object under its centre and the word whose ink box it overlaps (0 = none, else class + 1), and
+    the view's object count (objects centred in the box)."""
+    colour = np.zeros(256, np.int64)
+    shape = np.zeros(256, np.int64)
+    for i, o in enumerate(scene.objects):
+        colour[i + 1], shape[i + 1] = list(kb.COLOURS).index(o.colour) + 1, kb.SHAPES.index(o.shape) + 1
+    l, t, r, b = box
+    c = (np.arange(grid) + 0.5) / grid
+    xs = np.clip((l + c * (r - l)).astype(int), 0, scene.width - 1)
+    ys = np.clip((t + c * (b - t)).astype(int), 0, scene.height - 1)
+    ids = labels[ys[:, None], xs[None, :]].reshape(-1)  # (grid*grid,)
+    word = np.zeros_like(ids, dtype=np.int64)
+    if scene.word is not None:
+        w, h = word_extent(scene.word, scene.font_size)
+        x, y = scene.word_xy
+        word[cells_on((x, y, x + w, y + h), box, grid)] = kb.WORDS.index(scene.word) + 1
+    count = sum(l <= o.x < r and t <= o.y < b for o in scene.objects)
+    return np.stack([colour[ids], shape[ids], word, np.full_like(ids, count)])
+
+
+def object_box(o) -> tuple[float, float, float, float]:
+    """An object's bounding box on the canvas (its bounding circle's square)."""
+    return (o.x - o.r, o.y - o.r, o.x + o.r, o.y + o.r)
+
+
+def word_box(scene: Scene) -> tuple[float, float, float, float]:
+    w, h = word_extent(scene.word, scene.font_size)
+    return (scene.word_xy[0], scene.word_xy[1], scene.word_xy[0] + w, scene.word_xy[1] + h)
+
+
+def region_targets(scene: Scene, box: tuple[float, float, float, float], grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regions of one view: masks (REGIONS, grid*grid) bool, the patches overlapping each object's bounding box and
+    the word's ink box, and labels (REGIONS, 3) int64 (colour, shape, word; -100 where a region has none), for every
+    object and word whose centre lies in the view; unused rows are empty."""
+    masks = np.zeros((REGIONS, grid * grid), bool)
+    labels = np.full((REGIONS, 3), -100, np.int64)
+    l, t, r, b = box
+    k = 0
+    for o in scene.objects:
+        if l <= o.x < r and t <= o.y < b:
+            masks[k] = cells_on(object_box(o), box, grid)
+            labels[k, :2] = list(kb.COLOURS).index(o.colour), kb.SHAPES.index(o.shape)
+            k += 1
+    if scene.word is not None:
+        wb = word_box(scene)
+        if l <= (wb[0] + wb[2]) / 2 < r and t <= (wb[1] + wb[3]) / 2 < b:
+            masks[k] = cells_on(wb, box, grid)
+            labels[k, 2] = kb.WORDS.index(scene.word)
+    return masks, labels
+
+
+def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, torch.Tensor]:
+    """Two views per scene: the whole canvas resized to the square (squashed, as the VLM's square mode shows it)
+    and a square random crop. {"pixels": (N, 2, 3, S, S) uint8, "targets": (N, 2, 4, P) dense_targets,
+    "masks": (N, 2, REGIONS, P) bool and "labels": (N, 2, REGIONS, 3) region_targets}."""
+    rng, size, grid = random.Random(seed), spec.image_size, spec.image_size // spec.patch
+    out = {"pixels": [], "targets": [], "masks": [], "labels": []}
+    for s in tqdm(scenes, desc="views", leave=False):
+        img, labels = render(s), label_map(s)
+        side = rng.uniform(*spec.crop_side) * min(s.width, s.height)
+        x0, y0 = rng.uniform(0, s.width - side), rng.uniform(0, s.height - side)
+        boxes = [(0.0, 0.0, float(s.width), float(s.height)), (x0, y0, x0 + side, y0 + side)]
+        out["pixels"].append(torch.stack([torch.from_numpy(np.array(
+            img.crop(tuple(round(v) for v in box)).resize((size, size), Image.Resampling.BICUBIC))).permute(2, 0, 1)
+            for box in boxes]))
+        out["targets"].append(torch.from_numpy(np.stack([dense_targets(s, labels, box, grid) for box in boxes])))
+        regions = [region_targets(s, box, grid) for box in boxes]
+        out["masks"].append(torch.from_numpy(np.stack([m for m, _ in regions])))
+        out["labels"].append(torch.from_numpy(np.stack([lab for _, lab in regions])))
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+class DenseHeads(torch.nn.Module):
+    """Linear read-outs of the tower's patch features (dropped after pretraining)."""
+
+    def __init__(self, hidden: int):
         super().__init__()
-        self.embed = torch.nn.Embedding(vocab, hidden)
-        self.pos = torch.nn.Parameter(torch.zeros(length, hidden))
-        layer = torch.nn.TransformerDecoderLayer(hidden, heads, intermediate, dropout=0.0, batch_first=True,
-                                                 norm_first=True)
-        self.decoder = torch.nn.TransformerDecoder(layer, layers)
-        self.norm = torch.nn.LayerNorm(hidden)
-        self.out = torch.nn.Linear(hidden, vocab)
+        self.patch_colour = torch.nn.Linear(hidden, len(kb.COLOURS) + 1)
+        self.colour = torch.nn.Linear(hidden, len(kb.COLOURS))
+        self.shape = torch.nn.Linear(hidden, len(kb.SHAPES))
+        self.word = torch.nn.Linear(hidden, len(kb.WORDS))
+        self.count = torch.nn.Linear(hidden, MAX_COUNT + 1)
 
-    def loss(self, patches: torch.Tensor, ids: torch.Tensor, pad: int) -> torch.Tensor:
-        """Next-token cross-entropy of ids (N, L) given patches (N, P, D); padding ignored."""
-        x = self.embed(ids[:, :-1]) + self.pos[: ids.shape[1] - 1]  # (N,L-1,D)
-        causal = torch.nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device)
-        h = self.norm(self.decoder(x, patches, tgt_mask=causal, tgt_is_causal=True))  # (N,L-1,D)
-        target = ids[:, 1:].masked_fill(ids[:, 1:] == pad, -100)  # (N,L-1)
-        return torch.nn.functional.cross_entropy(self.out(h).flatten(0, 1), target.flatten())
+    def region_logits(self, feats: torch.Tensor, masks: torch.Tensor) -> list[torch.Tensor]:
+        """feats (N, P, D), masks (N, R, P) -> colour, shape and word logits (N*R, classes) of each region's mean."""
+        m = masks.float()
+        pooled = (m @ feats) / m.sum(-1, keepdim=True).clamp(min=1)  # (N,R,D)
+        return [head(pooled).flatten(0, 1) for head in (self.colour, self.shape, self.word)]
+
+    def loss(self, feats: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """feats (N, P, D) patch features; batch holds the views' targets, masks and labels (make_views).
+
+        Each object's and the word's region (the patches over its box, averaged) is classified, as a detector's
+        region head does; every patch's colour is read (where things are), its objects and background averaged
+        apart so the ~7% of patches on an object are not drowned; the mean patch reads the object count."""
+        ce = torch.nn.functional.cross_entropy
+        losses = [ce(logits, batch["labels"][..., k].flatten(), ignore_index=-100)
+                  for k, logits in enumerate(self.region_logits(feats, batch["masks"]))
+                  if (batch["labels"][..., k] >= 0).any()]
+        target = batch["targets"][:, 0].flatten()
+        per_patch = ce(self.patch_colour(feats).flatten(0, 1), target, reduction="none")  # (N*P,)
+        fg = target > 0
+        losses.append(per_patch[~fg].mean() + (per_patch[fg].mean() if fg.any() else 0.0))
+        losses.append(ce(self.count(feats.mean(1)), batch["targets"][:, 3, 0]))
+        return sum(losses) / len(losses)
 
 
 def encode_texts(tok: PreTrainedTokenizerFast, texts: list[str], length: int) -> torch.Tensor:
@@ -125,39 +219,47 @@ def build_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec) -> SiglipModel:
     return model
 
 
-def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vision") -> SiglipModel:
-    scenes = square_scenes(f"siglip-train/{spec.seed}", spec.pool, word_prob=spec.word_prob,
-                           word_height=spec.word_height if spec.word_height != (0.05, 0.05) else None)
-    pixels = torch.stack([to_pixels(render(s), spec.image_size) for s in tqdm(scenes, desc=f"{desc} scenes", leave=False)])
+def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vision",
+                 on_checkpoint=None) -> SiglipModel:
+    """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode)."""
+    scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob)
+    views = make_views(scenes, spec, f"siglip-views/{spec.seed}")  # whole + crop per scene (make_views)
+    pixels = views["pixels"]  # (pool,2,3,S,S) uint8
     texts = torch.stack([encode_texts(tok, captions(s), spec.text_len) for s in scenes])  # (pool, 4 refs, L)
     model = build_siglip(tok, spec)
-    head = None
-    params = list(model.parameters())
-    if spec.caption_weight > 0:
-        torch.manual_seed(spec.seed + 1)
-        head = CaptionHead(len(tok), spec.hidden, spec.heads, spec.intermediate, spec.caption_layers, spec.caption_len)
-        params += list(head.parameters())
-        cap_ids = encode_texts(tok, [caption_text(s, spec.word_caption) for s in scenes], spec.caption_len)  # (pool, L)
+    torch.manual_seed(spec.seed + 1)
+    heads = DenseHeads(spec.hidden)
+    params = list(model.parameters()) + list(heads.parameters())
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
     model.train()
     bar = tqdm(range(spec.steps), desc=desc)
     for step in bar:
         idx = torch.randperm(spec.pool, generator=gen)[: spec.batch]
+        crops = torch.randperm(spec.pool, generator=gen)[: spec.batch]
         ref = torch.randint(0, texts.shape[1], (len(idx),), generator=gen)  # a random reference caption each
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, spec.steps, spec.lr)
-        out = model(input_ids=texts[idx, ref], pixel_values=pixels[idx], return_loss=True)
+        whole = pixels[idx, 0].float() / 127.5 - 1.0  # (B,3,S,S)
+        out = model(input_ids=texts[idx, ref], pixel_values=whole, return_loss=True)
         loss = out.loss
-        if head is not None:
-            loss = loss + spec.caption_weight * head.loss(out.vision_model_output.last_hidden_state, cap_ids[idx],
-                                                          tok.pad_token_id)
+        if spec.dense_weight > 0:
+            crop_feats = model.vision_model(pixel_values=pixels[crops, 1].float() / 127.5 - 1.0).last_hidden_state
+            feats = torch.cat([out.vision_model_output.last_hidden_state, crop_feats])  # (2B,P,D)
+            batch = {k: torch.cat([v[idx, 0], v[crops, 1]]) for k, v in views.items() if k != "pixels"}
+            loss = loss + spec.dense_weight * heads.loss(feats, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if on_checkpoint is not None and step + 1 in spec.checkpoints and step + 1 < spec.steps:
+            model.eval()
+            on_checkpoint(step + 1, model)
+            model.train()
     model.eval()
+    if on_checkpoint is not None and spec.steps in spec.checkpoints:
+        on_checkpoint(spec.steps, model)
     return model
 
 
@@ -192,24 +294,3 @@ def _probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, t
         loss.backward()
         opt.step()
     return float((head(test_x).argmax(1) == test_y).float().mean())
-
-
-@torch.no_grad()
-def _features(model: SiglipModel, scenes: list[Scene], size: int) -> torch.Tensor:
-    px = torch.stack([to_pixels(render(s), size) for s in scenes])
-    return torch.cat([model.vision_model(pixel_values=b).last_hidden_state.mean(1) for b in px.split(128)])  # (N, D)
-
-
-def attribute_probe(model: SiglipModel, spec: VisionSpec, n_train: int = 600, n_test: int = 400) -> dict[str, float]:
-    """Linear-probe accuracy of colour and shape (one-object scenes) and count (1-5 objects)."""
-    out = {}
-    single = square_scenes("siglip-eval/single", n_train + n_test, objects=(1, 1))
-    feats = _features(model, single, spec.image_size)
-    for attr, names in (("colour", list(kb.COLOURS)), ("shape", kb.SHAPES)):
-        y = torch.tensor([names.index(getattr(s.objects[0], attr)) for s in single])
-        out[attr] = _probe(feats[:n_train], y[:n_train], feats[n_train:], y[n_train:])
-    multi = square_scenes("siglip-eval/multi", n_train + n_test)
-    feats = _features(model, multi, spec.image_size)
-    y = torch.tensor([len(s.objects) - 1 for s in multi])
-    out["count"] = _probe(feats[:n_train], y[:n_train], feats[n_train:], y[n_train:])
-    return out

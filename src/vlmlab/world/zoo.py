@@ -1,13 +1,25 @@
 """The backbone zoo: build, cache and locate the toy world's pretrained backbones.
 
-    python -m vlmlab.world.zoo build [--mini] [--only lm_weak ...]   # `make backbones`
+    python -m vlmlab.world.zoo build [--mini] [--only lm vision]   # `make backbones`
 
-Four backbones, weak and strong of each kind with identical architectures (so identical parameter
-counts); strong gets 4x the training steps of weak, as Mistral-7B had a larger training budget than
-Llama-1-7B. Each lands in $VLMLAB_CACHE/zoo/<name>/ (save_pretrained, safetensors) with a
-manifest.json of its measured quality; $VLMLAB_CACHE/zoo/manifest.json gathers all four and the
-strong-minus-weak margins. A directory is finished exactly when its manifest.json exists.
-The mini zoo (tiny budgets, for tests and smoke runs) lives in $VLMLAB_CACHE/zoo_mini/.
+One pretraining run per kind (a tiny Llama, a tiny SigLIP), each snapshotted at fixed steps along the way: the
+checkpoints of a run have identical architectures (equal parameter counts) and each carries its unimodal scores.
+  lm       held-out perplexity and fact recall (8 candidate values per fact; chance 1/8): the MMLU of the toy world
+  vision   the calibration's linear probes (world/probes.py) and zero-shot retrieval: its ImageNet
+Each score is also given as `unimodal`, a share of the way from chance (0) to perfect (1): lm from fact recall,
+vision the mean over the probes colour, shape, count, position and glyph (split).
+
+Named backbones (`zoo:lm_weak` ...) are the paper's pairs: strong is the last checkpoint; weak is the checkpoint
+whose unimodal gap to strong comes closest to the paper's gap (../shared/PAPER.md, chosen here once, before any
+finding runs): the LM swap was a large step, MMLU 35.1 -> 60.1, a third of the way from chance (25) to perfect;
+the vision swap a small one, ImageNet 78.0 -> 83.2, 5.2% of the way. `zoo:lm@300` names any checkpoint.
+
+Layout under $VLMLAB_CACHE/zoo/ (the mini zoo, tiny budgets for tests and smoke runs, under zoo_mini/):
+  tokenizer/                 the world's BPE tokenizer
+  lm/step-000300/ ...        checkpoints (save_pretrained, safetensors) with manifest.json
+  lm/manifest.json           the run: spec, every checkpoint's scores (a run is finished exactly when it exists)
+  lm_weak/, lm_strong/ ...   copies of the chosen checkpoints; manifest.json says which and why
+  manifest.json              every checkpoint's scores, the chosen pairs and their gaps beside the paper's
 """
 
 from __future__ import annotations
@@ -15,9 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,25 +40,34 @@ from vlmlab.world.config import GENERATOR_VERSION, cache_root
 from vlmlab.world.corpus import CorpusSpec, build_corpus, heldout_text
 from vlmlab.world.lm import LMSpec, fact_recall, perplexity, train_lm
 from vlmlab.world.tokenizer import train_tokenizer
-from vlmlab.world.vision import VisionSpec, attribute_probe, retrieval_r1, train_siglip
+from vlmlab.world.vision import VisionSpec, retrieval_r1, train_siglip
 
+KINDS = ("lm", "vision")
 NAMES = ("lm_weak", "lm_strong", "vision_weak", "vision_strong")
-STRONG_OVER_WEAK = 4  # strong backbones train for 4x the weak ones' steps (same data, same architecture)
+# The paper's unimodal gaps as a share of the way from chance to perfect (../shared/PAPER.md, finding 1).
+PAPER_GAP = {"lm": (60.1 - 35.1) / (100 - 25), "vision": (83.2 - 78.0) / 100}
+PAPER_GAP_SOURCE = {"lm": "MMLU 35.1 -> 60.1 (chance 25): LLaMA-1-7B -> Mistral-7B",
+                    "vision": "ImageNet 78.0 -> 83.2: CLIP-ViT-H -> SigLIP-SO400M"}
+VISION_UNIMODAL_PROBES = ("colour", "shape", "count", "position", "glyph (split)")
+CHECKPOINT = re.compile(r"^(lm|vision)@(\d+)$")
 
 
 @dataclass
 class ZooSpec:
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
-    lm: LMSpec = field(default_factory=LMSpec)  # steps = the strong LM's budget
-    vision: VisionSpec = field(default_factory=VisionSpec)  # steps = the strong encoder's budget
+    lm: LMSpec = field(default_factory=lambda: LMSpec(checkpoints=(50, 75, 100, 150, 200, 300, 450, 600)))
+    vision: VisionSpec = field(default_factory=lambda: VisionSpec(checkpoints=(100, 200, 400, 800, 1200, 1600)))
     eval_lines: int = 1000  # held-out corpus lines for perplexity
-    eval_scenes: int = 500  # held-out scenes for retrieval, in galleries of 50 (probes use 600 + 400)
+    eval_scenes: int = 500  # held-out scenes for retrieval, in galleries of 50
+    probe_train: int = 600  # probe scenes (world/probes.py): fit on these ...
+    probe_test: int = 400  # ... score on these
 
 
 FULL = ZooSpec()
 MINI = ZooSpec(corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
-               lm=LMSpec(steps=8, batch=8), vision=VisionSpec(steps=8, batch=16, pool=64),
-               eval_lines=50, eval_scenes=50)
+               lm=LMSpec(steps=8, batch=8, checkpoints=(2, 4, 8)),
+               vision=VisionSpec(steps=8, batch=8, pool=32, image_size=64, checkpoints=(2, 4, 8)),
+               eval_lines=50, eval_scenes=50, probe_train=30, probe_test=20)
 
 
 def zoo_dir(mini: bool = False) -> Path:
@@ -61,6 +83,10 @@ def _finished(path: Path) -> bool:
     return man.exists() and json.loads(man.read_text()).get("generator_version") == GENERATOR_VERSION
 
 
+def step_dir(kind: str, step: int) -> str:
+    return f"{kind}/step-{step:06d}"
+
+
 def _tokenizer(spec: ZooSpec, root: Path) -> PreTrainedTokenizerFast:
     path = root / "tokenizer"
     if not (path / "tokenizer.json").exists():
@@ -71,97 +97,161 @@ def _tokenizer(spec: ZooSpec, root: Path) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast.from_pretrained(str(path))
 
 
-def _build_one(name: str, spec: ZooSpec, root: Path) -> dict:
-    kind, quality = name.split("_")
+def lm_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
+    recall = fact_recall(model, tok)
+    return {"heldout_perplexity": perplexity(model, tok, heldout_text(spec.corpus, spec.eval_lines), spec.lm.seq),
+            "fact_recall": recall, "fact_recall_chance": 1 / 8, "unimodal": (recall - 1 / 8) / (1 - 1 / 8)}
+
+
+def vision_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
+    from vlmlab.model.navit import VisionEncoder
+    from vlmlab.world.probes import CHANCE, probe_table
+
+    tower = model.vision_model
+    use_head, head = tower.use_head, tower.head  # VisionEncoder drops the pooling head; retrieval (and training) use it
+    try:
+        probes = probe_table(VisionEncoder(tower).eval(), spec.probe_train, spec.probe_test)
+    finally:
+        tower.use_head, tower.head = use_head, head
+    norm = [(probes[p] - CHANCE[p]) / (1 - CHANCE[p]) for p in VISION_UNIMODAL_PROBES]
+    return {"retrieval_r1_at_50": retrieval_r1(model, tok, spec.vision, spec.eval_scenes), "retrieval_chance": 1 / 50,
+            **{f"probe_{k.replace(' ', '_').replace('(', '').replace(')', '')}": v for k, v in probes.items()},
+            "unimodal": sum(norm) / len(norm)}
+
+
+def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
+    """Train one kind's run, saving and scoring every checkpoint; returns the run manifest."""
     tok = _tokenizer(spec, root)
     t0 = time.time()
-    tmp = root / f"{name}.tmp"
+    tmp = root / f"{kind}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run_spec = spec.lm if kind == "lm" else spec.vision
+    checkpoints = []
+
+    def save(step: int, model) -> None:
+        out = tmp / f"step-{step:06d}"
+        quality = lm_scores(model, tok, spec) if kind == "lm" else vision_scores(model, tok, spec)
+        model.save_pretrained(str(out))
+        tok.save_pretrained(str(out))
+        if kind == "vision":
+            SiglipImageProcessor(size={"height": run_spec.image_size, "width": run_spec.image_size},
+                                 image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(str(out))
+        entry = {"name": f"{kind}@{step}", "step": step, "generator_version": GENERATOR_VERSION,
+                 "architecture": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters()),
+                 "quality": quality, "seconds_into_build": round(time.time() - t0, 1)}
+        (out / "manifest.json").write_text(json.dumps(entry, indent=2))
+        checkpoints.append(entry)
+        print(f"[zoo] {kind}@{step}: unimodal {quality['unimodal']:.3f}")
+
     if kind == "lm":
-        lm_spec = spec.lm if quality == "strong" else replace(spec.lm, steps=max(1, spec.lm.steps // STRONG_OVER_WEAK))
-        model = train_lm(tok, build_corpus(spec.corpus), lm_spec, desc=name)
-        quality_ = {"heldout_perplexity": perplexity(model, tok, heldout_text(spec.corpus, spec.eval_lines), lm_spec.seq),
-                    "fact_recall": fact_recall(model, tok), "fact_recall_chance": 1 / 8}
-        train = asdict(lm_spec)
+        train_lm(tok, build_corpus(spec.corpus), run_spec, desc=kind, on_checkpoint=save)
     else:
-        v_spec = spec.vision if quality == "strong" else replace(spec.vision, steps=max(1, spec.vision.steps // STRONG_OVER_WEAK))
-        model = train_siglip(tok, v_spec, desc=name)
-        probes = attribute_probe(model, v_spec, *((600, 400) if spec.eval_scenes >= 500 else (60, 40)))
-        quality_ = {"retrieval_r1_at_50": retrieval_r1(model, tok, v_spec, spec.eval_scenes), "retrieval_chance": 1 / 50,
-                    "probe_colour": probes["colour"], "probe_shape": probes["shape"], "probe_count": probes["count"],
-                    "probe_mean": sum(probes.values()) / len(probes)}
-        train = asdict(v_spec)
-        SiglipImageProcessor(size={"height": v_spec.image_size, "width": v_spec.image_size},
-                             image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(str(tmp))
-    model.save_pretrained(str(tmp))
-    tok.save_pretrained(str(tmp))
-    manifest = {"name": name, "generator_version": GENERATOR_VERSION, "architecture": type(model).__name__,
-                "parameters": sum(p.numel() for p in model.parameters()), "train": train,
-                "quality": quality_, "build_seconds": round(time.time() - t0, 1)}
+        train_siglip(tok, run_spec, desc=kind, on_checkpoint=save)
+    manifest = {"kind": kind, "generator_version": GENERATOR_VERSION, "train": asdict(run_spec),
+                "checkpoints": checkpoints, "build_seconds": round(time.time() - t0, 1)}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    shutil.rmtree(root / name, ignore_errors=True)
-    tmp.rename(root / name)
+    shutil.rmtree(root / kind, ignore_errors=True)
+    tmp.rename(root / kind)
     return manifest
 
 
+def choose_pair(kind: str, checkpoints: list[dict]) -> dict:
+    """Strong = the last checkpoint; weak = the earlier one whose unimodal gap to strong is closest to the paper's."""
+    strong = max(checkpoints, key=lambda c: c["step"])
+    earlier = [c for c in checkpoints if c["step"] < strong["step"]] or [strong]
+    u = strong["quality"]["unimodal"]
+    weak = min(earlier, key=lambda c: (abs(u - c["quality"]["unimodal"] - PAPER_GAP[kind]), -c["step"]))
+    return {"weak": weak["name"], "strong": strong["name"], "gap": u - weak["quality"]["unimodal"],
+            "paper_gap": PAPER_GAP[kind], "paper": PAPER_GAP_SOURCE[kind],
+            "rule": "strong = last checkpoint; weak = the checkpoint whose unimodal gap to strong is closest to the paper's"}
+
+
+def _alias(name: str, checkpoint: str, pair: dict, root: Path) -> None:
+    kind, step = CHECKPOINT.match(checkpoint).groups()
+    src, tmp = root / step_dir(kind, int(step)), root / f"{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    man = json.loads((tmp / "manifest.json").read_text())
+    (tmp / "manifest.json").write_text(json.dumps({**man, "name": name, "checkpoint": checkpoint, "pair": pair}, indent=2))
+    shutil.rmtree(root / name, ignore_errors=True)
+    tmp.rename(root / name)
+
+
 def summarise(root: Path) -> dict:
-    """Gather the per-backbone manifests and the strong-minus-weak margins into root/manifest.json."""
-    models = {n: json.loads((root / n / "manifest.json").read_text()) for n in NAMES if _finished(root / n)}
+    """Gather the runs' checkpoints, the chosen pairs and their margins into root/manifest.json."""
+    runs = {k: json.loads((root / k / "manifest.json").read_text()) for k in KINDS if _finished(root / k)}
+    named = {n: json.loads((root / n / "manifest.json").read_text()) for n in NAMES if _finished(root / n)}
     margins = {}
-    for kind in ("lm", "vision"):
-        weak, strong = models.get(f"{kind}_weak"), models.get(f"{kind}_strong")
+    for kind in KINDS:
+        weak, strong = named.get(f"{kind}_weak"), named.get(f"{kind}_strong")
         if weak and strong:
             margins[kind] = {k: strong["quality"][k] - weak["quality"][k] for k in strong["quality"] if "chance" not in k}
             margins[kind]["same_parameter_count"] = weak["parameters"] == strong["parameters"]
-    summary = {"generator_version": GENERATOR_VERSION, "models": {n: m["quality"] for n, m in models.items()},
-               "parameters": {n: m["parameters"] for n, m in models.items()},
-               "strong_minus_weak": margins, "build_seconds": {n: m["build_seconds"] for n, m in models.items()}}
+            margins[kind]["paper_unimodal_gap"] = PAPER_GAP[kind]
+    summary = {"generator_version": GENERATOR_VERSION,
+               "models": {n: m["quality"] for n, m in named.items()},
+               "aliases": {n: m["checkpoint"] for n, m in named.items()},
+               "checkpoints": {k: {c["name"]: c["quality"] for c in r["checkpoints"]} for k, r in runs.items()},
+               "parameters": {n: m["parameters"] for n, m in named.items()},
+               "strong_minus_weak": margins, "build_seconds": {k: r["build_seconds"] for k, r in runs.items()}}
     (root / "manifest.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def build(names: tuple[str, ...] = NAMES, mini: bool = False, threads: int = 1) -> dict:
-    """Build the named backbones that are missing (deterministic; finished ones are skipped).
+def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1) -> dict:
+    """Build the missing runs of the named kinds and their weak/strong pairs (deterministic; finished ones skipped).
 
     One thread by default: on a 2-core machine shared with other jobs, two busy-waiting OpenMP
     threads ran ~3x slower per step than one; pass threads=2 on an idle machine."""
     torch.set_num_threads(threads)
     spec, root = (MINI if mini else FULL), zoo_dir(mini)
     root.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if name not in NAMES:
-            raise ValueError(f"unknown backbone {name!r}; choose from {NAMES}")
-        if not _finished(root / name):
-            _build_one(name, spec, root)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"unknown backbone run {kind!r}; choose from {KINDS}")
+        if not _finished(root / kind):
+            _build_run(kind, spec, root)
+        if not all(_finished(root / f"{kind}_{q}") for q in ("weak", "strong")):
+            pair = choose_pair(kind, json.loads((root / kind / "manifest.json").read_text())["checkpoints"])
+            for q in ("weak", "strong"):
+                _alias(f"{kind}_{q}", pair[q], pair, root)
     return summarise(root)
 
 
 def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -> Path:
-    """Directory of a zoo backbone, building it if missing (mini=None reads $VLMLAB_ZOO_MINI=1)."""
-    if name not in NAMES:
-        raise ValueError(f"unknown zoo backbone {name!r}; choose from {NAMES}")
+    """Directory of a zoo backbone (a name of NAMES or a checkpoint `lm@300`), building it if missing
+    (mini=None reads $VLMLAB_ZOO_MINI=1)."""
+    match = CHECKPOINT.match(name)
+    if name not in NAMES and not match:
+        raise ValueError(f"unknown zoo backbone {name!r}; choose from {NAMES} or a checkpoint such as lm@300")
     mini = _use_mini(mini)
-    path = zoo_dir(mini) / name
+    root = zoo_dir(mini)
+    path = root / (step_dir(match.group(1), int(match.group(2))) if match else name)
+    kind = match.group(1) if match else name.split("_")[0]
     if not _finished(path):
         if not build_if_missing:
             raise FileNotFoundError(f"zoo backbone {name!r} is not built at {path}; run `make backbones` "
                                     f"(python -m vlmlab.world.zoo build{' --mini' if mini else ''})")
         print(f"[zoo] building missing backbone {name} into {path}")
-        build((name,), mini)
+        build((kind,), mini)
+        if not _finished(path):
+            steps = json.loads((root / kind / "manifest.json").read_text())["train"]["checkpoints"]
+            raise ValueError(f"zoo backbone {name!r}: the {kind} run has no such checkpoint; its steps: {steps}")
     return path
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m vlmlab.world.zoo", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build every missing backbone")
+    b = sub.add_parser("build", help="build every missing backbone run and its weak/strong pair")
     b.add_argument("--mini", action="store_true", help="tiny budgets, into zoo_mini/ (seconds)")
-    b.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES))
+    b.add_argument("--only", nargs="+", choices=KINDS, default=list(KINDS))
     b.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     args = ap.parse_args(argv)
     t0 = time.time()
     summary = build(tuple(args.only), args.mini, args.threads)
-    print(json.dumps({k: summary[k] for k in ("models", "strong_minus_weak")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("aliases", "models", "strong_minus_weak")}, indent=2))
     print(f"[zoo] ready in {zoo_dir(args.mini)} ({time.time() - t0:.0f} s)")
 
 

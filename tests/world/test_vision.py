@@ -1,0 +1,57 @@
+"""Vision pretraining's dense targets line up with the pixels, and the probes read the right patches."""
+import numpy as np
+import torch
+
+from vlmlab.world import kb
+from vlmlab.world.probes import _patches_on
+from vlmlab.world.scenes import WORD_LABEL, label_map
+from vlmlab.world.vision import VisionSpec, dense_targets, make_views, pretraining_scenes
+
+
+def test_label_map_marks_each_object_and_the_word():
+    scenes = pretraining_scenes("test/labels", 20, word_prob=1.0)
+    for s in scenes:
+        labels = label_map(s)
+        assert labels.shape == (s.height, s.width)
+        for i, o in enumerate(s.objects):
+            assert labels[int(o.y), int(o.x)] == i + 1  # every shape covers its centre
+        x, y = s.word_xy
+        w_box = labels[int(y) + 1: int(y) + 3, int(x) + 1: int(x) + 3]
+        assert (w_box == WORD_LABEL).all()
+
+
+def test_dense_targets_match_the_rendered_pixels():
+    spec = VisionSpec(image_size=96, patch=8)
+    scenes = pretraining_scenes("test/views", 12, word_prob=0.5)
+    views = make_views(scenes, spec, "test/views")
+    pixels, targets = views["pixels"], views["targets"]
+    assert pixels.shape == (12, 2, 3, 96, 96) and targets.shape == (12, 2, 4, 144)
+    colours = list(kb.COLOURS)
+    errors = []
+    for n in range(12):
+        for v in range(2):
+            centres = pixels[n, v].permute(1, 2, 0)[4::8, 4::8].reshape(-1, 3).numpy().astype(int)  # (144,3)
+            for p in (targets[n, v, 0] > 0).nonzero().squeeze(1).tolist():
+                errors.append(np.abs(centres[p] - np.array(kb.COLOURS[colours[targets[n, v, 0, p] - 1]])).sum())
+    assert np.median(errors) <= 3  # the pixel at a patch centre has its object's colour (anti-aliased edges aside)
+    assert all(int(targets[n, 0, 3, 0]) == len(s.objects) for n, s in enumerate(scenes))  # whole view: every object
+    assert all(int(targets[n, 1, 3, 0]) <= len(s.objects) for n, s in enumerate(scenes))  # a crop: those it holds
+    with_word = [n for n, s in enumerate(scenes) if s.word]
+    assert with_word and all((targets[n, 0, 2] == kb.WORDS.index(scenes[n].word) + 1).any() for n in with_word)
+    labels = views["labels"]  # (N, 2, REGIONS, 3): every object of the whole view is a region, the word too
+    for n, s in enumerate(scenes):
+        assert sorted(labels[n, 0, :, 1][labels[n, 0, :, 1] >= 0].tolist()) == sorted(kb.SHAPES.index(o.shape) for o in s.objects)
+        assert (labels[n, 0, :, 2] >= 0).sum() == int(s.word is not None)
+        assert all(views["masks"][n, 0, k].any() for k in range(len(s.objects)))
+    one = dense_targets(scenes[0], label_map(scenes[0]), (0, 0, scenes[0].width, scenes[0].height), 12)
+    assert torch.equal(torch.from_numpy(one), targets[0, 0])
+
+
+def test_probe_reads_the_patches_on_a_box():
+    view = (0, 0, 96, 96)  # a 96-px canvas on a 12 x 12 grid: patch centres at 4, 12, ..., 92
+    assert _patches_on((10, 10, 14, 14), view, 12) == [1 * 12 + 1]
+    assert _patches_on((0, 0, 20, 5), view, 12) == [0, 1, 2]
+    assert _patches_on((7, 7, 9, 9), view, 12) == [0, 1, 12, 13]  # a box on a patch corner touches four
+    assert _patches_on((50, 50, 50, 50), view, 12) == [6 * 12 + 6]  # a point: the patch under it
+    crop = (48, 48, 96, 96)  # the bottom-right split crop: its patch 0 covers canvas (48..52, 48..52)
+    assert _patches_on((49, 49, 50, 50), crop, 12) == [0]
