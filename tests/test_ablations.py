@@ -8,9 +8,10 @@ import pytest
 
 from vlmlab import ablate
 from vlmlab.config import ConfigError, check_command_line, compose, repo_root
-from vlmlab.contract.ablation import available, findings, load_ablation
+from vlmlab.contract.ablation import available, findings, first_looks, load_ablation
 
-NAMES = available(ablate.ABLATIONS)
+NAMES = first_looks(ablate.ABLATIONS)  # first looks; a follow-up shares its first look's grid and checks
+FOLLOW_UPS = sorted(set(available(ablate.ABLATIONS)) - set(NAMES))
 
 
 def test_findings_are_read_from_the_files():
@@ -27,6 +28,14 @@ def test_ablation_file_is_complete_and_composes(name):
     assert len(abl.seeds) >= 3 and abl.metrics and abl.checks
     first = (repo_root() / "ablations" / f"{name}.yaml").read_text().splitlines()[0]
     assert first.startswith("#")
+    check_command_line(["-m", *abl.overrides()])
+
+
+@pytest.mark.parametrize("name", FOLLOW_UPS)
+def test_follow_up_files_state_their_plan_and_compose(name):
+    abl = ablate.load(name)
+    assert abl.follow_up_of in NAMES and abl.plan and abl.checks == ablate.load(abl.follow_up_of).checks
+    assert (repo_root() / "ablations" / f"{name}.yaml").read_text().startswith("#")
     check_command_line(["-m", *abl.overrides()])
     for chk in abl.checks:  # every check names cells that exist in the grid
         for side in ("better", "worse"):

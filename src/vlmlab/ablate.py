@@ -6,7 +6,8 @@ An ablation file (schema and loader: contract/ablation.py) holds one question: i
 orderings the verdicts check. The runner turns it into one Hydra multirun (`python -m vlmlab.train -m ...`),
 so every cell lands in a deterministic folder <runs_root>/<name>/<cell>/seed<k>; finished cells are skipped,
 failed ones recorded and retried on the next run, and the tables and the report are regenerated at the end.
-`NAME=all` runs every file of the ablations folder (default: the repository's ablations/).
+`NAME=all` runs every file of the ablations folder (default: the repository's ablations/) but follow-ups
+(`follow_up_of:`, a later look that is run by naming it).
 
 A file may ablate any recipe key; it may not vary what would make its cells incomparable (the test split,
 the evaluation protocol, the seeds: contract.run.refusal says why). A debug profile on the command line
@@ -33,7 +34,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from vlmlab.config import check_command_line, compose, repo_root
-from vlmlab.contract.ablation import Ablation, available, load_ablation
+from vlmlab.contract.ablation import Ablation, available, first_looks, load_ablation
 from vlmlab.contract.errors import ConfigError, UserError
 from vlmlab.contract.metrics import metric
 from vlmlab.contract.run import override_key
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(s) for s in seeds_arg.split(",")] if seeds_arg else None
         except ValueError:
             raise ConfigError("--seeds takes a comma-separated list of integers, e.g. --seeds 0,1") from None
-        studies = [load(n, folder) for n in (available(folder) if name == "all" else [name])]
+        studies = [load(n, folder) for n in (first_looks(folder) if name == "all" else [name])]
         for abl in studies:
             abl.seeds = seeds or abl.seeds
         codes = [run_ablation(abl, args) for abl in studies]

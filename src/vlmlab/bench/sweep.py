@@ -36,6 +36,8 @@ def grid_runs(ablations: str | Path, args: list[str]) -> list[dict]:
     """One row per (ablation, cell, seed): its config, its model's key (identity without the seed), reuse."""
     rows, seen = [], set()
     for name, abl in load_all(ablations).items():
+        if abl.follow_up_of:  # a later look is not part of the grid `make ablation NAME=all` runs
+            continue
         trains_itself = bool(reuse_policy(abl, []))
         for cell in abl.cells():
             values = [f"{k}={v}" for k, v in parse_cell(cell).items()]

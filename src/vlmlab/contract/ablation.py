@@ -13,10 +13,17 @@ An ablation file (ablations/<name>.yaml) holds one question:
     checks:                              # orderings the verdicts test, each on paired seeds (the runner needs one)
       - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg, primary: true}
       - {kind: not_worse, better: {...}, worse: {...}, metric: avg, margin: 2.0}
+    follow_up_of: f1_backbones           # optional: a pre-registered follow-up (a later look) of another file
+    plan: "..."                          # optional: why this many seeds (e.g. the power figure of the first look)
     A `primary: true` check states the source's headline claim: the finding's verdict comes from its primary
     checks; the others are shown, not counted. A file that marks none counts every check that is not a
     deterministic fact. A check's claim is "quality" (scores, divergence) or "efficiency" (timing, compute),
     from its metric's kind.
+A follow-up is a second (third, ...) look at a finished file's question with new seeds, fixed in its own file and
+committed before its runs: same finding, grid and fixed overrides, the same checks (inherited when it lists none),
+seeds disjoint from every earlier look. Its runs are filed under its own name; the report merges every look's
+seeds into the first file's section and discloses the number of looks and what they cost in false positives.
+`make ablation NAME=all` runs first looks only: a follow-up is run by naming it.
 Errors name the file and the culprit in one line (ConfigError).
 """
 from __future__ import annotations
@@ -32,7 +39,8 @@ from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
-_FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "name")
+_FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "follow_up_of", "plan",
+           "name")
 
 
 @dataclass
@@ -81,6 +89,9 @@ class Ablation:
     fixed: list[str] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
     path: Path | None = None
+    follow_up_of: str | None = None              # the file this one is a later look of
+    plan: str = ""                               # why this many seeds
+    looks: list[tuple[str, list[int]]] = field(default_factory=list)  # (file, seeds) of every look up to this one
 
     def get(self, key: str, default=None):
         """Mapping-style read access (the report reads specs and plain dicts alike)."""
@@ -171,11 +182,44 @@ def load_ablation(path: str | Path) -> Ablation:
                                       f"({', '.join(grid) or 'empty'})")
     metrics = [str(m) for m in (raw.get("metrics") or ["avg", *task_names()])]
     paper = raw.get("paper") or {}
-    return Ablation(name=str(raw.get("name") or path.stem), finding=str(raw["finding"]), question=str(raw["question"]),
-                    paper=paper if isinstance(paper, dict) else {"claim": str(paper)},
-                    grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
-                    metrics=metrics, fixed=[str(o) for o in fixed],
-                    plugins=plugins, path=path)
+    out = Ablation(name=str(raw.get("name") or path.stem), finding=str(raw["finding"]), question=str(raw["question"]),
+                   paper=paper if isinstance(paper, dict) else {"claim": str(paper)},
+                   grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
+                   metrics=metrics, fixed=[str(o) for o in fixed], plugins=plugins, path=path,
+                   plan=str(raw.get("plan") or ""))
+    out.looks = [(out.name, out.seeds)]
+    if raw.get("follow_up_of"):
+        _follow(out, str(raw["follow_up_of"]), "checks" in raw, "metrics" in raw, where)
+    return out
+
+
+def _follow(out: Ablation, parent_name: str, own_checks: bool, own_metrics: bool, where: str) -> None:
+    """Validate a follow-up against the look it follows and inherit what it does not restate."""
+    parent_path = out.path.parent / f"{parent_name}.yaml"
+    if not parent_path.is_file():
+        raise ConfigError(f"{where}: follow_up_of={parent_name!r}: no such ablation file next to it")
+    parent = load_ablation(parent_path)
+    for key in ("finding", "grid", "fixed"):
+        if getattr(out, key) != getattr(parent, key):
+            raise ConfigError(f"{where}: a follow-up keeps the {key} of {parent_name} ({getattr(parent, key)!r}), "
+                              f"got {getattr(out, key)!r}")
+    if own_checks and out.checks != parent.checks:
+        raise ConfigError(f"{where}: a follow-up tests the checks of {parent_name}; list none to inherit them")
+    earlier = {s for _, seeds in parent.looks for s in seeds}
+    reused = sorted(earlier & set(out.seeds))
+    if reused:
+        raise ConfigError(f"{where}: seeds {reused} were already used by an earlier look; a follow-up takes new seeds")
+    out.follow_up_of, out.checks = parent_name, parent.checks
+    out.metrics = out.metrics if own_metrics else parent.metrics
+    out.paper, out.question = parent.paper, parent.question
+    out.looks = [*parent.looks, (out.name, out.seeds)]
+
+
+def first_look(spec: Ablation, specs: dict[str, "Ablation"]) -> str:
+    """The name of the file whose question a (follow-up) file asks: the first look of its chain."""
+    while spec.follow_up_of:
+        spec = specs[spec.follow_up_of]
+    return spec.name
 
 
 def ablation_files(folder: str | Path) -> list[Path]:
@@ -185,6 +229,11 @@ def ablation_files(folder: str | Path) -> list[Path]:
 def available(folder: str | Path) -> list[str]:
     """The ablation names in a folder (file stems, sorted)."""
     return [p.stem for p in ablation_files(folder)]
+
+
+def first_looks(folder: str | Path) -> list[str]:
+    """The names of the files that are not follow-ups (what `NAME=all` runs)."""
+    return [n for n, spec in load_all(folder).items() if not spec.follow_up_of]
 
 
 def load_all(folder: str | Path) -> dict[str, Ablation]:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlmlab.contract.ablation import finding_key, load_all
+from vlmlab.contract.ablation import finding_key, first_look, load_all
 from vlmlab.perf import cpu_name
-from vlmlab.report import aggregate, plots, verdicts
+from vlmlab.report import aggregate, plots, stats, verdicts
 
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 7px;"
@@ -268,6 +268,44 @@ def to_html(blocks: list, title: str) -> str:
     return env.get_template("report.html.j2").render(title=title, css=CSS, blocks=items)
 
 
+def merged_looks(runs: Path, looks: list) -> pd.DataFrame:
+    """The seeds of every look at one question (the first file, then its follow-ups), filed under the first's name."""
+    parts = []
+    for i, spec in enumerate(looks, start=1):
+        t = aggregate.seeds_table(runs, spec["name"], spec)
+        if not t.empty:
+            parts.append(t.assign(ablation=looks[0]["name"], look=i, look_file=spec["name"]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def looks_text(seeds: pd.DataFrame, chain: list) -> str:
+    """The disclosure of a question looked at more than once: which seeds each look added, and the chance that a
+    check with no true effect comes out reproduced at one of these looks (stats.looks_false_positive)."""
+    if seeds.empty or "look" not in seeds or len(chain) < 2:
+        return ""
+    ran = seeds[seeds["status"].isin(["finished", "diverged"])]
+    done = sorted(ran["look"].unique().tolist())
+    if len(done) < 2:
+        return ""
+    by_look = {int(k): g for k, g in ran.groupby("look")}
+    parts = []
+    for k in done:
+        spec = sorted(chain, key=lambda s: len(s.looks))[k - 1]
+        seeds_k = sorted(int(x) for x in by_look[k]["seed"].unique())
+        plan = f" ({spec.plan.strip().rstrip('.')})" if spec.plan else ""
+        parts.append(f"look {k}: {spec.name}, seeds {_seed_span(seeds_k)}{plan}")
+    rate = stats.looks_false_positive([len(by_look[k]["seed"].unique()) for k in done])
+    return (f"Looked at {len(done)} times, each look a file of its own: {'; '.join(parts)}. Every check "
+            f"here pools the seeds of all looks. With {len(done)} looks, a check with no true effect comes out "
+            f"reproduced at one of them with probability {100 * rate:.1f}% (simulated; one look: 2.5%): read its "
+            "p-values with that in mind.")
+
+
+def _seed_span(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)) \
+        else ", ".join(map(str, seeds))
+
+
 def build(runs="runs", ablations="ablations", out="results") -> dict:
     """Regenerate every table, figure and the report; returns {'findings': DataFrame, 'report': Path}."""
     runs, out = Path(runs), Path(out)
@@ -282,8 +320,11 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
         runs = out / "runs"
     untestable = aggregate.blind_level_tasks(out / "calibration" / "controls.csv")
     per, all_seeds, all_v = {}, [], []
-    for name, spec in specs.items():
-        seeds = aggregate.seeds_table(runs, name, spec)
+    chains = {name: [n for n in specs if first_look(specs[n], specs) == name] for name in specs
+              if not specs[name].get("follow_up_of")}
+    for name, chain in chains.items():
+        spec = specs[name]
+        seeds = merged_looks(runs, [specs[n] for n in sorted(chain, key=lambda n: len(specs[n].looks))])
         isolated = aggregate.isolated_table(runs / name)
         v = verdicts.verdicts_table(seeds, spec, isolated, untestable) if not seeds.empty else pd.DataFrame()
         per[name] = (spec, seeds, aggregate.cells_table(seeds, spec), v, [])
@@ -335,7 +376,9 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     for f in order:
         blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet')}", None)]
         for name in by_finding[f]:
-            blocks += ablation_blocks(*per[name])
+            section = ablation_blocks(*per[name])
+            disclosure = looks_text(per[name][1], [specs[n] for n in chains[name]])
+            blocks += section[:1] + ([("p", disclosure, None)] if disclosure else []) + section[1:]
         blocks.append(("close", f, None))
     report = out / "REPORT.md"
     aggregate.write_atomic(report, to_markdown(blocks, out))

@@ -91,3 +91,18 @@ def seeds_for_power(std: float, distance: float, limit: int = 200) -> float:
     n = TTestPower().solve_power(effect_size=distance / std, alpha=ALPHA, power=0.8, alternative="two-sided")
     n = max(2, math.ceil(float(n)))
     return float(n) if n <= limit else math.inf
+
+
+def looks_false_positive(ns: list[int], alpha: float = ALPHA, sims: int = 20000, seed: int = 0) -> float:
+    """Chance that a check with no true effect comes out "reproduced" (the paired t test's p < alpha with the mean
+    in the paper's direction) at one or more of several looks at the same seeds, after ns[0], ns[0] + ns[1], ...
+    paired seeds; by simulation of normal seed differences (one look: alpha / 2)."""
+    cum = [int(n) for n in np.cumsum(ns) if n >= 2]
+    if not cum:
+        return float("nan")
+    d = np.random.default_rng(seed).standard_normal((sims, cum[-1]))
+    hit = np.zeros(sims, dtype=bool)
+    for n in cum:
+        res = st.ttest_1samp(d[:, :n], 0.0, axis=1)
+        hit |= (res.pvalue < alpha) & (res.statistic > 0)
+    return float(hit.mean())
