@@ -288,6 +288,19 @@ def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
     return out
 
 
+def blind_controls(controls_csv: str | Path) -> dict[str, float]:
+    """The baseline recipe's blind control per task (image.blind=true, no splitting; calibrate.py's controls.csv,
+    validation split), {task: mean score}; {} without a calibration."""
+    path = Path(controls_csv)
+    if not path.exists():
+        return {}
+    c = pd.read_csv(path)
+    if c.empty or "blind" not in c.columns:
+        return {}
+    at = c[c["split"] == c["split"].min()]
+    return {str(r["task"]): float(r["blind"]) for r in at.to_dict("records") if pd.notna(r["blind"])}
+
+
 def answers_table(runs: str | Path, name: str) -> pd.DataFrame:
     """Every run's answers to every question, one row per question: task, id, the gold answers, then one
     column per run (<cell>/seed<k>) holding its normalised answer. From the predictions.json files under

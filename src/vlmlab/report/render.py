@@ -136,7 +136,8 @@ def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.DataFrame, figs) -> list:
+def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.DataFrame, figs,
+                    blind: dict | None = None) -> list:
     name, paper = spec["name"], spec["paper"]
     blocks = [("h3", f"{name}: {spec.get('question', '')}", None)]
     if seeds.empty or not seeds["status"].ne("missing").any():
@@ -160,7 +161,18 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
     if prior:  # the floor every score is read against
         rows.append(["prior baseline (no image, no model)", "–", *[fmt(prior.get(t)) for t in tasks],
                      *["–"] * (len(head) - 2 - len(tasks))])
+    blind = {t: blind[t] for t in tasks if t in (blind or {})}
+    scored = [t for t in tasks if t != "avg"]
+    if blind and "avg" in tasks and all(t in blind for t in scored):
+        blind["avg"] = sum(blind[t] for t in scored) / len(scored)  # avg is the plain mean of the task scores
+    if blind:  # the trained floor: the same recipe on blank pictures
+        rows.append(["blind control (baseline recipe, blank pictures; calibration)", "–",
+                     *[fmt(blind.get(t)) for t in tasks], *["–"] * (len(head) - 2 - len(tasks))])
     blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None), ("table", head, rows)]
+    if blind:
+        blocks.append(("p", "Blind control: the baseline recipe trained and evaluated with every picture blank "
+                            "(`image.blind=true`), from the world's calibration (results/calibration; its "
+                            "validation split, mean over seeds). A cell at this level does not use the image.", None))
     if prior:
         blocks.append(("p", "Prior baseline: every question answered with the most common training answer of its "
                             "question type (`python -m vlmlab.prior`). A score at this level does not measure "
@@ -319,6 +331,7 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
         aggregate.snapshot(runs, out / "runs", specs)  # merged in: committed runs stay unless rerun
         runs = out / "runs"
     untestable = aggregate.blind_level_tasks(out / "calibration" / "controls.csv")
+    blind = aggregate.blind_controls(out / "calibration" / "controls.csv")
     per, all_seeds, all_v = {}, [], []
     chains = {name: [n for n in specs if first_look(specs[n], specs) == name] for name in specs
               if not specs[name].get("follow_up_of")}
@@ -376,7 +389,7 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     for f in order:
         blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet')}", None)]
         for name in by_finding[f]:
-            section = ablation_blocks(*per[name])
+            section = ablation_blocks(*per[name], blind=blind)
             disclosure = looks_text(per[name][1], [specs[n] for n in chains[name]])
             blocks += section[:1] + ([("p", disclosure, None)] if disclosure else []) + section[1:]
         blocks.append(("close", f, None))
