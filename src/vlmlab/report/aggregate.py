@@ -265,14 +265,17 @@ def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
 BLIND_LEVEL_SD = 2.0  # a task whose trained baseline beats its blind control by less than this many seed SDs
 
 
+def _controls(controls_csv: str | Path) -> pd.DataFrame:
+    """The world calibration's controls.csv (calibrate.py), empty when there is none."""
+    path = Path(controls_csv)
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
 def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
     """Tasks the world's calibration (calibrate.py's controls.csv) found at blind level: under every image
     handling it measured, the trained baseline beats its blind control by < BLIND_LEVEL_SD seed SDs.
     {task: reason}; avg too when every task is. {} without a calibration."""
-    path = Path(controls_csv)
-    if not path.exists():
-        return {}
-    c = pd.read_csv(path)
+    c = _controls(controls_csv)
     if c.empty or "margin_in_sd" not in c.columns:
         return {}
     out = {}
@@ -291,10 +294,7 @@ def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
 def blind_controls(controls_csv: str | Path) -> dict[str, float]:
     """The baseline recipe's blind control per task (image.blind=true, no splitting; calibrate.py's controls.csv,
     validation split), {task: mean score}; {} without a calibration."""
-    path = Path(controls_csv)
-    if not path.exists():
-        return {}
-    c = pd.read_csv(path)
+    c = _controls(controls_csv)
     if c.empty or "blind" not in c.columns:
         return {}
     at = c[c["split"] == c["split"].min()]
