@@ -100,7 +100,7 @@ def test_visual_tokens_per_image():
     square = ImageConfig(mode="square", size=32)
     assert visual_tokens_per_image(square, P) == 64
     assert visual_tokens_per_image(ImageConfig(mode="square", size=32, split=2), P) == 5 * 64
-    assert visual_tokens_per_image(ImageConfig(mode="square", size=32, split=2), P, tokens_per_view=lambda n: 16) == 80
+    assert visual_tokens_per_image(ImageConfig(mode="square", size=32, split=2), P, tokens_per_view=lambda n, grid: 16) == 80
     preserve = ImageConfig(mode="preserve", min_size=8, max_size=64)
     assert visual_tokens_per_image(preserve, P, image_size=(48, 32)) == 12 * 8
     assert visual_tokens_per_image(ImageConfig(mode="preserve", min_size=8, max_size=64, split=2), P,

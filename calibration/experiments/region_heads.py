@@ -1,7 +1,8 @@
 # Diagnostic (docs/world.md, negative results): the toy ViT (SigLIP vision tower) trained on the dense and region
 # heads alone (world/vision.py DenseHeads, no contrastive loss); prints held-out region accuracy of colour, shape and
-# word on whole views and on crops.   SPEC='{"patch": 6}' EVERY=100 python calibration/experiments/region_heads.py STEPS LR BATCH
-import os, sys, time, torch
+# word on whole views and on crops.   SPEC='{"patch": 6}' WORLD='{"word_height": 0.04}' EVERY=100 \
+#   python calibration/experiments/region_heads.py STEPS LR BATCH
+import functools, os, sys, time, torch
 torch.set_num_threads(1)
 from transformers import PreTrainedTokenizerFast
 from vlmlab.world import vision as V
@@ -10,6 +11,7 @@ tok = PreTrainedTokenizerFast.from_pretrained(os.path.expanduser("~/.cache/vlmla
 STEPS, LR, B = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 import json
 spec = V.VisionSpec(pool=4000, **json.loads(os.environ.get("SPEC", "{}")))
+V.WorldConfig = functools.partial(V.WorldConfig, **json.loads(os.environ.get("WORLD", "{}")))  # the scenes' knobs
 sc = V.pretraining_scenes("d", 4200, 0.5)
 views = V.make_views(sc, spec, "dv")
 model = V.build_siglip(tok, spec).vision_model

@@ -1,9 +1,10 @@
 """From toy-world samples to model batches: prompts, image views, labels, padding.
 
 A sample {id, task, image, question, answers} becomes
-  FA:               <s> [<fake> <image>*T]*views <fake> Question: ... Answer: | answer </s>
+  FA:               <s> [<fake> [tag] <image>*T]*views <fake> Question: ... Answer: | answer </s>
   cross-attention:  <s> <image> Question: ... Answer: | answer </s>
-where T is the connector's visual tokens for that view. Labels are -100 everywhere but the answer and
+where T is the connector's visual tokens for that view and `tag` a split view's text tile tag (image.tile_tags=text,
+images.tile_tag). Labels are -100 everywhere but the answer and
 </s>, so image positions and the prompt carry no loss. Training batches pad on the right, generation
 batches on the left (the prompt alone, for greedy decoding with the KV cache).
 """
@@ -17,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from vlmlab.contract.errors import ConfigError, UserError
 from vlmlab.contract.tasks import get_task
-from vlmlab.images import ImageProcessor, collate_views
+from vlmlab.images import ImageProcessor, collate_views, tile_tag
 from vlmlab.model.llm import TokenIds
 
 
@@ -37,7 +38,7 @@ class Encoded:
 class Processor:
     """Turns one sample into token ids, labels and image views (see the module docstring)."""
 
-    def __init__(self, tokenizer, ids: TokenIds, images: ImageProcessor, tokens_per_view: Callable[[int], int],
+    def __init__(self, tokenizer, ids: TokenIds, images: ImageProcessor, tokens_per_view: Callable[[int, tuple[int, int]], int],
                  fusion: str, max_length: int):
         self.tok, self.ids, self.images = tokenizer, ids, images
         self.tokens_per_view, self.fusion, self.max_length = tokens_per_view, fusion, max_length
@@ -49,12 +50,16 @@ class Processor:
         return self._cache[text]
 
     def image_ids(self, views: list[torch.Tensor]) -> list[int]:
+        """The prompt's image part; with image.tile_tags=text each split view's tokens follow its text tag."""
         if self.fusion == "cross_attention":
             return [self.ids.image]
         p = self.images.patch_size
+        text_tags = self.images.cfg.tile_tags == "text" and len(views) > 1
         out = []
-        for v in views:
-            out += [self.ids.fake] + [self.ids.image] * self.tokens_per_view((v.shape[1] // p) * (v.shape[2] // p))
+        for k, v in enumerate(views):
+            rows, cols = v.shape[1] // p, v.shape[2] // p
+            out += [self.ids.fake] + (self._ids(tile_tag(k, len(views))) if text_tags else [])
+            out += [self.ids.image] * self.tokens_per_view(rows * cols, (rows, cols))
         return out + [self.ids.fake]
 
     def encode(self, sample: dict, train: bool, with_answer: bool) -> Encoded:

@@ -31,6 +31,23 @@ from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
 
 
+TILE_TAGS = ("none", "text", "learned")
+
+
+def tile_tag(view: int, views: int) -> str:
+    """NVLM-style text tag of view `view` of `views` (crops first, the whole image last)."""
+    return "<tile_global>" if view == views - 1 else f"<tile_{view + 1}>"
+
+
+def tile_positions(views_per_image: torch.Tensor) -> torch.Tensor:
+    """(I,) views of each image, in order -> (sum,) each view's position: 0 for an image's last (whole) view,
+    k for its k-th crop (1-based); an unsplit image's one view is its whole image, 0."""
+    starts = views_per_image.cumsum(0) - views_per_image
+    rank = torch.arange(int(views_per_image.sum()), device=views_per_image.device) - starts.repeat_interleave(views_per_image)
+    count = views_per_image.repeat_interleave(views_per_image)
+    return torch.where(rank == count - 1, torch.zeros_like(rank), rank + 1)
+
+
 @dataclass
 class ImageConfig:
     mode: str = "square"                # square | preserve
@@ -40,6 +57,7 @@ class ImageConfig:
     split: int = knob(0, ge=0)          # n: 0 or 1 = off, n >= 2 = n x n crops + the whole image
     split_train_fraction: float = knob(0.5, ge=0.0, le=1.0)  # share of training samples that are split (by hash of id)
     split_eval: bool = True             # split every image at evaluation (when split >= 2)
+    tile_tags: str = "none"             # split views' positions: none | text (NVLM's tile tags) | learned (per-view embedding)
     blind: bool = False                 # the blind control: every picture, in training and evaluation, replaced by a
                                         # uniform one of its size at the normalisation mean (same views, tokens, compute)
     mean: Optional[list[float]] = knob(None, length=3)  # per-channel normalisation mean (None = the vision config's, else 0.5)
@@ -48,6 +66,11 @@ class ImageConfig:
     def __post_init__(self):
         if self.mode not in ("square", "preserve"):
             raise ConfigError(f"image.mode={self.mode!r} is not allowed; allowed: square, preserve")
+        if self.tile_tags not in TILE_TAGS:
+            raise ConfigError(f"image.tile_tags={self.tile_tags!r} is not allowed; allowed: {', '.join(TILE_TAGS)}")
+        if self.tile_tags != "none" and self.split < 2:
+            raise ConfigError(f"image.tile_tags={self.tile_tags} is not allowed with image.split={self.split}; "
+                              "allowed: tile tags with image.split >= 2 (they name the split views)")
         if self.min_size is not None and self.max_size is not None and not 0 < self.min_size <= self.max_size:
             raise ConfigError(f"image: need 0 < min_size ({self.min_size}) <= max_size ({self.max_size})")
 
@@ -155,10 +178,11 @@ def collate_views(views: Sequence[torch.Tensor], patch_size: int) -> tuple[torch
 
 def visual_tokens_per_image(cfg: ImageConfig, patch_size: int, image_size: tuple[int, int] | None = None,
                             split: bool | None = None,
-                            tokens_per_view: Callable[[int], int] | None = None) -> int:
+                            tokens_per_view: Callable[[int, tuple[int, int]], int] | None = None) -> int:
     """Visual tokens one image of `image_size` (W, H) yields: the sum over its views of tokens_per_view(patches).
 
-    `tokens_per_view` maps a view's patch count P to its token count (e.g. `connector.num_tokens`); default
+    `tokens_per_view` maps a view's patch count P and grid (rows, cols) to its token count (e.g.
+    `VLM.visual_tokens_per_view`); default
     identity (no pooling). `split` defaults to whether evaluation splits; square mode needs no image_size.
     """
     proc = ImageProcessor(cfg, patch_size)
@@ -172,7 +196,7 @@ def visual_tokens_per_image(cfg: ImageConfig, patch_size: int, image_size: tuple
     for w, h in sizes:
         vw, vh = proc.view_size(w, h)
         patches = (vw // patch_size) * (vh // patch_size)
-        tokens += tokens_per_view(patches) if tokens_per_view else patches
+        tokens += tokens_per_view(patches, (vh // patch_size, vw // patch_size)) if tokens_per_view else patches
     return tokens
 
 

@@ -57,7 +57,7 @@ def test_regenerated_verdicts_and_tables_equal_the_committed_ones(rebuilt):
     committed = pd.read_csv(RESULTS / "findings.csv")
     got = res["findings"].set_index("finding")["verdict"]
     assert [got[f] for f in committed["finding"]] == list(committed["verdict"])
-    for name in first_looks(repo_root() / "ablations"):
+    for name in sorted(set(first_looks(repo_root() / "ablations")) & set(available())):
         want = pd.read_csv(RESULTS / name / "verdicts.csv")
         got = pd.read_csv(out / name / "verdicts.csv")
         assert list(got["verdict"]) == list(want["verdict"]), name

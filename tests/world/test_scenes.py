@@ -1,6 +1,9 @@
 """The scene generator: deterministic, varied canvases, and answers true of the pixels drawn."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from vlmlab.contract.tasks import task_names
@@ -8,7 +11,8 @@ from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import plural
 from vlmlab.world.questions import make_sample
-from vlmlab.world.scenes import font, render
+from vlmlab.world.scenes import GLYPHS, SHADE, TEXTURES, Obj, Scene, pattern, render, word_cells
+from vlmlab.world.vision import word_box
 
 CFG = WorldConfig()
 
@@ -78,14 +82,42 @@ def test_word_asked_about_is_the_word_rendered():
         s = make_sample(CFG, "textvqa", "test", i)
         assert s.scene.word == s.answers[0]
         img = np.asarray(render(s.scene), dtype=np.float32)
-        x, y = (round(v) for v in s.scene.word_xy)
         errs = {}
         for w in kb.WORDS:
-            probe = Image.new("RGB", (s.scene.width, s.scene.height), s.scene.background)
-            ImageDraw.Draw(probe).text(s.scene.word_xy, w, font=font(s.scene.font_size), fill=(15, 15, 15), anchor="lt")
-            box = (slice(max(0, y - 2), y + 3 * s.scene.font_size // 2), slice(max(0, x - 2), None))
-            errs[w] = np.abs(np.asarray(probe, dtype=np.float32)[box] - img[box]).mean()
+            probe = dataclasses.replace(s.scene, objects=[], word=w)
+            l, t, r, b = (round(v) for v in word_box(probe))
+            errs[w] = np.abs(np.asarray(render(probe), dtype=np.float32)[t:b, l:r] - img[t:b, l:r]).mean()
         assert min(errs, key=errs.get) == s.answers[0]
+
+
+def test_script_glyphs_differ_and_share_one_mean():
+    """Every letter has its own glyph, and all glyphs have the same mean grey: only resolved cells tell them apart."""
+    letters = set("".join(kb.WORDS))
+    assert letters <= set(GLYPHS) and len(set(GLYPHS.values())) == len(GLYPHS)
+    assert len({sum(g) for g in GLYPHS.values()}) == 1
+    s = make_sample(CFG, "textvqa", "test", 0).scene
+    cells = word_cells(s.word, *s.word_xy, s.cell)
+    assert len(cells) == 4 * len(s.word)
+    l, t, r, b = word_box(s)
+    assert min(c[0][0] for c in cells) == l and max(c[0][2] for c in cells) == pytest.approx(r)
+    assert b - t == pytest.approx(2 * s.cell) and s.cell == pytest.approx(CFG.word_height * max(s.width, s.height) / 2)
+
+
+def test_each_shape_has_its_own_texture():
+    """The fill patterns are pairwise different, and each is visible in the rendered object."""
+    grid = np.mgrid[-20:20, -20:20].astype(float)
+    maps = {shape: pattern(shape, grid[1], grid[0], 8.0) for shape in kb.SHAPES}
+    assert len(set(TEXTURES.values())) == len(kb.SHAPES)
+    for a in kb.SHAPES:
+        for b in kb.SHAPES:
+            if a < b:
+                assert (maps[a] != maps[b]).mean() > 0.2, (a, b)
+    assert not maps["circle"].any() and all(0.15 < maps[s].mean() < 0.6 for s in kb.SHAPES if s != "circle")
+    scene = Scene(120, 120, (240, 240, 240), [Obj("square", "blue", "large", 60, 60, 30)])
+    px = np.asarray(render(scene), dtype=float)[45:75, 45:75].reshape(-1, 3)
+    blue = np.array(kb.COLOURS["blue"], float)
+    near = [np.abs(px - tone).sum(1) < 20 for tone in (blue, blue * SHADE)]
+    assert near[0].mean() > 0.25 and near[1].mean() > 0.25  # both tones of the stripes are drawn
 
 
 def test_okvqa_asks_a_partial_reference_and_gives_the_fact():

@@ -4,7 +4,7 @@ import torch
 
 from vlmlab.world import kb
 from vlmlab.world.probes import _patches_on
-from vlmlab.world.scenes import WORD_LABEL, label_map
+from vlmlab.world.scenes import SHADE, WORD_LABEL, label_map
 from vlmlab.world.vision import VisionSpec, dense_targets, make_views, pretraining_scenes
 
 
@@ -25,15 +25,19 @@ def test_dense_targets_match_the_rendered_pixels():
     scenes = pretraining_scenes("test/views", 12, word_prob=0.5)
     views = make_views(scenes, spec, "test/views")
     pixels, targets = views["pixels"], views["targets"]
-    assert pixels.shape == (12, 2, 3, 96, 96) and targets.shape == (12, 2, 4, 144)
+    assert pixels.shape == (12, 2, 3, 96, 96) and targets.shape == (12, 2, 5, 144)
     colours = list(kb.COLOURS)
     errors = []
     for n in range(12):
         for v in range(2):
             centres = pixels[n, v].permute(1, 2, 0)[4::8, 4::8].reshape(-1, 3).numpy().astype(int)  # (144,3)
             for p in (targets[n, v, 0] > 0).nonzero().squeeze(1).tolist():
-                errors.append(np.abs(centres[p] - np.array(kb.COLOURS[colours[targets[n, v, 0, p] - 1]])).sum())
-    assert np.median(errors) <= 3  # the pixel at a patch centre has its object's colour (anti-aliased edges aside)
+                rgb = np.array(kb.COLOURS[colours[targets[n, v, 0, p] - 1]], dtype=float)
+                a = np.clip(centres[p] @ rgb / (rgb @ rgb), SHADE, 1.0)  # between the colour and its shade
+                errors.append(np.abs(centres[p] - a * rgb).sum())
+    # the pixel at a patch centre is its object's colour, its pattern's shade of it or a blend of the two
+    # (anti-aliased edges aside)
+    assert np.median(errors) <= 6
     assert all(int(targets[n, 0, 3, 0]) == len(s.objects) for n, s in enumerate(scenes))  # whole view: every object
     assert all(int(targets[n, 1, 3, 0]) <= len(s.objects) for n, s in enumerate(scenes))  # a crop: those it holds
     with_word = [n for n, s in enumerate(scenes) if s.word]
@@ -55,3 +59,16 @@ def test_probe_reads_the_patches_on_a_box():
     assert _patches_on((50, 50, 50, 50), view, 12) == [6 * 12 + 6]  # a point: the patch under it
     crop = (48, 48, 96, 96)  # the bottom-right split crop: its patch 0 covers canvas (48..52, 48..52)
     assert _patches_on((49, 49, 50, 50), crop, 12) == [0]
+
+
+def test_letter_targets_sit_on_the_glyphs():
+    """The letter head's target at each glyph's centre is that glyph's letter, and nothing off the word."""
+    from vlmlab.world.scenes import word_cells
+    from vlmlab.world.vision import LETTERS, letter_map
+
+    for s in pretraining_scenes("test/letters", 10, word_prob=1.0):
+        cells = word_cells(s.word, *s.word_xy, s.cell)
+        xs = np.array([(cells[4 * i][0][0] + cells[4 * i + 3][0][2]) / 2 for i in range(len(s.word))])
+        ys = np.array([(cells[0][0][1] + cells[3][0][3]) / 2])
+        assert [LETTERS[k - 1] for k in letter_map(s, xs, ys)[0]] == list(s.word)
+        assert (letter_map(s, np.array([s.word_xy[0] - 2.0]), ys) == 0).all()

@@ -13,6 +13,8 @@ An ablation file (ablations/<name>.yaml) holds one question:
     checks:                              # orderings the verdicts test, each on paired seeds (the runner needs one)
       - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg, primary: true}
       - {kind: not_worse, better: {...}, worse: {...}, metric: avg, margin: 2.0}
+    decompose: [connector, connector.visual_tokens]  # optional: grid keys whose shares of the score's variance
+                                         # the report estimates, with bootstrap intervals (which axis matters more)
     follow_up_of: f1_backbones           # optional: a pre-registered follow-up (a later look) of another file
     plan: "..."                          # optional: why this many seeds (e.g. the power figure of the first look)
     A `primary: true` check states the source's headline claim: the finding's verdict comes from its primary
@@ -39,8 +41,8 @@ from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
-_FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "follow_up_of", "plan",
-           "name")
+_FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "decompose",
+           "follow_up_of", "plan", "name")
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Ablation:
     path: Path | None = None
     follow_up_of: str | None = None              # the file this one is a later look of
     plan: str = ""                               # why this many seeds
+    decompose: list[str] = field(default_factory=list)  # grid keys whose variance shares the report estimates
     looks: list[tuple[str, list[int]]] = field(default_factory=list)  # (file, seeds) of every look up to this one
 
     def get(self, key: str, default=None):
@@ -180,13 +183,17 @@ def load_ablation(path: str | Path) -> Ablation:
                 if k not in grid:
                     raise ConfigError(f"{where}: check {i + 1} names {k!r}, which is not a key of the grid "
                                       f"({', '.join(grid) or 'empty'})")
+    decompose = raw.get("decompose") or []
+    if decompose and (not isinstance(decompose, list) or len(decompose) < 2 or any(str(k) not in grid for k in decompose)):
+        raise ConfigError(f"{where}: decompose={decompose!r} is not allowed; allowed: a list of two or more keys "
+                              f"of the grid ({', '.join(grid) or 'empty'})")
     metrics = [str(m) for m in (raw.get("metrics") or ["avg", *task_names()])]
     paper = raw.get("paper") or {}
     out = Ablation(name=str(raw.get("name") or path.stem), finding=str(raw["finding"]), question=str(raw["question"]),
                    paper=paper if isinstance(paper, dict) else {"claim": str(paper)},
                    grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
                    metrics=metrics, fixed=[str(o) for o in fixed], plugins=plugins, path=path,
-                   plan=str(raw.get("plan") or ""))
+                   plan=str(raw.get("plan") or ""), decompose=[str(k) for k in decompose])
     out.looks = [(out.name, out.seeds)]
     if raw.get("follow_up_of"):
         _follow(out, str(raw["follow_up_of"]), "checks" in raw, "metrics" in raw, where)

@@ -22,7 +22,8 @@ def build_vlm(cfg, seed: int = 0):
     llm, tokenizer, ids = load_llm(cfg.llm)
     lm_dim = llm.get_input_embeddings().embedding_dim
     torch.manual_seed(seed)
-    connector = build_connector(cfg.connector, vision.hidden_size, lm_dim)
+    grid_side = (cfg.image.size or vision.image_size) // vision.patch_size  # a square view's patches per side
+    connector = build_connector(cfg.connector, vision.hidden_size, lm_dim, grid_side)
     if cfg.fusion.kind == "autoregressive" and connector.out_dim != lm_dim:
         raise ConfigError(f"fusion=autoregressive puts visual tokens in the LM's input, so they must be {lm_dim} wide; "
                          f"the connector's are {connector.out_dim} (connector.projection=none needs "
@@ -30,7 +31,11 @@ def build_vlm(cfg, seed: int = 0):
     torch.manual_seed(seed + 1)
     xattn = add_cross_attention(llm, cfg.fusion.cross_attention, connector.out_dim) \
         if cfg.fusion.kind == "cross_attention" else None
-    vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn)
+    if cfg.image.tile_tags == "text" and cfg.fusion.kind != "autoregressive":
+        raise ConfigError("image.tile_tags=text is not allowed with fusion=cross_attention; allowed: none, learned "
+                          "(text tags go before each view's tokens in the prompt, which cross-attention does not hold)")
+    tiles = cfg.image.split ** 2 + 1 if cfg.image.tile_tags == "learned" else 0  # n x n crops and the whole image
+    vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn, tile_positions=tiles)
     apply_trainable(vlm, cfg.trainable)
     if cfg.vision.feature_store_mb > 0 and cacheable(vlm.vision):
         vlm.feature_store = FeatureStore(cache_root() / "features.sqlite", cfg.vision.feature_store_mb,

@@ -44,7 +44,7 @@ class TrainableConfig:
 
 def components(vlm: nn.Module) -> dict[str, nn.Module | None]:
     return {"vision": vlm.vision, "connector": vlm.connector, "llm": vlm.llm, "cross_attention": vlm.xattn,
-            "new_tokens": vlm.vlm_embed}
+            "new_tokens": vlm.vlm_embed, "tile_positions": getattr(vlm, "tile_embed", None)}
 
 
 def _set(module: nn.Module, policy: str, lora: LoraConfig) -> None:
@@ -70,6 +70,8 @@ def apply_trainable(vlm: nn.Module, cfg: TrainableConfig) -> None:
     elif cfg.cross_attention != "full":
         raise ValueError("trainable.cross_attention is set but fusion is not cross_attention")
     vlm.vlm_embed.weight.requires_grad_(True)
+    if getattr(vlm, "tile_embed", None) is not None:
+        vlm.tile_embed.weight.requires_grad_(True)  # a new module: it always trains
 
 
 def parameter_table(vlm: nn.Module) -> dict[str, dict[str, int]]:

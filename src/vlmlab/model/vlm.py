@@ -15,13 +15,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vlmlab.images import tile_positions
 from vlmlab.model.cross_attention import token_to_image_from_ids
 from vlmlab.model.llm import TokenIds
 
 
 class VLM(nn.Module):
     def __init__(self, vision: nn.Module, connector: nn.Module, llm: nn.Module, ids: TokenIds,
-                 fusion: str = "autoregressive", xattn: nn.Module | None = None):
+                 fusion: str = "autoregressive", xattn: nn.Module | None = None, tile_positions: int = 0):
         super().__init__()
         if fusion not in ("autoregressive", "cross_attention"):
             raise ValueError(f"fusion must be autoregressive or cross_attention, got {fusion!r}")
@@ -36,6 +37,11 @@ class VLM(nn.Module):
         self._plain_head = not any(getattr(llm.config, k, None) for k in
                                    ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         self.vlm_embed = nn.Embedding(len(self.vlm_token_ids), base.embedding_dim)
+        # image.tile_tags=learned: one embedding per view position (0 the whole image, k the k-th crop) added to the
+        # view's visual tokens (SmolVLM's learned position tokens); zero at the start, so it begins as no tags
+        self.tile_embed = nn.Embedding(tile_positions, connector.out_dim) if tile_positions else None
+        if self.tile_embed is not None:
+            nn.init.zeros_(self.tile_embed.weight)
         with torch.no_grad():  # start from the LM's own rows (mean-resized or reserved)
             self.vlm_embed.weight.copy_(base.weight[list(self.vlm_token_ids)].float())
 
@@ -48,12 +54,19 @@ class VLM(nn.Module):
         else:
             with torch.set_grad_enabled(torch.is_grad_enabled() and grad_vision):
                 feats, fmask = self.vision(pixel_values, patch_mask)  # (N, P, Dv), (N, P)
+        if getattr(self.connector, "uses_grid", False):            # pools blocks of the patch grid
+            p = self.vision.patch_size
+            grid = (pixel_values.shape[-2] // p, pixel_values.shape[-1] // p)  # the batch's (padded) patch grid
+            return self.connector(feats, fmask, grid=grid), self.connector.token_mask(fmask, grid)
         tokens = self.connector(feats, fmask)                      # (N, T, D_lm)
         if tokens.shape[1] == feats.shape[1]:                      # no pooling: one token per patch
             return tokens, fmask
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
-    def visual_tokens_per_view(self, num_patches: int) -> int:
+    def visual_tokens_per_view(self, num_patches: int, grid: tuple[int, int] | None = None) -> int:
+        """Tokens of one view of `num_patches` patches laid out as `grid` (rows, cols)."""
+        if getattr(self.connector, "uses_grid", False):
+            return self.connector.num_tokens(num_patches, grid)
         return self.connector.num_tokens(num_patches)
 
     # ---- the joint input ---------------------------------------------------------------------
@@ -73,6 +86,15 @@ class VLM(nn.Module):
                 self.xattn.clear_image_context()  # a text-only batch must not read the previous images
             return emb
         tokens, tmask = self.encode_images(pixel_values, patch_mask)  # (N, T, D), (N, T)
+        if self.tile_embed is not None:
+            image_of_view = view_to_sample * (int(view_to_image.max()) + 1 if view_to_image is not None else 1) + (
+                view_to_image if view_to_image is not None else 0)  # (N,) the views of one image are adjacent
+            counts = torch.unique_consecutive(image_of_view, return_counts=True)[1]  # (images,)
+            pos = tile_positions(counts)  # (N,)
+            if int(pos.max()) >= self.tile_embed.num_embeddings:
+                raise ValueError(f"an image has {int(counts.max())} views; the tile embeddings hold "
+                                 f"{self.tile_embed.num_embeddings} positions")
+            tokens = tokens + self.tile_embed(pos).unsqueeze(1).to(tokens.dtype)
         if self.fusion == "autoregressive":
             slots = input_ids == self.ids.image                          # (B, L)
             visual = tokens[tmask]                                       # (sum of real tokens, D)

@@ -178,12 +178,33 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
                             "question type (`python -m vlmlab.prior`). A score at this level does not measure "
                             "vision; the blind control (`image.blind=true`, the same recipe on blank pictures) "
                             "is the trained counterpart.", None))
+    blocks += decompose_blocks(spec, seeds)
     blocks += timing_blocks(Path(seeds["run_dir"].iloc[0]).parents[1] / "timing_summary.csv")  # <runs>/<name>/
     failed = seeds[seeds["status"] == "failed"]
     if not failed.empty:
         blocks.append(("p", "Failed seeds: " + "; ".join(f"{r.cell}/seed{r.seed}: {r.error}"
                                                           for r in failed.itertuples()), None))
     return blocks + [("img", caption, path) for caption, path in figs]
+
+
+def decompose_blocks(spec: dict, seeds: pd.DataFrame) -> list:
+    """`decompose:` in the ablation file: each axis's share of the score's variance, with bootstrap intervals."""
+    axes = list(spec.get("decompose") or [])
+    metric = "avg" if "avg" in seeds else (spec.get("metrics") or [None])[0]
+    if not axes or metric not in seeds or not all(a in seeds for a in axes):
+        return []
+    done = seeds[pd.to_numeric(seeds[metric], errors="coerce").notna()]
+    if done["seed"].nunique() < 2 or any(done[a].nunique() < 2 for a in axes):
+        return []
+    table = stats.variance_shares(done, axes, metric)
+    rows = [[r["term"], fmt(100 * r["share"], digits=1), f"[{fmt(100 * r['lo'], digits=1)}, {fmt(100 * r['hi'], digits=1)}]"]
+            for r in table.to_dict("records")]
+    return [("h4", f"Which axis explains {metric} (share of its variance, %)", None),
+            ("table", ["term", "share", "95% interval"], rows),
+            ("p", f"An ANOVA of the per-seed {metric} on {', '.join(axes)}, their interaction and the seed as a block "
+                  "(type II sums of squares; the seed's own share left out); intervals from a cluster bootstrap over "
+                  f"seeds ({done['seed'].nunique()} seeds, so they are coarse). A difference row whose interval "
+                  "excludes 0 says one axis explains more than the other.", None)]
 
 
 def timing_blocks(path: Path) -> list:

@@ -9,6 +9,10 @@
 Multiplicity: Holm's step-down adjustment (statsmodels multipletests) over a family of tested checks (the
 report's primary checks; separately, its secondary ones); the verdict reads the adjusted p, the raw one is
 shown beside it.
+Variance shares (an ablation's `decompose:`): which grid axis explains more of a score. An ANOVA of the per-seed
+scores on the axes, their interaction and the seed as a block (statsmodels OLS + anova_lm, type II sums of
+squares); each axis's share is its sum of squares over the total less the seed's; 95% intervals come from a
+cluster bootstrap over seeds (each draw resamples whole seeds, keeping the cells of a seed together).
 Power: the paired seeds a t test needs for 80% power at alpha 0.05 if the mean and spread of d hold
 (statsmodels TTestPower), labelled by the way the estimate points: to reproduce or to contradict.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
@@ -106,3 +111,52 @@ def looks_false_positive(ns: list[int], alpha: float = ALPHA, sims: int = 20000,
         res = st.ttest_1samp(d[:, :n], 0.0, axis=1)
         hit |= (res.pvalue < alpha) & (res.statistic > 0)
     return float(hit.mean())
+
+
+def variance_shares(df: pd.DataFrame, axes: list[str], metric: str, draws: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Share of `metric`'s variance explained by each axis (and their interaction, and the residual), with 95%
+    cluster-bootstrap intervals over seeds. df: one row per (cell, seed) with the axes' values, `seed` and metric.
+    Returns rows {term, share, lo, hi}, plus one row per pair of axes `a - b` (the difference of their shares)."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    data = df[[*axes, "seed", metric]].dropna().copy()
+    names = {a: f"x{i}" for i, a in enumerate(axes)}
+    data = data.rename(columns={**names, metric: "y"})
+    for a in names.values():
+        data[a] = data[a].astype(str)
+    terms = [f"C({names[a]})" for a in axes]
+    formula = "y ~ " + " + ".join(terms) + " + " + ":".join(terms) + " + C(block)"
+
+    def shares(d) -> dict:
+        table = anova_lm(smf.ols(formula, data=d).fit(), typ=2)
+        ss = table["sum_sq"].drop("C(block)")
+        total = float(ss.sum())
+        out = {a: float(ss[f"C({names[a]})"]) / total if total > 0 else float("nan") for a in axes}
+        out["interaction"] = float(ss[":".join(terms)]) / total if total > 0 else float("nan")
+        out["residual (seeds)"] = float(ss["Residual"]) / total if total > 0 else float("nan")
+        return out
+
+    seeds = sorted(data["seed"].unique())
+    point = shares(data.assign(block=data["seed"].astype(str)))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(draws):
+        pick = rng.choice(seeds, size=len(seeds), replace=True)
+        d = pd.concat([data[data["seed"] == s].assign(block=str(k)) for k, s in enumerate(pick)], ignore_index=True)
+        try:
+            boots.append(shares(d))
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+    rows = []
+    keys = [*axes, "interaction", "residual (seeds)"]
+    pairs = [(a, b) for i, a in enumerate(axes) for b in axes[i + 1:]]
+    for key in keys:
+        vals = finite([b[key] for b in boots])
+        lo, hi = (np.percentile(vals, [2.5, 97.5]) if len(vals) else (float("nan"),) * 2)
+        rows.append({"term": key, "share": point[key], "lo": float(lo), "hi": float(hi)})
+    for a, b in pairs:
+        vals = finite([x[a] - x[b] for x in boots])
+        lo, hi = (np.percentile(vals, [2.5, 97.5]) if len(vals) else (float("nan"),) * 2)
+        rows.append({"term": f"{a} - {b}", "share": point[a] - point[b], "lo": float(lo), "hi": float(hi)})
+    return pd.DataFrame(rows)

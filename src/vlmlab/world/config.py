@@ -15,7 +15,7 @@ from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
 from vlmlab.paths import cache_root  # noqa: F401 -- the world's data and zoo live under it
 
-GENERATOR_VERSION = "world-v2-draft"  # bump when scenes, questions, the knowledge base or the zoo's pretraining change
+GENERATOR_VERSION = "world-v2"  # bump when scenes, questions, the knowledge base or the zoo's pretraining change
 DEFAULT_TASKS = ("vqa", "textvqa", "okvqa", "caption")  # the paper's four; any registered task may be listed
 SPLITS = ("train", "validation", "test")
 
@@ -33,7 +33,7 @@ class WorldConfig:
     min_objects: int = knob(2, ge=1, le=5)  # objects per vqa / caption scene
     max_objects: int = knob(5, ge=1, le=5)  # objects per vqa / caption scene (textvqa / okvqa use 1..3)
     word_prob: float = knob(0.25, ge=0.0, le=1.0)  # chance that a vqa / okvqa / caption scene also shows a distractor word
-    word_height: float = knob(0.05, gt=0.0, le=0.5)  # font size of a word as a fraction of the canvas long side
+    word_height: float = knob(0.024, gt=0.0, le=0.5)  # height of a word (its script glyphs: 2 cells) as a fraction of the canvas long side
 
     def __post_init__(self) -> None:
         from vlmlab.contract.tasks import get_task

@@ -2,8 +2,9 @@
 
     python -m vlmlab.world.contact_sheet [--out docs/world_contact_sheet.png] [--per-task 4]
 
-Each tile shows the scene at its native size (scaled to fit) and, beside it, the scene at 64 px and
-128 px square, the resolutions a 64-px encoder sees without and with image splitting.
+Each tile shows the scene at its native size (scaled to fit) and, beside it, what the zoo's 96-px encoder sees:
+the whole picture squashed to 96 px square (the base view) and, with 2 x 2 splitting, the crop holding the word
+(or the first object), also at 96 px. Both are shown enlarged 1.5x with nearest-neighbour pixels.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from vlmlab.images import split_boxes
 from vlmlab.world.config import DEFAULT_TASKS as TASKS, WorldConfig
 from vlmlab.world.questions import make_sample
-from vlmlab.world.scenes import font, render
+from vlmlab.world.scenes import font, render, word_extent
+
+VIEW = 96  # the zoo encoder's resolution (world/vision.py VisionSpec.image_size)
 
 TILE_W, TILE_H, IMG_BOX = 560, 300, 200
 
@@ -28,12 +32,19 @@ def tile(cfg: WorldConfig, task: str, index: int) -> Image.Image:
     big = img.copy()
     big.thumbnail((IMG_BOX, IMG_BOX), Image.Resampling.LANCZOS)
     out.paste(big, (10, 10))
-    for j, res in enumerate((64, 128)):  # what a square encoder sees, shown at 2x / 1x
-        small = img.resize((res, res), Image.Resampling.BICUBIC).resize((128, 128), Image.Resampling.NEAREST)
-        out.paste(small, (IMG_BOX + 30 + j * 148, 10))
+    sc = s.scene
+    if sc.word is not None:
+        w, h = word_extent(sc.word, sc.cell)
+        cx, cy = sc.word_xy[0] + w / 2, sc.word_xy[1] + h / 2
+    else:
+        cx, cy = sc.objects[0].x, sc.objects[0].y
+    crop = next(b for b in split_boxes(sc.width, sc.height, 2) if b[0] <= cx <= b[2] and b[1] <= cy <= b[3])
+    for j, view in enumerate((img, img.crop(crop))):  # what the encoder sees, shown at 1.5x
+        small = view.resize((VIEW, VIEW), Image.Resampling.BICUBIC).resize((144, 144), Image.Resampling.NEAREST)
+        out.paste(small, (IMG_BOX + 20 + j * 160, 10))
     draw = ImageDraw.Draw(out)
-    draw.text((IMG_BOX + 30, 142), "64 px square", font=font(12), fill=(90, 90, 90))
-    draw.text((IMG_BOX + 178, 142), "128 px square", font=font(12), fill=(90, 90, 90))
+    draw.text((IMG_BOX + 20, 158), f"base view, {VIEW} px", font=font(12), fill=(90, 90, 90))
+    draw.text((IMG_BOX + 180, 158), f"a 2x2 split crop, {VIEW} px", font=font(12), fill=(90, 90, 90))
     lines = [f"{s.id}  ({img.width}x{img.height})"]
     lines += textwrap.wrap(f"Q: {s.question}", 80) if s.question else []
     lines += textwrap.wrap(f"A: {' | '.join(s.answers[:2])}", 80)

@@ -1,14 +1,22 @@
 """Procedural scenes: a layout (plain dataclasses, the ground truth) and a Pillow renderer.
 
 A scene is a light canvas of random size and aspect ratio with 1-5 non-overlapping objects (shape,
-colour, size) and optionally one short word in black DejaVu Sans Bold (shipped with matplotlib, so
-images are identical on every machine). Shapes are drawn at 2x and downsampled (anti-aliasing).
-The word's font size is a fixed fraction of the canvas long side, so whether it is legible depends
-only on the resolution the model sees the image at.
+colour, size) and optionally one short word. Everything is drawn at 2x and downsampled (anti-aliasing).
+
+World v2 (docs/world.md): a tiny ViT trained from scratch in the zoo's budget did not learn outlines or font
+glyphs (v2 draft: shape 32%, words 0-8% after 2,000 steps), so the world gives each kind what such an encoder can
+learn from a patch, as real objects give texture besides outline:
+- each shape has its own fill *pattern* (TEXTURES: stripes of four orientations, checks, dots, rings, solid) in
+  its colour and a darker shade of it, with a period tied to the object's size, inside its outline;
+- words are written in the world's *script*: each letter is a 2 x 2 block of grey cells (GLYPHS), every glyph
+  holding the same greys in a different arrangement, so all glyphs have the same mean and a word is legible
+  only where its cells are resolved. The cell is a fixed fraction of the canvas long side (`word_height` / 2),
+  so whether a word can be read depends only on the resolution the model sees the image at.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmlab.world.config import WorldConfig
+from vlmlab.world import kb
 from vlmlab.world.kb import COLOURS, SHAPES, Kind
 
 SMALL_R = (0.08, 0.10)  # radius range of a small object, fraction of the canvas short side
@@ -52,20 +61,50 @@ class Scene:
     objects: list[Obj] = field(default_factory=list)
     word: str | None = None
     word_xy: tuple[float, float] = (0.0, 0.0)  # top-left of the word's ink box
-    font_size: int = 0
+    cell: float = 0.0  # side of one script cell, canvas pixels (a glyph is 2 x 2 cells)
 
 
 @lru_cache(maxsize=64)
 def font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans Bold (shipped with matplotlib): for labels on figures, not for the world's words."""
     import matplotlib
 
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
     return ImageFont.truetype(str(path), size)
 
 
-def word_extent(word: str, size: int) -> tuple[int, int]:
-    _, _, x1, y1 = font(size).getbbox(word, anchor="lt")  # ink box measured from the draw origin
-    return x1, y1
+GREYS = (20, 90, 160, 230)  # the script's four inks
+
+
+def _glyphs() -> dict[str, tuple[int, int, int, int]]:
+    """letter -> grey levels of its 2 x 2 cells (row-major). Every glyph's greys sum to the same total, so all
+    glyphs have the same mean; drawn from the equal-sum arrangements with a fixed seed."""
+    total = sum(GREYS)
+    cands = sorted(c for c in itertools.product(GREYS, repeat=4) if sum(c) == total and len(set(c)) > 1)
+    random.Random(7).shuffle(cands)
+    letters = sorted(set("".join(kb.WORDS)))
+    if len(cands) < len(letters):
+        raise AssertionError("not enough glyphs for the words' letters")
+    return dict(zip(letters, cands))
+
+
+GLYPHS = _glyphs()
+ADVANCE = 3  # cells from one glyph's left edge to the next (2 cells of glyph, 1 of space)
+
+
+def word_extent(word: str, cell: float) -> tuple[float, float]:
+    """(width, height) of a word's ink box in canvas pixels, for script cells of side `cell`."""
+    return (ADVANCE * len(word) - 1) * cell, 2 * cell
+
+
+def word_cells(word: str, x: float, y: float, cell: float) -> list[tuple[tuple[float, float, float, float], int]]:
+    """The word's cells: ((left, top, right, bottom), grey) in canvas pixels, its ink box's top-left at (x, y)."""
+    out = []
+    for i, letter in enumerate(word):
+        for k, grey in enumerate(GLYPHS[letter]):
+            l, t = x + (ADVANCE * i + k % 2) * cell, y + (k // 2) * cell
+            out.append(((l, t, l + cell, t + cell), grey))
+    return out
 
 
 def sample_canvas(rng: random.Random, cfg: WorldConfig, square: bool = False) -> tuple[int, int]:
@@ -98,12 +137,12 @@ def layout(rng: random.Random, cfg: WorldConfig, specs: list[tuple[str, str, str
         scene = Scene(w, h, bg)  # type: ignore[arg-type]
         box = None
         if word is not None:
-            fs = max(4, round(cfg.word_height * max(w, h)))
-            tw, th = word_extent(word, fs)
+            cell = cfg.word_height * max(w, h) / 2
+            tw, th = word_extent(word, cell)
             if tw + 4 > w or th + 4 > h:
                 raise LayoutError(f"canvas {w}x{h} too small for word {word!r}")
             wx, wy = rng.uniform(2, w - tw - 2), rng.uniform(2, h - th - 2)
-            scene.word, scene.word_xy, scene.font_size = word, (wx, wy), fs
+            scene.word, scene.word_xy, scene.cell = word, (wx, wy), cell
             box = (wx, wy, wx + tw, wy + th)
         for shape, colour, sz in specs:
             lo, hi = SMALL_R if sz == "small" else LARGE_R
@@ -168,9 +207,37 @@ def label_map(scene: Scene) -> np.ndarray:
             draw.polygon(shape_points(o.shape, o.x, o.y, o.r), fill=i + 1)
     if scene.word is not None:
         x, y = scene.word_xy
-        w, h = word_extent(scene.word, scene.font_size)
+        w, h = word_extent(scene.word, scene.cell)
         draw.rectangle([x, y, x + w, y + h], fill=WORD_LABEL)
     return np.asarray(img)
+
+
+TEXTURES = {  # shape -> its fill pattern (one per shape; docs/world.md)
+    "circle": "solid", "square": "horizontal stripes", "triangle": "vertical stripes", "star": "checks",
+    "diamond": "rising stripes", "hexagon": "falling stripes", "cross": "dots", "heart": "rings",
+}
+SHADE = 0.5  # the pattern's second tone: the object's colour times this
+
+
+def pattern(shape: str, dx: np.ndarray, dy: np.ndarray, period: float) -> np.ndarray:
+    """bool array: where a shape's fill takes the darker tone, at offsets (dx, dy) (same shape) from its centre."""
+    half, diag = period / 2, period / 2 * math.sqrt(2)
+    band = {  # the stripe index of each texture; dark where it is odd
+        "solid": lambda: np.zeros_like(dx),
+        "horizontal stripes": lambda: np.floor(dy / half + 0.5),
+        "vertical stripes": lambda: np.floor(dx / half + 0.5),
+        "rising stripes": lambda: np.floor((dx - dy) / diag + 0.5),
+        "falling stripes": lambda: np.floor((dx + dy) / diag + 0.5),
+        "checks": lambda: np.floor(dx / half + 0.5) + np.floor(dy / half + 0.5),
+        "dots": lambda: (((dx / period) % 1 - 0.5) ** 2 + ((dy / period) % 1 - 0.5) ** 2 < 0.3 ** 2).astype(float),
+        "rings": lambda: np.floor(np.hypot(dx, dy) / half + 0.5),
+    }[TEXTURES[shape]]()
+    return band % 2 == 1
+
+
+def texture_period(o: Obj) -> float:
+    """The pattern's period, canvas pixels: about four repeats across the object."""
+    return max(2.0, o.r / 2)
 
 
 def render(scene: Scene) -> Image.Image:
@@ -179,13 +246,22 @@ def render(scene: Scene) -> Image.Image:
     img = Image.new("RGB", (scene.width * s, scene.height * s), scene.background)
     draw = ImageDraw.Draw(img)
     for o in scene.objects:
-        fill = COLOURS[o.colour]
+        l, t = max(0, int((o.x - o.r) * s) - 1), max(0, int((o.y - o.r) * s) - 1)
+        r, b = min(img.width, int((o.x + o.r) * s) + 2), min(img.height, int((o.y + o.r) * s) + 2)
+        mask = Image.new("L", (r - l, b - t), 0)  # the outline, drawn in the object's box
         if o.shape == "circle":
             rr = 0.92 * o.r * s
-            draw.ellipse([o.x * s - rr, o.y * s - rr, o.x * s + rr, o.y * s + rr], fill=fill)
+            ImageDraw.Draw(mask).ellipse([o.x * s - rr - l, o.y * s - rr - t, o.x * s + rr - l, o.y * s + rr - t],
+                                         fill=255)
         else:
-            draw.polygon([(px * s, py * s) for px, py in shape_points(o.shape, o.x, o.y, o.r)], fill=fill)
-    img = img.resize((scene.width, scene.height), Image.Resampling.LANCZOS)
-    if scene.word is not None:  # text at native size: its hinting is sharper than a downsample
-        ImageDraw.Draw(img).text(scene.word_xy, scene.word, font=font(scene.font_size), fill=(15, 15, 15), anchor="lt")
-    return img
+            ImageDraw.Draw(mask).polygon([(px * s - l, py * s - t) for px, py in shape_points(o.shape, o.x, o.y, o.r)],
+                                         fill=255)
+        ys, xs = np.mgrid[t:b, l:r].astype(np.float32)
+        dark = pattern(o.shape, (xs + 0.5) / s - o.x, (ys + 0.5) / s - o.y, texture_period(o))
+        colour = np.array(COLOURS[o.colour], np.float32)
+        fill = np.where(dark[..., None], colour * SHADE, colour).astype(np.uint8)
+        img.paste(Image.fromarray(fill), (l, t), mask)
+    if scene.word is not None:
+        for (l, t, r, b), grey in word_cells(scene.word, *scene.word_xy, scene.cell):
+            draw.rectangle([l * s, t * s, r * s - 1, b * s - 1], fill=(grey, grey, grey))
+    return img.resize((scene.width, scene.height), Image.Resampling.LANCZOS)

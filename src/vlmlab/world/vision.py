@@ -2,11 +2,12 @@
 
 Objective (world v2): SigLIP's pairwise sigmoid loss on whole pictures and their reference captions, plus dense
 supervision of the tower's patch features (`dense_weight`), as detection-, segmentation- and OCR-style
-pretraining gives real encoders (Florence-2, PaLI's OCR data): linear heads read, at every patch, the colour and
-the shape of the object under the patch centre and the word whose ink box the patch overlaps, and a linear head on the
+pretraining gives real encoders (Florence-2, PaLI's OCR data): region heads name each object's colour and shape and
+the word from the patches over its box; per-patch heads read the colour and the shape (its fill texture) of the
+object under each patch centre and the letter of the script under it (character-level OCR boxes); a head on the
 mean patch reads how many objects the view holds. World v1 trained SigLIP's loss alone (and, as an experiment, a
 captioning head): a batch of 32 captions is told apart by colour alone, and the tower never learned shape,
-count or glyphs (docs/world.md, "negative results").
+count or glyphs; the v2 draft's region heads alone never learned words (docs/world.md, "negative results").
 
 Views: each pretraining scene (the world's own canvases, 1-5 objects, a word with probability `word_prob`) gives
 its whole picture resized to the square pretraining resolution, and a random crop of `crop_side` of each side
@@ -31,7 +32,7 @@ from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import captions
 from vlmlab.world.lm import cosine_lr
 from vlmlab.world.questions import random_scene
-from vlmlab.world.scenes import Scene, label_map, render, word_extent
+from vlmlab.world.scenes import GLYPHS, Scene, label_map, render, word_cells, word_extent
 
 SQUARE_VIEW = WorldConfig(long_side_min=128, long_side_max=128, word_prob=0.25)  # retrieval's scenes
 MAX_COUNT = 5  # count head classes 0..5 (a crop can hold none)
@@ -89,10 +90,26 @@ def cells_on(box: tuple[float, float, float, float], view: tuple[float, float, f
     return (rows[:, None] & cols[None, :]).reshape(-1)
 
 
+LETTERS = sorted(GLYPHS)  # the script's letters; the letter head's classes (+ 1: none)
+
+
+def letter_map(scene: Scene, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(len(ys), len(xs)) int64: the letter whose glyph covers each canvas point (0 = none, else index + 1)."""
+    out = np.zeros((len(ys), len(xs)), np.int64)
+    if scene.word is None:
+        return out
+    cells = word_cells(scene.word, *scene.word_xy, scene.cell)
+    for i, ch in enumerate(scene.word):
+        (x0, y0, _, _), _ = cells[4 * i]
+        (_, _, x1, y1), _ = cells[4 * i + 3]
+        out[np.ix_((ys >= y0) & (ys < y1), (xs >= x0) & (xs < x1))] = LETTERS.index(ch) + 1
+    return out
+
+
 def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, float, float], grid: int) -> np.ndarray:
-    """(4, grid*grid) int64 targets of one view (the canvas box resized to a square): per patch the colour and the
-    shape of the object under its centre and the word whose ink box it overlaps (0 = none, else class + 1), and
-    the view's object count (objects centred in the box)."""
+    """(5, grid*grid) int64 targets of one view (the canvas box resized to a square): per patch the colour and the
+    shape of the object under its centre and the word whose ink box it overlaps (0 = none, else class + 1), the
+    view's object count (objects centred in the box), and the letter whose glyph covers the patch centre."""
     colour = np.zeros(256, np.int64)
     shape = np.zeros(256, np.int64)
     for i, o in enumerate(scene.objects):
@@ -104,11 +121,12 @@ def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, flo
     ids = labels[ys[:, None], xs[None, :]].reshape(-1)  # (grid*grid,)
     word = np.zeros_like(ids, dtype=np.int64)
     if scene.word is not None:
-        w, h = word_extent(scene.word, scene.font_size)
+        w, h = word_extent(scene.word, scene.cell)
         x, y = scene.word_xy
         word[cells_on((x, y, x + w, y + h), box, grid)] = kb.WORDS.index(scene.word) + 1
     count = sum(l <= o.x < r and t <= o.y < b for o in scene.objects)
-    return np.stack([colour[ids], shape[ids], word, np.full_like(ids, count)])
+    letters = letter_map(scene, l + c * (r - l), t + c * (b - t)).reshape(-1)
+    return np.stack([colour[ids], shape[ids], word, np.full_like(ids, count), letters])
 
 
 def object_box(o) -> tuple[float, float, float, float]:
@@ -117,7 +135,7 @@ def object_box(o) -> tuple[float, float, float, float]:
 
 
 def word_box(scene: Scene) -> tuple[float, float, float, float]:
-    w, h = word_extent(scene.word, scene.font_size)
+    w, h = word_extent(scene.word, scene.cell)
     return (scene.word_xy[0], scene.word_xy[1], scene.word_xy[0] + w, scene.word_xy[1] + h)
 
 
@@ -169,6 +187,8 @@ class DenseHeads(torch.nn.Module):
     def __init__(self, hidden: int):
         super().__init__()
         self.patch_colour = torch.nn.Linear(hidden, len(kb.COLOURS) + 1)
+        self.patch_shape = torch.nn.Linear(hidden, len(kb.SHAPES) + 1)
+        self.patch_letter = torch.nn.Linear(hidden, len(LETTERS) + 1)
         self.colour = torch.nn.Linear(hidden, len(kb.COLOURS))
         self.shape = torch.nn.Linear(hidden, len(kb.SHAPES))
         self.word = torch.nn.Linear(hidden, len(kb.WORDS))
@@ -184,16 +204,18 @@ class DenseHeads(torch.nn.Module):
         """feats (N, P, D) patch features; batch holds the views' targets, masks and labels (make_views).
 
         Each object's and the word's region (the patches over its box, averaged) is classified, as a detector's
-        region head does; every patch's colour is read (where things are), its objects and background averaged
-        apart so the ~7% of patches on an object are not drowned; the mean patch reads the object count."""
+        region head does; every patch's colour, shape (its texture) and letter (the glyph under its centre, as
+        character-level OCR boxes teach) are read, each with foreground and background averaged apart so the few
+        patches on an object or a word are not drowned; the mean patch reads the object count."""
         ce = torch.nn.functional.cross_entropy
         losses = [ce(logits, batch["labels"][..., k].flatten(), ignore_index=-100)
                   for k, logits in enumerate(self.region_logits(feats, batch["masks"]))
                   if (batch["labels"][..., k] >= 0).any()]
-        target = batch["targets"][:, 0].flatten()
-        per_patch = ce(self.patch_colour(feats).flatten(0, 1), target, reduction="none")  # (N*P,)
-        fg = target > 0
-        losses.append(per_patch[~fg].mean() + (per_patch[fg].mean() if fg.any() else 0.0))
+        for row, head in ((0, self.patch_colour), (1, self.patch_shape), (4, self.patch_letter)):
+            target = batch["targets"][:, row].flatten()
+            per_patch = ce(head(feats).flatten(0, 1), target, reduction="none")  # (N*P,)
+            fg = target > 0
+            losses.append(per_patch[~fg].mean() + (per_patch[fg].mean() if fg.any() else 0.0))
         losses.append(ce(self.count(feats.mean(1)), batch["targets"][:, 3, 0]))
         return sum(losses) / len(losses)
 
