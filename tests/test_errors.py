@@ -77,4 +77,4 @@ def test_a_bad_ablation_file_is_named_in_one_line(tmp_path, capsys, name):
     assert ablate.main([str(tmp_path / name)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and culprit in err and name in err, err
-    assert ablate.main(["no_such_ablation"]) == 2 and "available: f1_backbones" in capsys.readouterr().err
+    assert ablate.main(["no_such_ablation"]) == 2 and "available: f0_blind, f1_backbones" in capsys.readouterr().err

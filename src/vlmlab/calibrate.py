@@ -25,6 +25,7 @@ built from; `--no-train` rebuilds it without training, and on a fresh clone
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,16 @@ TEXT_SPLIT_GAIN = 5.0    # textvqa with splitting: trained - blind >= 5 points
 TEXT_BASE_WITHIN = 2.0   # textvqa without splitting: |trained - blind| <= 2 points
 CEILING = 90.0           # no task above 90
 CURVE_SHARE = 0.25       # 600 -> 1200 steps adds <= a quarter of 150 -> 600's gain (avg)
+
+
+PRIOR = "prior.json"  # in the runs folder: the prior baseline of the world the runs were made in
+
+
+def read_prior(runs: str | Path) -> dict[str, float]:
+    """The recorded prior baseline of a calibration's runs ({task: score, avg}); {} if none is recorded. A run
+    folder of an earlier world keeps its own: today's generator cannot recompute another world's prior."""
+    path = Path(runs) / PRIOR
+    return json.loads(path.read_text())["scores"] if path.is_file() else {}
 
 
 def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None) -> None:
@@ -162,7 +173,12 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
     ladder = ladder_rows(aggregate.seeds_table(runs, ladder_abl.name, ladder_abl.__dict__))
     cs = aggregate.seeds_table(runs, controls_abl.name, controls_abl.__dict__)
     tasks = [t for t in aggregate.task_columns(cs) if t != "avg"] if not cs.empty else []
-    prior = aggregate.prior_row(cs) if not cs.empty else {}
+    prior = read_prior(runs)
+    if not prior and not cs.empty:  # the prior of the world these runs were made in, recorded beside them
+        prior = aggregate.prior_row(cs)
+        if prior:
+            write_atomic(Path(runs) / PRIOR, json.dumps({"generator_version": GENERATOR_VERSION, "scores": prior},
+                                                        indent=1))
     controls = control_rows(cs, tasks, prior) if tasks else pd.DataFrame()
     vs = aggregate.seeds_table(runs, curve_abl.name, curve_abl.__dict__)
     fin = vs[vs["status"] == "finished"] if not vs.empty else vs

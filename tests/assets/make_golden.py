@@ -3,7 +3,8 @@
     python tests/assets/make_golden.py     (writes tests/assets/golden_runs.json; one torch thread)
 
 tests/test_golden.py reruns the same configs and compares: a change meant to leave behaviour alone must
-reproduce these numbers. Recorded at 597408c (before the experiment-contract refactor, issue 14).
+reproduce these numbers. Recorded at 597408c (before the experiment-contract refactor, issue 14); re-recorded in
+session 7 for world-v2-rc1, whose scenes draw textures and the script (the runs train on the world's pictures).
 """
 import json
 import os

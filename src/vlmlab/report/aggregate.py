@@ -243,9 +243,10 @@ def isolated_table(folder: str | Path) -> pd.DataFrame:
 def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
     """The prior baseline (prior.py: most common training answer per question type, no image, no model) of
     the toy world the runs were trained and evaluated on, per task, with avg over the tasks; {} when no run
-    finished or the runs evaluated on real benchmarks."""
+    finished, the runs evaluated on real benchmarks, or they ran on another world version than today's generator
+    (summary.json's world_version): its prior cannot be recomputed."""
     from vlmlab.prior import prior_scores
-    from vlmlab.world.config import WorldConfig
+    from vlmlab.world.config import GENERATOR_VERSION, WorldConfig
 
     done = seeds[seeds["status"] == "finished"] if "status" in seeds.columns else seeds.iloc[0:0]
     for d in done["run_dir"]:
@@ -253,6 +254,9 @@ def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
         cfg = yaml.safe_load(path.read_text()) if path.exists() else None
         if not cfg or (cfg.get("eval") or {}).get("benchmark", "toy") != "toy":
             continue
+        summary = _read_json(Path(d) / "summary.json") or {}
+        if summary.get("world_version") != GENERATOR_VERSION:  # another world, or a run from before the field
+            return {}
         try:
             world = WorldConfig(**cfg["data"])
         except TypeError:  # a world config of another version
