@@ -61,12 +61,12 @@ def two_steps_and_generate(overrides, llm_dir=None, vision_dir=None):
 
 
 # the paper's connectors in every combination; any other connector (pixel_shuffle, avgpool, ...) with each fusion and
-# image handling, its trainable policy cycling (test time: each combination is ~1 s)
+# image handling across the two fusions (each image handling once per connector), its trainable policy cycling
 PAPER_CONNECTORS = ["linear", "mlp", "perceiver"]
 COMBINATIONS = list(itertools.product(FUSIONS, PAPER_CONNECTORS, TRAINABLES, range(len(IMAGES)))) + [
     (fusion, connector, TRAINABLES[(i + j) % len(TRAINABLES)], i)
     for connector in CONNECTORS if connector not in PAPER_CONNECTORS
-    for j, fusion in enumerate(FUSIONS) for i in range(len(IMAGES))]
+    for j, fusion in enumerate(FUSIONS) for i in range(len(IMAGES)) if (i + j) % 2 == 0]  # half: test time
 
 
 @pytest.mark.parametrize("fusion,connector,trainable,image", COMBINATIONS)
