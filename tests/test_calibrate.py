@@ -27,10 +27,23 @@ def test_calibration_command_writes_probes_controls_curve_and_targets(tmp_path):
     assert set(ladder["status"]) <= {"finished", "diverged"}
     md = (out / "CALIBRATION.md").read_text()
     for target in ("vqa beats blind by >= 5 seed SDs", "textvqa with splitting beats blind",
-                   "no task above 90", "probe glyph (split) (tiny)", "some rung of the learning-rate ladder"):
+                   "no accuracy task above 90%", "probe glyph (split) (tiny)", "some rung of the learning-rate ladder"):
         assert target in md
     again = subprocess.run(cmd + ["--no-train"], capture_output=True, text=True, timeout=600, cwd=repo_root())
     assert again.returncode == 0 and (out / "CALIBRATION.md").read_text().split("## Probes")[1:] != []
+
+
+def test_the_ceiling_is_for_accuracy_tasks_not_cider():
+    from vlmlab.calibrate import targets
+
+    controls = pd.DataFrame([{"split": 0, "task": t, "trained": v, "margin": 10.0, "margin_in_sd": 6.0}
+                             for t, v in (("vqa", 60.0), ("okvqa", 40.0), ("caption", 104.0))])
+    ceiling = [r for r in targets(controls, pd.DataFrame(), pd.DataFrame(columns=["vision", "probe", "accuracy"]))
+               if r[0].startswith("no accuracy task above")]
+    assert ceiling[0][1:] == ["highest: vqa 60.00", "met"]  # CIDEr 104 is 13% of a reference caption's ~770
+    controls.loc[0, "trained"] = 91.0
+    assert [r for r in targets(controls, pd.DataFrame(), pd.DataFrame(columns=["vision", "probe", "accuracy"]))
+            if r[0].startswith("no accuracy")][0][2] == "NOT met"
 
 
 def test_largest_stable_learning_rate_stops_at_the_first_diverged_rung():

@@ -1,5 +1,5 @@
 # Diagnostic (docs/world.md, negative results): can a small CNN learn the per-patch colour / shape / word targets
-# of vision pretraining (world/vision.py dense_targets) faster than the toy ViT? Prints held-out accuracy on the
+# of vision pretraining (world/vision_targets.py dense_targets) faster than the toy ViT? Prints held-out accuracy on the
 # patches that carry each target.   python calibration/experiments/cnn_dense.py
 import time, torch
 torch.set_num_threads(1)

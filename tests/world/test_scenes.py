@@ -12,7 +12,7 @@ from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import plural
 from vlmlab.world.questions import make_sample
 from vlmlab.world.scenes import GLYPHS, SHADE, TEXTURES, Obj, Scene, pattern, render, word_cells
-from vlmlab.world.vision import word_box
+from vlmlab.world.vision_targets import word_box
 
 CFG = WorldConfig()
 

@@ -5,7 +5,8 @@ import torch
 from vlmlab.world import kb
 from vlmlab.world.probes import _patches_on
 from vlmlab.world.scenes import SHADE, WORD_LABEL, label_map
-from vlmlab.world.vision import VisionSpec, dense_targets, make_views, pretraining_scenes
+from vlmlab.world.vision import VisionSpec, make_views, pretraining_scenes
+from vlmlab.world.vision_targets import dense_targets
 
 
 def test_label_map_marks_each_object_and_the_word():
@@ -64,7 +65,7 @@ def test_probe_reads_the_patches_on_a_box():
 def test_letter_targets_sit_on_the_glyphs():
     """The letter head's target at each glyph's centre is that glyph's letter, and nothing off the word."""
     from vlmlab.world.scenes import word_cells
-    from vlmlab.world.vision import LETTERS, letter_map
+    from vlmlab.world.vision_targets import LETTERS, letter_map
 
     for s in pretraining_scenes("test/letters", 10, word_prob=1.0):
         cells = word_cells(s.word, *s.word_xy, s.cell)

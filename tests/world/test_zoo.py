@@ -43,7 +43,8 @@ def test_lm_dirs_load_with_automodel(mini_zoo):
     assert ids[0, 0] == tok.bos_token_id and ids[0, 1] == tok.convert_tokens_to_ids("<image>")
     assert model(input_ids=ids).logits.shape == (1, ids.shape[1], len(tok))
     quality = json.loads((path / "manifest.json").read_text())["quality"]
-    assert {"heldout_perplexity", "fact_recall", "unimodal"} <= set(quality)
+    assert {"heldout_perplexity", "fact_recall", "unimodal", "reading", "reading_word", "reading_colour"} <= set(quality)
+    assert 0 <= quality["reading"] <= 1
 
 
 def test_vision_dirs_load_with_automodel(mini_zoo):
@@ -93,6 +94,19 @@ def test_rebuild_is_skipped(mini_zoo):
     t0 = time.time()
     zoo.build(mini=True)
     assert time.time() - t0 < 2
+
+
+def test_side_by_side_build_matches_the_serial_one(mini_zoo, tmp_path, monkeypatch):
+    """jobs=2 trains the LM and the vision tower in two processes; every checkpoint comes out as in one process."""
+    serial = zoo.zoo_dir(mini=True)
+    monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
+    zoo.build(mini=True, jobs=2)
+    for name in ("lm_strong", "vision_weak"):
+        a = json.loads((serial / name / "manifest.json").read_text())
+        b = json.loads((zoo.zoo_dir(mini=True) / name / "manifest.json").read_text())
+        assert (a["checkpoint"], a["quality"]) == (b["checkpoint"], b["quality"])
+        wa = (serial / name / "model.safetensors").read_bytes()
+        assert wa == (zoo.zoo_dir(mini=True) / name / "model.safetensors").read_bytes()
 
 
 def test_missing_backbone_names_the_make_target(tmp_path, monkeypatch):

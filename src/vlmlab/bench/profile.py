@@ -123,12 +123,12 @@ def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
     from vlmlab.data import Processor, TaskDataset, collate
     from vlmlab.images import ImageProcessor
     from vlmlab.model.llm import TokenIds
-    from vlmlab.world.corpus import CorpusSpec, build_corpus
+    from vlmlab.world.corpus import TOKENIZER_CORPUS, build_corpus
     from vlmlab.world.tasks import load_mixture
     from vlmlab.world.tokenizer import train_tokenizer
 
     cfg = compose([f"data.train_size={max(16, batches * d.batch // 4)}", f"image.size={d.image}"])
-    tok = train_tokenizer(build_corpus(CorpusSpec()))
+    tok = train_tokenizer(build_corpus(TOKENIZER_CORPUS))
     image, fake = tok.convert_tokens_to_ids(["<image>", "<fake_token_around_image>"])
     ids = TokenIds(image=image, fake=fake, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
     images = ImageProcessor(cfg.image, d.patch)

@@ -35,7 +35,7 @@ def build_vlm(cfg, seed: int = 0):
         raise ConfigError("image.tile_tags=text is not allowed with fusion=cross_attention; allowed: none, learned "
                           "(text tags go before each view's tokens in the prompt, which cross-attention does not hold)")
     tiles = cfg.image.split ** 2 + 1 if cfg.image.tile_tags == "learned" else 0  # n x n crops and the whole image
-    vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn, tile_positions=tiles)
+    vlm = VLM(vision, connector, llm, ids, fusion=cfg.fusion.kind, xattn=xattn, tile_slots=tiles)
     apply_trainable(vlm, cfg.trainable)
     if cfg.vision.feature_store_mb > 0 and cacheable(vlm.vision):
         vlm.feature_store = FeatureStore(cache_root() / "features.sqlite", cfg.vision.feature_store_mb,

@@ -22,7 +22,7 @@ from vlmlab.model.llm import TokenIds
 
 class VLM(nn.Module):
     def __init__(self, vision: nn.Module, connector: nn.Module, llm: nn.Module, ids: TokenIds,
-                 fusion: str = "autoregressive", xattn: nn.Module | None = None, tile_positions: int = 0):
+                 fusion: str = "autoregressive", xattn: nn.Module | None = None, tile_slots: int = 0):
         super().__init__()
         if fusion not in ("autoregressive", "cross_attention"):
             raise ValueError(f"fusion must be autoregressive or cross_attention, got {fusion!r}")
@@ -39,7 +39,7 @@ class VLM(nn.Module):
         self.vlm_embed = nn.Embedding(len(self.vlm_token_ids), base.embedding_dim)
         # image.tile_tags=learned: one embedding per view position (0 the whole image, k the k-th crop) added to the
         # view's visual tokens (SmolVLM's learned position tokens); zero at the start, so it begins as no tags
-        self.tile_embed = nn.Embedding(tile_positions, connector.out_dim) if tile_positions else None
+        self.tile_embed = nn.Embedding(tile_slots, connector.out_dim) if tile_slots else None
         if self.tile_embed is not None:
             nn.init.zeros_(self.tile_embed.weight)
         with torch.no_grad():  # start from the LM's own rows (mean-resized or reserved)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
-from vlmlab.world.language import NUMBER_WORDS, article, captions, plural
-from vlmlab.world.questions import POSITIONS, TEXT_QUESTIONS, VQA_TYPES, ask_vqa, random_scene
+from vlmlab.world.language import NUMBER_WORDS, article, captions, plural, unique_refs
+from vlmlab.world.questions import OKVQA_REFS, POSITIONS, TEXT_QUESTIONS, VQA_TYPES, ask_vqa, random_scene
 
 FACT_TEMPLATES: dict[str, list[str]] = {
     "habitat": ["the {k} lives in the {v}.", "{a} {k} makes its home in the {v}.", "you can find the {k} in the {v}.",
@@ -34,7 +34,13 @@ class CorpusSpec:
     fact_repeats: int = 60  # copies of every fact paraphrase (a tiny LM needs hundreds of exposures per fact)
     scene_lines: int = 4000  # scene descriptions
     misc_lines: int = 2000  # other text (taxonomy, counting, words, places)
-    qa_lines: int = 2000  # a scene told in words, then a question about it in the VLM prompt format
+    qa_lines: int = 30000  # a scene told in words, then a question about it in the VLM prompt format (reading)
+    okvqa_share: float = 0.0  # of the reading lines, the share asking a fact of an object named partly (okvqa's form)
+
+
+# The tokenizer's corpus stays the one it was first trained on (world v1 .. v2-rc1: 2,000 reading lines), so the
+# vision zoo's text tower and the LM share one vocabulary whatever the LM's mixture.
+TOKENIZER_CORPUS = CorpusSpec(qa_lines=2000)
 
 
 def fact_lines(repeats: int) -> list[str]:
@@ -64,23 +70,50 @@ def scene_line(rng: random.Random) -> str:
     return f"the {o.shape} is {o.colour} and {o.size}."
 
 
-def qa_line(rng: random.Random) -> str:
-    """Reading comprehension: the scene is given as text, so the LM learns the questions' language."""
-    if rng.random() < 0.2:
+def reading_item(rng: random.Random, qtype: str | None = None, okvqa_share: float = 0.0) -> tuple[str, list[str], str]:
+    """(a scene told in words then a question, its answers, the question type): one of vqa's types, "word" (read
+    the sign: textvqa's question with the word given as text) or "fact" (okvqa's: a fact of an object the question
+    names partly, which the LM must resolve from the told scene, then recall). qtype None draws one: a share
+    `okvqa_share` are "fact", then a fifth of the rest "word"."""
+    if qtype == "fact" or (qtype is None and okvqa_share > 0 and rng.random() < okvqa_share):
+        while True:
+            scene = random_scene(rng, SCENE_VIEW, rng.randint(1, 3))
+            target = rng.choice(scene.objects)
+            refs = unique_refs(target, scene.objects, OKVQA_REFS)
+            if refs:
+                rel = rng.choice(list(kb.RELATIONS))
+                question = kb.QUESTIONS[rel].format(ref=rng.choice(refs))
+                return (f"there is {captions(scene)[0]}. Question: {question} Answer:", [kb.FACTS[target.kind][rel]],
+                        "fact")
+    if qtype == "word" or (qtype is None and rng.random() < 0.2):
         word = rng.choice(kb.WORDS)
-        return f"the sign says {word}. Question: {rng.choice(TEXT_QUESTIONS)} Answer: {word}"
+        return f"the sign says {word}. Question: {rng.choice(TEXT_QUESTIONS)} Answer:", [word], "word"
     while True:
         scene = random_scene(rng, SCENE_VIEW, rng.randint(1, 5))
-        qa = ask_vqa(rng, scene, rng.choice(VQA_TYPES))
+        asked = qtype or rng.choice(VQA_TYPES)
+        qa = ask_vqa(rng, scene, asked)
         if qa is not None:
-            return f"there is {captions(scene)[0]}. Question: {qa[0]} Answer: {qa[1][0]}"
+            return f"there is {captions(scene)[0]}. Question: {qa[0]} Answer:", qa[1], asked
+
+
+def qa_line(rng: random.Random, okvqa_share: float = 0.0) -> str:
+    """Reading comprehension: the scene is given as text, so the LM learns the questions' language and to answer
+    from what it is told (the mechanism a frozen LM needs to use the visual tokens; docs/world.md)."""
+    prompt, answers, _ = reading_item(rng, okvqa_share=okvqa_share)
+    return f"{prompt} {answers[0]}"
+
+
+def reading_set(n_per_type: int, seed: int = 1) -> list[tuple[str, list[str], str]]:
+    """Held-out reading items (another seed than the corpus), n_per_type of each vqa type and of "word"."""
+    rng = random.Random(f"corpus-reading/{seed}")
+    return [reading_item(rng, t) for t in [*VQA_TYPES, "word"] for _ in range(n_per_type)]
 
 
 def misc_line(rng: random.Random) -> str:
     kind = rng.randrange(6)
     colour, shape, word = rng.choice(list(kb.COLOURS)), rng.choice(kb.SHAPES), rng.choice(kb.WORDS)
     if kind == 0:
-        return rng.choice([f"{colour} is a colour.", f"a {shape} is a shape.", f"small and large are sizes."])
+        return rng.choice([f"{colour} is a colour.", f"a {shape} is a shape.", "small and large are sizes."])
     if kind == 1:
         a, b = rng.randint(0, 3), rng.randint(0, 2)
         return f"{NUMBER_WORDS[a]} plus {NUMBER_WORDS[b]} is {NUMBER_WORDS[a + b]}."
@@ -104,7 +137,7 @@ def build_corpus(spec: CorpusSpec) -> list[str]:
     lines = fact_lines(spec.fact_repeats)
     lines += [scene_line(rng) for _ in range(spec.scene_lines)]
     lines += [misc_line(rng) for _ in range(spec.misc_lines)]
-    lines += [qa_line(rng) for _ in range(spec.qa_lines)]
+    lines += [qa_line(rng, spec.okvqa_share) for _ in range(spec.qa_lines)]
     rng.shuffle(lines)
     return lines
 

@@ -1,8 +1,10 @@
 """Pretrain a tiny Llama (transformers LlamaForCausalLM) on the world corpus, and measure it.
 
 Next-token prediction on the corpus packed into fixed-length blocks (each line is <s> line </s>).
-Quality: held-out perplexity and fact recall, i.e. for every (kind, relation) whether the true
-value is the likeliest of the relation's 8 values after a prompt like "the red star lives in the".
+Quality: held-out perplexity; fact recall, i.e. for every (kind, relation) whether the true value is the
+likeliest of the relation's 8 values after a prompt like "the red star lives in the"; and reading, the
+share of held-out scenes told in words whose question it answers (greedy): the mechanism a frozen LM
+needs before any visual token can help it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class LMSpec:
     heads: int = 4  # attention heads (no GQA)
     intermediate: int = 384  # SwiGLU width
     max_positions: int = 1024  # RoPE: room for 5 x 64 visual tokens plus text
-    steps: int = 600  # optimiser steps (the quality knob: weak and strong differ here)
+    steps: int = 3000  # optimiser steps (the quality knob: weak and strong differ here)
     batch: int = 32  # blocks per step
     seq: int = 64  # tokens per block
     lr: float = 1e-3  # peak AdamW learning rate (cosine to 10%, warmup 5% of steps)
@@ -127,3 +129,25 @@ def fact_recall(model: LlamaForCausalLM, tok: PreTrainedTokenizerFast, kinds: li
             hits += values[max(range(len(values)), key=scores.__getitem__)] == kb.FACTS[kind][rel]
             total += 1
     return hits / total
+
+
+@torch.no_grad()
+def reading_accuracy(model: LlamaForCausalLM, tok: PreTrainedTokenizerFast, items: list[tuple[str, list[str], str]],
+                     batch: int = 50) -> dict[str, float]:
+    """Greedy answers to reading items (corpus.reading_set): accuracy per question type and overall ("all")."""
+    side, tok.padding_side = tok.padding_side, "left"
+    hits: dict[str, list[bool]] = {}
+    try:
+        for i in range(0, len(items), batch):
+            chunk = items[i: i + batch]
+            enc = tok([p for p, _, _ in chunk], return_tensors="pt", padding=True)
+            out = model.generate(**enc, max_new_tokens=6, do_sample=False, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id)[:, enc["input_ids"].shape[1]:]
+            for (_, answers, qtype), row in zip(chunk, out):
+                said = tok.decode(row, skip_special_tokens=True).strip().split(".")[0].strip().lower()
+                hits.setdefault(qtype, []).append(said in [a.lower() for a in answers])
+    finally:
+        tok.padding_side = side
+    scores = {k: sum(v) / len(v) for k, v in hits.items()}
+    scores["all"] = sum(map(sum, hits.values())) / max(1, sum(map(len, hits.values())))
+    return scores

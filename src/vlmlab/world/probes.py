@@ -27,7 +27,8 @@ from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
 from vlmlab.world.questions import random_scene
 from vlmlab.world.scenes import render
-from vlmlab.world.vision import _probe, cells_on, object_box, word_box
+from vlmlab.world.vision import _probe
+from vlmlab.world.vision_targets import cells_on, object_box, word_box
 
 TARGETS = {"colour": (">=", 0.90), "shape": (">=", 0.90), "count": (">=", 0.80), "position": (">=", 0.80),
            "glyph (split)": (">=", 0.80), "glyph (base)": ("<=", 0.20)}

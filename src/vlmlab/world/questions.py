@@ -24,6 +24,7 @@ from vlmlab.world.scenes import LayoutError, Obj, Scene, layout, sample_canvas
 VQA_TYPES = ["colour", "shape", "count", "position", "exist"]
 TEXT_QUESTIONS = ["What word is written in the image?", "What does the text say?", "What is written in the picture?"]
 POSITIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
+OKVQA_REFS = [("shape",), ("colour",), ("size",), ("size", "shape"), ("size", "colour")]  # never colour + shape
 OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 
 
@@ -132,7 +133,6 @@ def make_textvqa(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> 
 def make_okvqa(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> Sample:
     kind = rng.choice(kb.okvqa_kinds(split))
     rel = rng.choice(list(kb.RELATIONS))
-    partial = [("shape",), ("colour",), ("size",), ("size", "shape"), ("size", "colour")]  # never colour+shape
     while True:
         specs = [(kind[1], kind[0], rng.choice(kb.SIZES))] + random_specs(rng, rng.randint(0, 2))
         try:
@@ -140,7 +140,7 @@ def make_okvqa(rng: random.Random, cfg: WorldConfig, sid: str, split: str) -> Sa
         except LayoutError:
             continue
         target: Obj = scene.objects[0]
-        refs = unique_refs(target, scene.objects, partial)
+        refs = unique_refs(target, scene.objects, OKVQA_REFS)
         if refs:
             question = kb.QUESTIONS[rel].format(ref=rng.choice(refs))
             return Sample(f"{sid}-{rel}", "okvqa", scene, question, [kb.FACTS[kind][rel]], rel, kind)

@@ -13,6 +13,7 @@ Views: each pretraining scene (the world's own canvases, 1-5 objects, a word wit
 its whole picture resized to the square pretraining resolution, and a random crop of `crop_side` of each side
 resized the same way: crops show objects and glyphs at the pixel sizes that splitting later shows the tower.
 `checkpoints` snapshots the tower along its one pretraining run; the zoo keeps them with their unimodal scores.
+The targets themselves (what each patch and region of a view should say) are in world/vision_targets.py.
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import captions
 from vlmlab.world.lm import cosine_lr
 from vlmlab.world.questions import random_scene
-from vlmlab.world.scenes import GLYPHS, Scene, label_map, render, word_cells, word_extent
+from vlmlab.world.scenes import Scene, label_map, render
+from vlmlab.world.vision_targets import LETTERS, MAX_COUNT, dense_targets, region_targets
 
 SQUARE_VIEW = WorldConfig(long_side_min=128, long_side_max=128, word_prob=0.25)  # retrieval's scenes
-MAX_COUNT = 5  # count head classes 0..5 (a crop can hold none)
-REGIONS = 6  # region rows per view: up to 5 objects and the word
 
 
 @dataclass
@@ -80,89 +80,9 @@ def pretraining_scenes(seed: str, n: int, word_prob: float) -> list[Scene]:
             for _ in range(n)]
 
 
-def cells_on(box: tuple[float, float, float, float], view: tuple[float, float, float, float], grid: int) -> np.ndarray:
-    """(grid*grid,) bool: which patches of a view (a canvas box shown on a grid x grid patch grid) overlap `box`."""
-    l, t, r, b = view
-    xs = l + np.arange(grid + 1) / grid * (r - l)  # (grid+1,) cell edges on the canvas
-    ys = t + np.arange(grid + 1) / grid * (b - t)
-    cols = (xs[1:] > box[0]) & (xs[:-1] < box[2])  # (grid,)
-    rows = (ys[1:] > box[1]) & (ys[:-1] < box[3])  # (grid,)
-    return (rows[:, None] & cols[None, :]).reshape(-1)
-
-
-LETTERS = sorted(GLYPHS)  # the script's letters; the letter head's classes (+ 1: none)
-
-
-def letter_map(scene: Scene, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """(len(ys), len(xs)) int64: the letter whose glyph covers each canvas point (0 = none, else index + 1)."""
-    out = np.zeros((len(ys), len(xs)), np.int64)
-    if scene.word is None:
-        return out
-    cells = word_cells(scene.word, *scene.word_xy, scene.cell)
-    for i, ch in enumerate(scene.word):
-        (x0, y0, _, _), _ = cells[4 * i]
-        (_, _, x1, y1), _ = cells[4 * i + 3]
-        out[np.ix_((ys >= y0) & (ys < y1), (xs >= x0) & (xs < x1))] = LETTERS.index(ch) + 1
-    return out
-
-
-def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, float, float], grid: int) -> np.ndarray:
-    """(5, grid*grid) int64 targets of one view (the canvas box resized to a square): per patch the colour and the
-    shape of the object under its centre and the word whose ink box it overlaps (0 = none, else class + 1), the
-    view's object count (objects centred in the box), and the letter whose glyph covers the patch centre."""
-    colour = np.zeros(256, np.int64)
-    shape = np.zeros(256, np.int64)
-    for i, o in enumerate(scene.objects):
-        colour[i + 1], shape[i + 1] = list(kb.COLOURS).index(o.colour) + 1, kb.SHAPES.index(o.shape) + 1
-    l, t, r, b = box
-    c = (np.arange(grid) + 0.5) / grid
-    xs = np.clip((l + c * (r - l)).astype(int), 0, scene.width - 1)
-    ys = np.clip((t + c * (b - t)).astype(int), 0, scene.height - 1)
-    ids = labels[ys[:, None], xs[None, :]].reshape(-1)  # (grid*grid,)
-    word = np.zeros_like(ids, dtype=np.int64)
-    if scene.word is not None:
-        w, h = word_extent(scene.word, scene.cell)
-        x, y = scene.word_xy
-        word[cells_on((x, y, x + w, y + h), box, grid)] = kb.WORDS.index(scene.word) + 1
-    count = sum(l <= o.x < r and t <= o.y < b for o in scene.objects)
-    letters = letter_map(scene, l + c * (r - l), t + c * (b - t)).reshape(-1)
-    return np.stack([colour[ids], shape[ids], word, np.full_like(ids, count), letters])
-
-
-def object_box(o) -> tuple[float, float, float, float]:
-    """An object's bounding box on the canvas (its bounding circle's square)."""
-    return (o.x - o.r, o.y - o.r, o.x + o.r, o.y + o.r)
-
-
-def word_box(scene: Scene) -> tuple[float, float, float, float]:
-    w, h = word_extent(scene.word, scene.cell)
-    return (scene.word_xy[0], scene.word_xy[1], scene.word_xy[0] + w, scene.word_xy[1] + h)
-
-
-def region_targets(scene: Scene, box: tuple[float, float, float, float], grid: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regions of one view: masks (REGIONS, grid*grid) bool, the patches overlapping each object's bounding box and
-    the word's ink box, and labels (REGIONS, 3) int64 (colour, shape, word; -100 where a region has none), for every
-    object and word whose centre lies in the view; unused rows are empty."""
-    masks = np.zeros((REGIONS, grid * grid), bool)
-    labels = np.full((REGIONS, 3), -100, np.int64)
-    l, t, r, b = box
-    k = 0
-    for o in scene.objects:
-        if l <= o.x < r and t <= o.y < b:
-            masks[k] = cells_on(object_box(o), box, grid)
-            labels[k, :2] = list(kb.COLOURS).index(o.colour), kb.SHAPES.index(o.shape)
-            k += 1
-    if scene.word is not None:
-        wb = word_box(scene)
-        if l <= (wb[0] + wb[2]) / 2 < r and t <= (wb[1] + wb[3]) / 2 < b:
-            masks[k] = cells_on(wb, box, grid)
-            labels[k, 2] = kb.WORDS.index(scene.word)
-    return masks, labels
-
-
 def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, torch.Tensor]:
     """Two views per scene: the whole canvas resized to the square (squashed, as the VLM's square mode shows it)
-    and a square random crop. {"pixels": (N, 2, 3, S, S) uint8, "targets": (N, 2, 4, P) dense_targets,
+    and a square random crop. {"pixels": (N, 2, 3, S, S) uint8, "targets": (N, 2, 5, P) dense_targets,
     "masks": (N, 2, REGIONS, P) bool and "labels": (N, 2, REGIONS, 3) region_targets}."""
     rng, size, grid = random.Random(seed), spec.image_size, spec.image_size // spec.patch
     out = {"pixels": [], "targets": [], "masks": [], "labels": []}

@@ -1,10 +1,11 @@
 """The backbone zoo: build, cache and locate the toy world's pretrained backbones.
 
-    python -m vlmlab.world.zoo build [--mini] [--only lm vision]   # `make backbones`
+    python -m vlmlab.world.zoo build [--mini] [--only lm vision] [--jobs 2]   # `make backbones`
 
 One pretraining run per kind (a tiny Llama, a tiny SigLIP), each snapshotted at fixed steps along the way: the
 checkpoints of a run have identical architectures (equal parameter counts) and each carries its unimodal scores.
-  lm       held-out perplexity and fact recall (8 candidate values per fact; chance 1/8): the MMLU of the toy world
+  lm       held-out perplexity, fact recall (8 candidate values per fact; chance 1/8): the MMLU of the toy world;
+           and reading (questions about a scene told in words), the skill a frozen LM needs to use visual tokens
   vision   the calibration's linear probes (world/probes.py) and zero-shot retrieval: its ImageNet
 Each score is also given as `unimodal`, a share of the way from chance (0) to perfect (1): lm from fact recall,
 vision the mean over the probes colour, shape, count, position and glyph (split).
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,8 +40,8 @@ import torch
 from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 
 from vlmlab.world.config import GENERATOR_VERSION, cache_root
-from vlmlab.world.corpus import CorpusSpec, build_corpus, heldout_text
-from vlmlab.world.lm import LMSpec, fact_recall, perplexity, train_lm
+from vlmlab.world.corpus import TOKENIZER_CORPUS, CorpusSpec, build_corpus, heldout_text, reading_set
+from vlmlab.world.lm import LMSpec, fact_recall, perplexity, reading_accuracy, train_lm
 from vlmlab.world.tokenizer import train_tokenizer
 from vlmlab.world.vision import VisionSpec, retrieval_r1, train_siglip
 
@@ -55,9 +58,12 @@ CHECKPOINT = re.compile(r"^(lm|vision)@(\d+)$")
 @dataclass
 class ZooSpec:
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
-    lm: LMSpec = field(default_factory=lambda: LMSpec(checkpoints=(50, 75, 100, 150, 200, 300, 450, 600)))
+    tokenizer_corpus: CorpusSpec = field(default_factory=lambda: TOKENIZER_CORPUS)
+    lm: LMSpec = field(default_factory=lambda: LMSpec(checkpoints=(250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500,
+                                                                   3000)))
     vision: VisionSpec = field(default_factory=lambda: VisionSpec(checkpoints=(100, 200, 400, 800, 1200, 1600)))
     eval_lines: int = 1000  # held-out corpus lines for perplexity
+    reading_per_type: int = 50  # held-out reading items per question type (vqa's five and the sign's word)
     eval_scenes: int = 500  # held-out scenes for retrieval, in galleries of 50
     probe_train: int = 600  # probe scenes (world/probes.py): fit on these ...
     probe_test: int = 400  # ... score on these
@@ -65,9 +71,10 @@ class ZooSpec:
 
 FULL = ZooSpec()
 MINI = ZooSpec(corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
+               tokenizer_corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
                lm=LMSpec(steps=8, batch=8, checkpoints=(2, 4, 8)),
                vision=VisionSpec(steps=8, batch=8, pool=32, image_size=64, checkpoints=(2, 4, 8)),
-               eval_lines=50, eval_scenes=50, probe_train=30, probe_test=20)
+               eval_lines=50, reading_per_type=2, eval_scenes=50, probe_train=30, probe_test=20)
 
 
 def zoo_dir(mini: bool = False) -> Path:
@@ -91,7 +98,7 @@ def _tokenizer(spec: ZooSpec, root: Path) -> PreTrainedTokenizerFast:
     path = root / "tokenizer"
     if not (path / "tokenizer.json").exists():
         tmp = root / "tokenizer.tmp"
-        train_tokenizer(build_corpus(spec.corpus)).save_pretrained(str(tmp))
+        train_tokenizer(build_corpus(spec.tokenizer_corpus)).save_pretrained(str(tmp))
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
     return PreTrainedTokenizerFast.from_pretrained(str(path))
@@ -99,8 +106,10 @@ def _tokenizer(spec: ZooSpec, root: Path) -> PreTrainedTokenizerFast:
 
 def lm_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
     recall = fact_recall(model, tok)
+    reading = reading_accuracy(model, tok, reading_set(spec.reading_per_type))
     return {"heldout_perplexity": perplexity(model, tok, heldout_text(spec.corpus, spec.eval_lines), spec.lm.seq),
-            "fact_recall": recall, "fact_recall_chance": 1 / 8, "unimodal": (recall - 1 / 8) / (1 - 1 / 8)}
+            "fact_recall": recall, "fact_recall_chance": 1 / 8, "unimodal": (recall - 1 / 8) / (1 - 1 / 8),
+            "reading": reading.pop("all"), **{f"reading_{k}": v for k, v in reading.items()}}
 
 
 def vision_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
@@ -199,17 +208,31 @@ def summarise(root: Path) -> dict:
     return summary
 
 
-def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1) -> dict:
+def _build_in_process(kind: str, mini: bool, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _build_run(kind, MINI if mini else FULL, zoo_dir(mini))
+
+
+def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, jobs: int = 1) -> dict:
     """Build the missing runs of the named kinds and their weak/strong pairs (deterministic; finished ones skipped).
 
-    One thread by default: on a 2-core machine shared with other jobs, two busy-waiting OpenMP
-    threads ran ~3x slower per step than one; pass threads=2 on an idle machine."""
+    One thread per run by default: on a 2-core machine shared with other jobs, two busy-waiting OpenMP
+    threads ran ~3x slower per step than one; pass threads=2 on an idle machine. jobs=2 trains the missing
+    runs side by side in their own processes (the LM beside the vision tower), each with `threads` threads."""
     torch.set_num_threads(threads)
     spec, root = (MINI if mini else FULL), zoo_dir(mini)
     root.mkdir(parents=True, exist_ok=True)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown backbone run {unknown[0]!r}; choose from {KINDS}")
+    missing = [k for k in kinds if not _finished(root / k)]
+    if jobs > 1 and len(missing) > 1:
+        _tokenizer(spec, root)  # once, before the runs that share it
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, len(missing)), mp_context=ctx) as pool:
+            for done in [pool.submit(_build_in_process, k, mini, threads) for k in missing]:
+                done.result()
     for kind in kinds:
-        if kind not in KINDS:
-            raise ValueError(f"unknown backbone run {kind!r}; choose from {KINDS}")
         if not _finished(root / kind):
             _build_run(kind, spec, root)
         if not all(_finished(root / f"{kind}_{q}") for q in ("weak", "strong")):
@@ -247,10 +270,11 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("build", help="build every missing backbone run and its weak/strong pair")
     b.add_argument("--mini", action="store_true", help="tiny budgets, into zoo_mini/ (seconds)")
     b.add_argument("--only", nargs="+", choices=KINDS, default=list(KINDS))
-    b.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads per run (1 is fastest on a busy 2-core machine)")
+    b.add_argument("--jobs", type=int, default=2, help="runs trained side by side, each in its own process")
     args = ap.parse_args(argv)
     t0 = time.time()
-    summary = build(tuple(args.only), args.mini, args.threads)
+    summary = build(tuple(args.only), args.mini, args.threads, args.jobs)
     print(json.dumps({k: summary[k] for k in ("aliases", "models", "strong_minus_weak")}, indent=2))
     print(f"[zoo] ready in {zoo_dir(args.mini)} ({time.time() - t0:.0f} s)")
 
