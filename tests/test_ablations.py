@@ -130,12 +130,12 @@ def test_cpu_sweeps_default_to_two_single_thread_jobs(monkeypatch):
 
 
 def test_seeds_option_runs_fewer_seeds(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "vlmlab.ablate", "f5_aspect_ratio", "--seeds", "1", "debug=smoke",
+    out = subprocess.run([sys.executable, "-m", "vlmlab.ablate", "f0_blind", "--seeds", "1", "debug=smoke",
                           f"runs_root={tmp_path}", "threads=1", "hydra/launcher=basic"],
                          capture_output=True, text=True, timeout=900, cwd=repo_root())
     assert out.returncode == 0, out.stderr[-3000:]
-    assert sorted(p.parent.name for p in (tmp_path / "f5_aspect_ratio").rglob("summary.json")) == ["seed1", "seed1"]
-    bad = subprocess.run([sys.executable, "-m", "vlmlab.ablate", "f5_aspect_ratio", "--seeds", "x"],
+    assert sorted(p.parent.name for p in (tmp_path / "f0_blind").rglob("summary.json")) == ["seed1", "seed1"]
+    bad = subprocess.run([sys.executable, "-m", "vlmlab.ablate", "f0_blind", "--seeds", "x"],
                          capture_output=True, text=True, cwd=repo_root())
     assert bad.returncode == 2 and "--seeds takes" in bad.stderr
 

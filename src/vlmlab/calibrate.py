@@ -64,8 +64,8 @@ def recorded_world(runs: str | Path) -> str:
     return json.loads(path.read_text()).get("generator_version", GENERATOR_VERSION) if path.is_file() else GENERATOR_VERSION
 
 
-def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None) -> None:
-    for name in SWEEPS:
+def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None, sweeps: tuple[str, ...] = SWEEPS) -> None:
+    for name in sweeps:
         cmd = [sys.executable, "-m", "vlmlab.ablate", str(FOLDER / f"{name}.yaml"), f"runs_root={runs}",
                *(["--seeds", seeds] if seeds and name == "controls" else []), *overrides]
         print(f"[calibrate] {' '.join(cmd[2:])}", flush=True)
@@ -262,10 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--visions", default="toy_weak,toy_strong", help="encoders to probe (conf/vision/)")
     ap.add_argument("--probe-scenes", default="600,400", help="probe scenes: train,test")
     ap.add_argument("--seeds", default=None, help="the controls' seeds instead of the file's (e.g. 0,1 for a test)")
+    ap.add_argument("--sweeps", default=",".join(SWEEPS),
+                    help="the sweeps to train (the others' finished runs are still reported), e.g. ladder")
     ap.add_argument("overrides", nargs="*", help="overrides for every run (e.g. debug=smoke)")
     args = ap.parse_args(argv)
+    sweeps = tuple(s for s in args.sweeps.split(",") if s)
+    if set(sweeps) - set(SWEEPS):
+        ap.error(f"--sweeps takes names from {', '.join(SWEEPS)}; got {args.sweeps!r}")
     if not args.no_train:
-        run_sweeps(args.runs, args.overrides, args.seeds)
+        run_sweeps(args.runs, args.overrides, args.seeds, sweeps)
     n_train, n_test = (int(x) for x in args.probe_scenes.split(","))
     probes = probe_rows([v for v in args.visions.split(",") if v], [o for o in args.overrides if o.startswith("vision")],
                         n_train, n_test)

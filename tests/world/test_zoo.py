@@ -20,7 +20,7 @@ def mini_zoo(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("VLMLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     t0 = time.time()
-    summary = zoo.build(mini=True)
+    summary = zoo.build(mini=True, jobs=2)  # the LM and the vision run side by side, as `make backbones` does
     yield summary, time.time() - t0
     mp.undo()
 
@@ -97,16 +97,18 @@ def test_rebuild_is_skipped(mini_zoo):
 
 
 def test_side_by_side_build_matches_the_serial_one(mini_zoo, tmp_path, monkeypatch):
-    """jobs=2 trains the LM and the vision tower in two processes; every checkpoint comes out as in one process."""
-    serial = zoo.zoo_dir(mini=True)
+    """The fixture's zoo was built with jobs=2 (the LM and the vision tower in two spawned processes); the LM built
+    in this process comes out the same, checkpoint for checkpoint and byte for byte."""
+    side_by_side = zoo.zoo_dir(mini=True)
     monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
-    zoo.build(mini=True, jobs=2)
-    for name in ("lm_strong", "vision_weak"):
-        a = json.loads((serial / name / "manifest.json").read_text())
+    zoo.build(("lm",), mini=True)
+    for name in ("lm_weak", "lm_strong"):
+        a = json.loads((side_by_side / name / "manifest.json").read_text())
         b = json.loads((zoo.zoo_dir(mini=True) / name / "manifest.json").read_text())
         assert (a["checkpoint"], a["quality"]) == (b["checkpoint"], b["quality"])
-        wa = (serial / name / "model.safetensors").read_bytes()
+        wa = (side_by_side / name / "model.safetensors").read_bytes()
         assert wa == (zoo.zoo_dir(mini=True) / name / "model.safetensors").read_bytes()
+    assert (side_by_side / "vision_strong" / "manifest.json").exists()
 
 
 def test_missing_backbone_names_the_make_target(tmp_path, monkeypatch):
