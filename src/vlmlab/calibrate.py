@@ -1,6 +1,7 @@
 """The world's calibration: before any finding is tested, show that the toy world contains its mechanisms.
 
-    python -m vlmlab.calibrate [--runs runs/calibration] [--out results/calibration] [--no-train] [overrides]
+    python -m vlmlab.calibrate [--runs runs/calibration] [--out results/calibration] [--no-train]
+                               [--sweeps controls,curve,ladder] [overrides]
     make calibrate
 
 Four measurements, one report (results/calibration/CALIBRATION.md, with probes.csv, controls.csv, curve.csv,
@@ -19,7 +20,8 @@ curve.png):
              the ladder diverges; the probes'.
 The runs go through the sweep runner (finished runs are skipped: rerunning resumes), so every number comes
 from run folders. Their small files are merged into <out>/runs (results/calibration/runs), which the report is
-built from; `--no-train` rebuilds it without training, and on a fresh clone
+built from; `--sweeps` trains only the named sweeps (the others' finished runs are still reported);
+`--no-train` rebuilds it without training, and on a fresh clone
 `python -m vlmlab.calibrate --no-train --runs results/calibration/runs` regenerates it from the repository.
 """
 from __future__ import annotations
