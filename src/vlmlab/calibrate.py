@@ -16,8 +16,8 @@ curve.png):
              (calibration/ladder.yaml): which rungs diverge, the largest stable rate of each arm
   targets    issue 16's, each marked met or not: vqa, okvqa and caption beat blind by >= 5 seed SDs;
              textvqa beats blind by >= 5 points with splitting and stays within 2 without; no accuracy
-             task above 90% (caption's CIDEr is not a percentage); the last doubling of steps adds at most a quarter of what 150 -> 600 added; some rung of
-             the ladder diverges; the probes'.
+             task above 90% (caption's CIDEr is not a percentage); the last doubling of steps adds at most a
+             quarter of what 150 -> 600 added; some rung of the ladder diverges; the probes'.
 The runs go through the sweep runner (finished runs are skipped: rerunning resumes), so every number comes
 from run folders. Their small files are merged into <out>/runs (results/calibration/runs), which the report is
 built from; `--sweeps` trains only the named sweeps (the others' finished runs are still reported);
