@@ -60,15 +60,8 @@ def test_fsdp_matches_one_process_and_resumes_after_a_kill(tmp_path):
     cfg = compose([*ARGS, *long])
     cfg.run_dir = str(tmp_path / "one")
     one = run(cfg)
-    out = _torchrun(tmp_path / "fsdp", 29561, *long)
-    assert out.returncode == 0, out.stderr[-3000:]
-    fsdp = json.loads((tmp_path / "fsdp" / "summary.json").read_text())
-    for x, y in zip(one["loss_history"], fsdp["loss_history"], strict=True):
-        assert abs(x - y) <= 1e-4 * abs(x), (one["loss_history"], fsdp["loss_history"])
-    # rank 0 evaluates an unsharded copy of the gathered weights: the same answers as one process
-    assert json.loads((tmp_path / "one" / "predictions.json").read_text()) == json.loads(
-        (tmp_path / "fsdp" / "predictions.json").read_text())
-    # killed after its first checkpoint (gathered to rank 0), then resumed by every rank: same trajectory
+    # killed after its first checkpoint (gathered to rank 0), then resumed by every rank: the trajectory of one
+    # uninterrupted process (one FSDP run serves both checks: test time)
     d = tmp_path / "killed"
     proc = _torchrun(d, 29562, *long, popen=True)
     t0 = time.time()
@@ -84,4 +77,8 @@ def test_fsdp_matches_one_process_and_resumes_after_a_kill(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     resumed = json.loads((d / "summary.json").read_text())
     assert resumed["resumed"] is True, out.stdout[-3000:]
-    assert resumed["loss_history"] == fsdp["loss_history"]
+    for x, y in zip(one["loss_history"], resumed["loss_history"], strict=True):
+        assert abs(x - y) <= 1e-4 * abs(x), (one["loss_history"], resumed["loss_history"])
+    # rank 0 evaluates an unsharded copy of the gathered weights: the same answers as one process
+    assert json.loads((tmp_path / "one" / "predictions.json").read_text()) == json.loads(
+        (d / "predictions.json").read_text())

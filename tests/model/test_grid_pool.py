@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vlmlab.contract.errors import ConfigError
-from vlmlab.model.connector import ConnectorConfig, at_visual_tokens, build_connector
+from vlmlab.model.connector import ConnectorConfig, at_visual_tokens, budget_resolution, build_connector
 from vlmlab.model.grid_pool import blocks
 
 DV, DL = 6, 16
@@ -87,3 +87,34 @@ def test_visual_tokens_a_connector_cannot_make_is_refused():
         at_visual_tokens(ConnectorConfig(kind="mlp", visual_tokens=36), 12)
     with pytest.raises(ValueError, match="grid_side"):
         build_connector(ConnectorConfig(kind="perceiver", visual_tokens=9), DV, DL)
+
+
+def test_a_connector_without_pooling_meets_a_token_budget_by_resolution():
+    from vlmlab.images import ImageConfig
+
+    square = ImageConfig()
+    assert budget_resolution(square, ConnectorConfig(kind="mlp", visual_tokens=16), 8).size == 32  # 4 x 4 patches
+    assert budget_resolution(square, ConnectorConfig(kind="linear", visual_tokens=4), 14).size == 28
+    for image, conn in [(square, ConnectorConfig(kind="perceiver", visual_tokens=16)),  # pools: its own knob
+                        (square, ConnectorConfig(kind="mlp")),  # no budget
+                        (ImageConfig(size=64), ConnectorConfig(kind="mlp", visual_tokens=16)),  # explicit size kept
+                        (ImageConfig(mode="preserve"), ConnectorConfig(kind="mlp", visual_tokens=16))]:
+        assert budget_resolution(image, conn, 8) is image
+    with pytest.raises(ConfigError, match="a square number"):
+        budget_resolution(square, ConnectorConfig(kind="mlp", visual_tokens=12), 8)
+
+
+def test_the_budgeted_mlp_arm_builds_and_counts_its_tokens():
+    """Through the config, the model and the image pipeline: connector=mlp at 4 tokens shows 16 px views (2 x 2 patches
+    of the tiny encoder) and makes 4 visual tokens per image, as the pooling connectors do at the same budget."""
+    from vlmlab.config import compose
+    from vlmlab.images import build_image_processor, visual_tokens_per_image
+    from vlmlab.model.build import build_vlm
+
+    for kind in ("mlp", "avgpool"):
+        cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke", f"connector={kind}", "connector.visual_tokens=4"])
+        vlm, _ = build_vlm(cfg)
+        images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
+        assert visual_tokens_per_image(images.cfg, images.patch_size, tokens_per_view=vlm.visual_tokens_per_view) == 4
+        side = 2 * vlm.vision.patch_size if kind == "mlp" else vlm.vision.image_size
+        assert images.cfg.size == side

@@ -5,7 +5,7 @@ import torch
 
 from vlmlab.contract.errors import ConfigError
 
-from vlmlab.model.connector import build_connector
+from vlmlab.model.connector import budget_resolution, build_connector
 from vlmlab.model.cross_attention import add_cross_attention
 from vlmlab.model.feature_store import FeatureStore, cacheable, fingerprint
 from vlmlab.model.llm import load_llm
@@ -17,8 +17,12 @@ from vlmlab.paths import cache_root
 
 def build_vlm(cfg, seed: int = 0):
     """Returns (vlm, tokenizer). New modules (connector, cross-attention, new token rows) are initialised
-    from `seed` alone, so seed s of two cells shares its initialisation wherever the cells share parts."""
+    from `seed` alone, so seed s of two cells shares its initialisation wherever the cells share parts.
+    A visual-token budget of a connector without pooling (connector.visual_tokens with linear or mlp, square views,
+    image.size unset) is met by resolution: cfg.image.size is set here, before the image pipeline is built from it
+    (connector.budget_resolution)."""
     vision = load_vision_encoder(cfg.vision.name_or_path, trust_remote_code=cfg.vision.trust_remote_code)
+    cfg.image = budget_resolution(cfg.image, cfg.connector, vision.patch_size)
     llm, tokenizer, ids = load_llm(cfg.llm)
     lm_dim = llm.get_input_embeddings().embedding_dim
     torch.manual_seed(seed)

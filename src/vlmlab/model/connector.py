@@ -122,10 +122,26 @@ def at_visual_tokens(cfg: ConnectorConfig, grid_side: int) -> ConnectorConfig:
         return dataclasses.replace(cfg, ratio=ratios[0])
     if cfg.kind in ("linear", "mlp") and tokens != grid_side ** 2:
         raise ConfigError(f"connector.visual_tokens={tokens} is not allowed for connector={cfg.kind}: it makes one token "
-                          f"per patch, {grid_side ** 2} here; allowed: {grid_side ** 2} (change image.size instead)")
+                          f"per patch, {grid_side ** 2} here; allowed: {grid_side ** 2} (or leave image.size unset: "
+                          "the budget then sets it)")
     if cfg.kind not in ("linear", "mlp"):
         raise ConfigError(f"connector.visual_tokens is not supported by connector={cfg.kind}; set its own options")
     return cfg
+
+
+def budget_resolution(image, connector: ConnectorConfig, patch_size: int):
+    """The image config meeting `connector.visual_tokens` by resolution, for a connector that makes a token per patch
+    (linear, mlp) on square views whose size is unset: a k x k patch grid (tokens = k^2) is a square view of side
+    k * patch_size. MM1 (arXiv 2403.09611) varies the visual tokens of a connector without pooling this way. Any
+    other case returns `image` unchanged (an explicit image.size is checked against the budget by at_visual_tokens)."""
+    tokens = connector.visual_tokens
+    if tokens is None or connector.kind not in ("linear", "mlp") or image.mode != "square" or image.size is not None:
+        return image
+    side = math.isqrt(tokens)
+    if side * side != tokens:
+        raise ConfigError(f"connector.visual_tokens={tokens} is not allowed for connector={connector.kind} on square "
+                          "views: it makes one token per patch of a k x k grid; allowed: a square number (4, 9, 16, ...)")
+    return dataclasses.replace(image, size=side * patch_size)
 
 
 def build_connector(cfg: ConnectorConfig, vision_dim: int, lm_dim: int, grid_side: int | None = None) -> nn.Module:
