@@ -29,6 +29,7 @@ import json
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -134,11 +135,22 @@ def run_ablation(abl: Ablation, args: list[str]) -> int:
 
 
 def regenerate_report(args: list[str], folder: Path) -> None:
+    """`python -m vlmlab.report` over the runs, in this process (a fresh one would import torch and transformers again:
+    ~7 s); a report that fails is printed and does not change the sweep's exit code."""
+    from vlmlab.report.__main__ import main as report
+
     runs_root = runs_root_of(args)
     out = "results" if runs_root == "runs" else str(Path(runs_root) / "results")
-    cmd = [sys.executable, "-m", "vlmlab.report", "--runs", runs_root, "--ablations", str(folder), "--out", out]
-    print(f"[vlmlab] regenerating tables and report: {' '.join(cmd[2:])}", flush=True)
-    subprocess.run(cmd, cwd=repo_root(), check=False)
+    root = repo_root()  # the sweep ran there: its runs' relative paths are the repository's
+    argv = ["--runs", str(root / runs_root), "--ablations", str(Path(folder).resolve()), "--out", str(root / out)]
+    print(f"[vlmlab] regenerating tables and report: vlmlab.report {' '.join(argv)}", flush=True)
+    try:
+        report(argv)
+    except SystemExit as e:  # the report's one-line error for a bad ablation file
+        print(e, file=sys.stderr)
+    except Exception:  # noqa: BLE001 - the runs are on disk: `make report` regenerates once the cause is fixed
+        traceback.print_exc()
+        print("[vlmlab] the report failed; the runs are kept: fix the cause, then `make report`", file=sys.stderr)
 
 
 def _take(args: list[str], flag: str) -> str | None:
