@@ -19,6 +19,7 @@ def test_calibration_command_writes_probes_controls_curve_and_targets(tmp_path):
     probes = pd.read_csv(out / "probes.csv")
     assert list(probes["probe"]) == ["colour", "shape", "count", "position", "glyph (base)", "glyph (split)"]
     assert probes["accuracy"].between(0, 100).all() and (probes["vision"] == "tiny").all()
+    assert (probes["train_scenes"] == 60).all() and (probes["test_scenes"] == 40).all()  # the probe's size, recorded
     controls = pd.read_csv(out / "controls.csv")
     assert sorted(set(controls["split"])) == [0, 2] and len(controls) == 8  # 4 tasks x without/with splitting
     assert (controls["seeds"] == "2/2").all() and controls["prior"].notna().all()
@@ -30,6 +31,7 @@ def test_calibration_command_writes_probes_controls_curve_and_targets(tmp_path):
     from vlmlab.calibrate import main  # --no-train in this process: the report again from the same runs
     (out / "CALIBRATION.md").unlink()
     assert main(cmd[3:] + ["--no-train"]) == 0 and (out / "CALIBRATION.md").read_text().split("## Probes")[1:] != []
+    assert "fit on 60 scenes, scored on 40" in (out / "CALIBRATION.md").read_text()
     bad = subprocess.run(cmd[:3] + ["--sweeps", "controls,nope"], capture_output=True, text=True, cwd=repo_root())
     assert bad.returncode == 2 and "--sweeps takes" in bad.stderr
 

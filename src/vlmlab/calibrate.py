@@ -74,7 +74,7 @@ def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None, sweeps
         subprocess.run(cmd, cwd=repo_root(), check=False)
 
 
-def probe_rows(visions: list[str], overrides: list[str], n_train: int = 600, n_test: int = 400) -> pd.DataFrame:
+def probe_rows(visions: list[str], overrides: list[str], n_train: int = 2400, n_test: int = 400) -> pd.DataFrame:
     from vlmlab.model.navit import load_vision_encoder
     from vlmlab.world.probes import CHANCE, TARGETS, meets, probe_table
 
@@ -85,7 +85,8 @@ def probe_rows(visions: list[str], overrides: list[str], n_train: int = 600, n_t
         for probe, acc in probe_table(encoder, n_train, n_test).items():
             op, bound = TARGETS[probe]
             rows.append({"vision": vision, "probe": probe, "accuracy": 100 * acc, "chance": 100 * CHANCE[probe],
-                         "target": f"{op} {100 * bound:.0f}", "met": meets(probe, acc)})
+                         "target": f"{op} {100 * bound:.0f}", "met": meets(probe, acc), "train_scenes": n_train,
+                         "test_scenes": n_test})
     return pd.DataFrame(rows)
 
 
@@ -208,7 +209,9 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
                     "what it learned (see its avg).", None),
               ("h2", "Targets", None), ("table", ["target", "measured", ""], targets(controls, curve, probes, ladder))]
     if not probes.empty:
-        blocks += [("h2", "Probes on patch features (accuracy %, logistic regression on held-out scenes)", None),
+        fit = (f", fit on {int(probes['train_scenes'].iloc[0])} scenes, scored on {int(probes['test_scenes'].iloc[0])}"
+               if "train_scenes" in probes else "")  # calibrations before world-v2-rc3 did not record it (600, 400)
+        blocks += [("h2", f"Probes on patch features (accuracy %, logistic regression on held-out scenes{fit})", None),
                    ("table", ["vision", "probe", "accuracy", "chance", "target", ""],
                     [[r["vision"], r["probe"], fmt(r["accuracy"], digits=1), fmt(r["chance"], digits=1), r["target"],
                       _flag(r["met"])] for r in probes.to_dict("records")])]
@@ -262,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(repo_root() / "results" / "calibration"))
     ap.add_argument("--no-train", action="store_true", help="only probes and the report from existing runs")
     ap.add_argument("--visions", default="toy_weak,toy_strong", help="encoders to probe (conf/vision/)")
-    ap.add_argument("--probe-scenes", default="600,400", help="probe scenes: train,test")
+    ap.add_argument("--probe-scenes", default="2400,400",
+                    help="probe scenes: train,test (600 starved the 512-feature probes: docs/world.md, rc3)")
     ap.add_argument("--seeds", default=None, help="the controls' seeds instead of the file's (e.g. 0,1 for a test)")
     ap.add_argument("--sweeps", default=",".join(SWEEPS),
                     help="the sweeps to train (the others' finished runs are still reported), e.g. ladder")

@@ -13,10 +13,10 @@ from vlmlab.world.questions import VQA_TYPES
 
 def test_reading_set_covers_every_type_and_is_held_out():
     items = reading_set(4)
-    assert [t for _, _, t in items] == [t for t in [*VQA_TYPES, "word"] for _ in range(4)]
+    assert [t for _, _, t in items] == [t for t in [*VQA_TYPES, "word", "fact"] for _ in range(4)]
     assert reading_set(4) == items                       # a pure function of its seed
     corpus = set(build_corpus(CorpusSpec(fact_repeats=1, scene_lines=10, misc_lines=10, qa_lines=2000)))
-    assert sum(f"{p} {a[0]}" in corpus for p, a, t in items if t != "word") < len(items) // 4  # mostly unseen scenes
+    assert sum(f"{p} {a[0]}" in corpus for p, a, t in items if t not in ("word", "fact")) < len(items) // 4  # mostly unseen scenes
 
 
 def test_reading_items_carry_their_answer_in_the_text():

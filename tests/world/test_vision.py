@@ -26,7 +26,7 @@ def test_dense_targets_match_the_rendered_pixels():
     scenes = pretraining_scenes("test/views", 12, word_prob=0.5)
     views = make_views(scenes, spec, "test/views")
     pixels, targets = views["pixels"], views["targets"]
-    assert pixels.shape == (12, 2, 3, 96, 96) and targets.shape == (12, 2, 5, 144)
+    assert pixels.shape == (12, 2, 3, 96, 96) and targets.shape == (12, 2, 6, 144)
     colours = list(kb.COLOURS)
     errors = []
     for n in range(12):
@@ -41,6 +41,13 @@ def test_dense_targets_match_the_rendered_pixels():
     assert np.median(errors) <= 6
     assert all(int(targets[n, 0, 3, 0]) == len(s.objects) for n, s in enumerate(scenes))  # whole view: every object
     assert all(int(targets[n, 1, 3, 0]) <= len(s.objects) for n, s in enumerate(scenes))  # a crop: those it holds
+    # the centre heatmap: the patch under each object's centre (two objects may share one), none elsewhere
+    for n, s in enumerate(scenes):
+        centres = targets[n, 0, 5].nonzero().squeeze(1).tolist()
+        assert 1 <= len(centres) <= len(s.objects) and int(targets[n, 1, 5].sum()) <= int(targets[n, 1, 3, 0])
+        for o in s.objects:
+            p = int(o.y / s.height * 12) * 12 + int(o.x / s.width * 12)
+            assert p in centres
     with_word = [n for n, s in enumerate(scenes) if s.word]
     assert with_word and all((targets[n, 0, 2] == kb.WORDS.index(scenes[n].word) + 1).any() for n in with_word)
     labels = views["labels"]  # (N, 2, REGIONS, 3): every object of the whole view is a region, the word too

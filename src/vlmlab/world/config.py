@@ -15,7 +15,7 @@ from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
 from vlmlab.paths import cache_root  # noqa: F401 -- the world's data and zoo live under it
 
-GENERATOR_VERSION = "world-v2-rc2"  # bump when scenes, questions, the knowledge base or the zoo's pretraining change
+GENERATOR_VERSION = "world-v2-rc3"  # bump when scenes, questions, the knowledge base or the zoo's pretraining change
 DEFAULT_TASKS = ("vqa", "textvqa", "okvqa", "caption")  # the paper's four; any registered task may be listed
 SPLITS = ("train", "validation", "test")
 

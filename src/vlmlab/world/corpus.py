@@ -104,9 +104,10 @@ def qa_line(rng: random.Random, okvqa_share: float = 0.0) -> str:
 
 
 def reading_set(n_per_type: int, seed: int = 1) -> list[tuple[str, list[str], str]]:
-    """Held-out reading items (another seed than the corpus), n_per_type of each vqa type and of "word"."""
+    """Held-out reading items (another seed than the corpus), n_per_type of each vqa type, of "word" (textvqa's
+    question) and of "fact" (okvqa's: a fact of an object the question names partly)."""
     rng = random.Random(f"corpus-reading/{seed}")
-    return [reading_item(rng, t) for t in [*VQA_TYPES, "word"] for _ in range(n_per_type)]
+    return [reading_item(rng, t) for t in [*VQA_TYPES, "word", "fact"] for _ in range(n_per_type)]
 
 
 def misc_line(rng: random.Random) -> str:

@@ -27,7 +27,7 @@ class LMSpec:
     heads: int = 4  # attention heads (no GQA)
     intermediate: int = 384  # SwiGLU width
     max_positions: int = 1024  # RoPE: room for 5 x 64 visual tokens plus text
-    steps: int = 3000  # optimiser steps (the quality knob: weak and strong differ here)
+    steps: int = 4500  # optimiser steps (the quality knob: weak and strong differ here)
     batch: int = 32  # blocks per step
     seq: int = 64  # tokens per block
     lr: float = 1e-3  # peak AdamW learning rate (cosine to 10%, warmup 5% of steps)

@@ -3,7 +3,7 @@
 Pure functions of a scene and a view (a canvas box shown on a grid x grid patch grid), shared by the vision
 objective (world/vision.py) and the probes (world/probes.py):
 - `dense_targets`: per patch the colour, shape and letter under its centre, the word whose ink box it overlaps,
-  and the view's object count;
+  whether an object's centre lies in it, and the view's object count;
 - `region_targets`: the patches over each object's and the word's box, with their labels;
 - `cells_on`, `object_box`, `word_box`, `letter_map`: the geometry behind both.
 """
@@ -45,9 +45,11 @@ def letter_map(scene: Scene, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, float, float], grid: int) -> np.ndarray:
-    """(5, grid*grid) int64 targets of one view (the canvas box resized to a square): per patch the colour and the
+    """(6, grid*grid) int64 targets of one view (the canvas box resized to a square): per patch the colour and the
     shape of the object under its centre and the word whose ink box it overlaps (0 = none, else class + 1), the
-    view's object count (objects centred in the box), and the letter whose glyph covers the patch centre."""
+    view's object count (objects centred in the box), the letter whose glyph covers the patch centre, and whether an
+    object's centre lies in the patch (1, else 0: a detector's centre heatmap, as CenterNet-style pretraining
+    teaches; the count is its sum)."""
     colour = np.zeros(256, np.int64)
     shape = np.zeros(256, np.int64)
     for i, o in enumerate(scene.objects):
@@ -64,7 +66,11 @@ def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, flo
         word[cells_on((x, y, x + w, y + h), box, grid)] = kb.WORDS.index(scene.word) + 1
     count = sum(l <= o.x < r and t <= o.y < b for o in scene.objects)
     letters = letter_map(scene, l + c * (r - l), t + c * (b - t)).reshape(-1)
-    return np.stack([colour[ids], shape[ids], word, np.full_like(ids, count), letters])
+    centre = np.zeros_like(ids, dtype=np.int64)
+    for o in scene.objects:
+        if l <= o.x < r and t <= o.y < b:
+            centre[int((o.y - t) / (b - t) * grid) * grid + int((o.x - l) / (r - l) * grid)] = 1
+    return np.stack([colour[ids], shape[ids], word, np.full_like(ids, count), letters, centre])
 
 
 def object_box(o) -> tuple[float, float, float, float]:

@@ -57,13 +57,12 @@ CHECKPOINT = re.compile(r"^(lm|vision)@(\d+)$")
 
 @dataclass
 class ZooSpec:
-    corpus: CorpusSpec = field(default_factory=CorpusSpec)
+    corpus: CorpusSpec = field(default_factory=lambda: CorpusSpec(okvqa_share=0.3))  # rc3: okvqa's form read too
     tokenizer_corpus: CorpusSpec = field(default_factory=lambda: TOKENIZER_CORPUS)
-    lm: LMSpec = field(default_factory=lambda: LMSpec(checkpoints=(250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500,
-                                                                   3000)))
-    vision: VisionSpec = field(default_factory=lambda: VisionSpec(checkpoints=(100, 200, 400, 800, 1200, 1600)))
+    lm: LMSpec = field(default_factory=lambda: LMSpec(checkpoints=(500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500)))
+    vision: VisionSpec = field(default_factory=lambda: VisionSpec(checkpoints=(100, 200, 400, 800, 1200)))
     eval_lines: int = 1000  # held-out corpus lines for perplexity
-    reading_per_type: int = 50  # held-out reading items per question type (vqa's five and the sign's word)
+    reading_per_type: int = 50  # held-out reading items per question type (vqa's five, the sign's word, okvqa's fact)
     eval_scenes: int = 500  # held-out scenes for retrieval, in galleries of 50
     probe_train: int = 600  # probe scenes (world/probes.py): fit on these ...
     probe_test: int = 400  # ... score on these
