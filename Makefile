@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test calibrate ablation example-smollm2 bench report train backbones world-docs clean-runs
+.PHONY: help venv test calibrate ablation example-smollm2 bench report train backbones backbones-large scale-transfer \
+	scale-report world-docs clean-runs
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +45,17 @@ train: venv ## one training run of the baseline recipe: make train ARGS="connect
 
 backbones: venv ## build the toy world's backbone zoo (cached under VLMLAB_CACHE, default ~/.cache/vlmlab)
 	$(PY) -m vlmlab.world.zoo build
+
+backbones-large: venv ## build the large-scale zoo (zoo:large/..., for scale transfer; wider, deeper, 128 px)
+	$(PY) -m vlmlab.world.zoo build --scale large
+
+SCALE_FINDINGS ?= f3_unfreezing f4_pooling f6_splitting f7_pixel_shuffle
+scale-transfer: venv ## the scale-dependent findings (SCALE_FINDINGS) at the large scale into runs/large, then scale-report
+	for name in $(SCALE_FINDINGS); do $(PY) -m vlmlab.ablate $$name scale=large $(ARGS) || exit $$?; done
+	$(MAKE) scale-report
+
+scale-report: venv ## compare the base and large reports check by check and cell by cell -> results/scale/SCALE.md
+	$(PY) -m vlmlab.report.scale --base results --large runs/large/results --out results/scale
 
 world-docs: venv ## regenerate docs/world_contact_sheet.png
 	$(PY) -m vlmlab.world.contact_sheet

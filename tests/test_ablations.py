@@ -70,7 +70,8 @@ def test_an_ablation_may_sweep_any_recipe_key(tmp_path):
 @pytest.mark.parametrize("grid,why", [("{eval.split: 'validation,test'}", "evaluation data or protocols"),
                                       ("{data.test_size: '10,20'}", "different test splits"),
                                       ("{data.seed: '0,1'}", "different test split"),
-                                      ("{seed: '0,1'}", "unpair"), ("{debug: 'none,smoke'}", "command line")])
+                                      ("{seed: '0,1'}", "unpair"), ("{debug: 'none,smoke'}", "command line"),
+                                      ("{scale: 'base,large'}", "vlmlab.report.scale")])
 def test_an_ablation_may_not_sweep_what_makes_cells_incomparable(tmp_path, grid, why):
     (tmp_path / "bad.yaml").write_text(ABL + f"grid: {grid}\nchecks: [{{better: {{}}, worse: {{}}, metric: avg}}]\n")
     with pytest.raises(ConfigError, match=why):

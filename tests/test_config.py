@@ -62,3 +62,14 @@ def test_cli_bad_config_exits_nonzero_with_one_line_and_no_run_folder(tmp_path, 
     assert len(lines) == 1 and lines[0].startswith("config error:"), out.stderr
     assert override.split("=")[0] in lines[0]
     assert not (tmp_path / "runs").exists() and not (repo_root() / "runs" / "badcfg").exists()
+
+
+def test_the_large_scale_maps_zoo_backbones_and_files_runs_apart():
+    large = compose(["scale=large"])
+    assert (large.vision.name_or_path, large.llm.name_or_path) == ("zoo:large/vision_strong", "zoo:large/lm_strong")
+    assert large.runs_root == "runs/large" and large.data.long_side_max > compose([]).data.long_side_max
+    assert compose(["scale=large", "vision=toy_weak"]).vision.name_or_path == "zoo:large/vision_weak"  # F1's swap
+    assert compose(["scale=large", *TINY]).vision.name_or_path.endswith("tiny_siglip")  # not a zoo backbone: kept
+    assert compose([]).vision.name_or_path == "zoo:vision_strong"
+    with pytest.raises(ConfigError, match="scale"):
+        compose(["scale=huge"])

@@ -27,6 +27,8 @@ from vlmlab.model.llm import LLMConfig
 from vlmlab.model.trainable import TrainableConfig
 from vlmlab.world.config import WorldConfig
 
+SCALES = ("base", "large")  # world scales: world/zoo.py SCALES (not imported here: the zoo imports transformers)
+
 
 def _choice(key: str, value, allowed) -> None:
     if value not in allowed:
@@ -111,6 +113,8 @@ class Config:
     parallel: str = "ddp"             # ddp | fsdp: several torchrun processes replicate the model (DDP) or shard
                                       # parameters, gradients and optimizer state per transformer block (FSDP2)
     runs_root: str = "runs"           # run folders live in <runs_root>/<name>/<cell>/seed<seed>
+    scale: str = "base"               # base | large: the world scale (conf/scale/): at large, a zoo backbone
+                                      # `zoo:<name>` is the large zoo's `zoo:large/<name>`; other backbones are kept
     reuse_finished: bool = True       # a finished run of the identical config at the same clean commit elsewhere under
                                       # runs_root (the baseline recurs across findings) is copied, not trained again
     run_dir: str = "runs/train/baseline/seed0"  # set by hydra.run.dir / hydra.sweep
@@ -129,6 +133,11 @@ class Config:
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         _choice("bad_samples", self.bad_samples, ("error", "skip"))
         _choice("parallel", self.parallel, ("ddp", "fsdp"))
+        _choice("scale", self.scale, SCALES)
+        for part in (self.vision, self.llm):  # F1's weak/strong swaps keep working at either scale
+            ref = part.name_or_path
+            if self.scale != "base" and ref.startswith("zoo:") and "/" not in ref:
+                part.name_or_path = f"zoo:{self.scale}/{ref[len('zoo:'):]}"
         if self.fusion.kind != "cross_attention" and self.trainable.cross_attention != "full":
             raise ConfigError("trainable.cross_attention only applies with fusion=cross_attention")
         if "/" in self.name or self.name in ("", ".", ".."):

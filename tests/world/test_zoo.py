@@ -125,3 +125,22 @@ def test_conf_files_point_at_the_zoo():
             path = CONF / group / f"toy_{q}.yaml"
             assert path.read_text().startswith("#")
             assert OmegaConf.load(path).name_or_path == f"zoo:{kind}_{q}"
+
+
+def test_the_large_scale_is_its_own_zoo_named_by_a_prefix(tmp_path, monkeypatch):
+    """`zoo:large/...` builds and loads the large zoo (here the mini one: one more layer, 80 px, larger canvases);
+    a scale prefix works for checkpoints too, and an unknown scale is refused."""
+    monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
+    path = zoo.ensure("large/lm@4", mini=True)  # builds the large mini LM alone
+    assert path.parent.parent == zoo.zoo_dir(mini=True, scale="large") != zoo.zoo_dir(mini=True)
+    large = AutoModelForCausalLM.from_pretrained(path)
+    assert large.config.num_hidden_layers == zoo.MINI_LARGE.lm.layers > zoo.MINI.lm.layers
+    assert zoo.ensure("large/lm_strong", mini=True).parent == zoo.zoo_dir(mini=True, scale="large")
+    assert not zoo.zoo_dir(mini=True).exists()  # the base zoo was not touched
+    for spec in (zoo.LARGE, zoo.MINI_LARGE):  # pretrained and probed on the larger canvases
+        assert spec.vision.world().long_side_max > zoo.FULL.vision.world().long_side_max
+    assert zoo.LARGE.vision.image_size > zoo.FULL.vision.image_size and zoo.LARGE.lm.hidden > zoo.FULL.lm.hidden
+    with pytest.raises(ValueError, match="optionally after a scale"):
+        zoo.ensure("huge/lm_strong", mini=True)
+    with pytest.raises(FileNotFoundError, match="--scale large"):
+        zoo.ensure("large/vision_weak", build_if_missing=False, mini=True)

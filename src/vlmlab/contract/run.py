@@ -18,7 +18,7 @@ SUMMARY, FAILED, CONFIG, METRICS, PREDICTIONS = "summary.json", "failed.json", "
     "predictions.json"
 
 # keys (and groups) that never name a cell: the seed, where a run is filed, how it is executed or logged
-NOT_A_CELL = ("seed", "name", "debug", "experiment", "runs_root", "reuse_finished", "threads", "device", "plugins",
+NOT_A_CELL = ("seed", "name", "debug", "experiment", "scale", "runs_root", "reuse_finished", "threads", "device", "plugins",
               "logger", "logger.kind", "logger.mode", "logger.project", "hydra.launcher", "hydra/launcher")
 # keys that only say where a run is filed: two configs equal but for these are the same experiment
 FILING_KEYS = ("name", "run_dir", "runs_root", "reuse_finished")
@@ -32,6 +32,8 @@ _RUNNER_KEYS = {
     "reuse_finished": "the runner decides run reuse for the whole sweep",
     "debug": "a debug profile applies to a whole sweep: pass it on the command line (ARGS=debug=smoke)",
     "experiment": "a preset applies to a whole sweep: pass it on the command line (ARGS=experiment=...)",
+    "scale": "a world scale applies to a whole sweep: pass it on the command line (ARGS=scale=large), then compare "
+             "the two scales' reports with python -m vlmlab.report.scale",
     "hydra": "launching is not an axis: pass hydra options on the command line",
     "logger": "logging is not an axis",
     "plugins": "plugins belong in the file's `plugins:` list, loaded for every cell",

@@ -59,6 +59,11 @@ class VisionSpec:
     crop_side: tuple[float, float] = (0.4, 0.8)  # side of the square random crop, fraction of the canvas's short side
     word_prob: float = 0.5  # share of pretraining scenes that show a word
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the tower
+    long_side: tuple[int, int] = (160, 320)  # pretraining canvases' long side, pixels (the world's data.long_side_*)
+
+    def world(self) -> WorldConfig:
+        """The world whose canvases this tower is pretrained and probed on."""
+        return WorldConfig(long_side_min=self.long_side[0], long_side_max=self.long_side[1])
 
 
 def to_pixels(img: Image.Image, size: int) -> torch.Tensor:
@@ -74,9 +79,9 @@ def square_scenes(seed: str, n: int, objects: tuple[int, int] = (1, 5), word_pro
                          square=True) for _ in range(n)]
 
 
-def pretraining_scenes(seed: str, n: int, word_prob: float) -> list[Scene]:
+def pretraining_scenes(seed: str, n: int, word_prob: float, world: WorldConfig | None = None) -> list[Scene]:
     """The world's own canvases (sizes, aspect ratios), 1-5 objects, a word with probability word_prob."""
-    rng, world = random.Random(seed), WorldConfig()
+    rng, world = random.Random(seed), world or WorldConfig()
     return [random_scene(rng, world, rng.randint(1, 5), rng.choice(kb.WORDS) if rng.random() < word_prob else None)
             for _ in range(n)]
 
@@ -168,7 +173,7 @@ def build_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec) -> SiglipModel:
 def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vision",
                  on_checkpoint=None) -> SiglipModel:
     """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode)."""
-    scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob)
+    scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob, spec.world())
     views = make_views(scenes, spec, f"siglip-views/{spec.seed}")  # whole + crop per scene (make_views)
     pixels = views["pixels"]  # (pool,2,3,S,S) uint8
     texts = torch.stack([encode_texts(tok, captions(s), spec.text_len) for s in scenes])  # (pool, 4 refs, L)

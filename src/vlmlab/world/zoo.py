@@ -1,6 +1,6 @@
 """The backbone zoo: build, cache and locate the toy world's pretrained backbones.
 
-    python -m vlmlab.world.zoo build [--mini] [--only lm vision] [--jobs 2]   # `make backbones`
+    python -m vlmlab.world.zoo build [--mini] [--only lm vision] [--jobs 2] [--scale large]   # `make backbones`
 
 One pretraining run per kind (a tiny Llama, a tiny SigLIP), each snapshotted at fixed steps along the way: the
 checkpoints of a run have identical architectures (equal parameter counts) and each carries its unimodal scores.
@@ -15,6 +15,8 @@ whose unimodal gap to strong comes closest to the paper's gap (../shared/PAPER.m
 finding runs): the LM swap was a large step, MMLU 35.1 -> 60.1, a third of the way from chance (25) to perfect;
 the vision swap a small one, ImageNet 78.0 -> 83.2, 5.2% of the way. `zoo:lm@300` names any checkpoint.
 
+Two world scales (issue 18's scale transfer): the base zoo, and a large one (LARGE: wider, deeper backbones, a 128-px
+encoder, larger canvases) named with a prefix, `zoo:large/lm_strong`, under zoo_large/ (`make backbones-large`).
 Layout under $VLMLAB_CACHE/zoo/ (the mini zoo, tiny budgets for tests and smoke runs, under zoo_mini/):
   tokenizer/                 the world's BPE tokenizer
   lm/step-000300/ ...        checkpoints (save_pretrained, safetensors) with manifest.json
@@ -53,6 +55,7 @@ PAPER_GAP_SOURCE = {"lm": "MMLU 35.1 -> 60.1 (chance 25): LLaMA-1-7B -> Mistral-
                     "vision": "ImageNet 78.0 -> 83.2: CLIP-ViT-H -> SigLIP-SO400M"}
 VISION_UNIMODAL_PROBES = ("colour", "shape", "count", "position", "glyph (split)")
 CHECKPOINT = re.compile(r"^(lm|vision)@(\d+)$")
+SCALES = ("base", "large")  # world scales (issue 18's scale transfer): `zoo:large/lm_strong` names the large zoo's
 
 
 @dataclass
@@ -69,15 +72,37 @@ class ZooSpec:
 
 
 FULL = ZooSpec()
+# The large scale (Apollo, SmolVLM: conclusions can flip with scale): wider and deeper backbones (hidden 192, 6 layers,
+# head width 32 as at base), a 128-px encoder (256 patches against 144) and canvases 4/3 larger, so the script's cells
+# fall on the encoder's pixels as at base while every picture holds more patches (F4's pooling, F5's aspect ratio,
+# F6's crops see more). Built once with `make backbones-large`; not yet measured (planned: LM ~45 min, vision ~2 h
+# with one thread each, from the base runs' 9 and 27 min and the ~2.2x and ~4.5x compute per step).
+LARGE = ZooSpec(lm=LMSpec(hidden=192, layers=6, heads=6, intermediate=576, checkpoints=FULL.lm.checkpoints),
+                vision=VisionSpec(hidden=192, layers=6, heads=6, intermediate=768, image_size=128, long_side=(213, 427),
+                                  checkpoints=FULL.vision.checkpoints))
 MINI = ZooSpec(corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
                tokenizer_corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
                lm=LMSpec(steps=8, batch=8, checkpoints=(2, 4, 8)),
                vision=VisionSpec(steps=8, batch=8, pool=32, image_size=64, checkpoints=(2, 4, 8)),
                eval_lines=50, reading_per_type=2, eval_scenes=50, probe_train=30, probe_test=20)
+MINI_LARGE = ZooSpec(corpus=MINI.corpus, tokenizer_corpus=MINI.tokenizer_corpus,
+                     lm=LMSpec(steps=8, batch=8, layers=5, checkpoints=(2, 4, 8)),
+                     vision=VisionSpec(steps=8, batch=8, pool=32, image_size=80, layers=5, long_side=(213, 427),
+                                       checkpoints=(2, 4, 8)),
+                     eval_lines=50, reading_per_type=2, eval_scenes=50, probe_train=30, probe_test=20)
+SPECS = {("base", False): FULL, ("large", False): LARGE, ("base", True): MINI, ("large", True): MINI_LARGE}
 
 
-def zoo_dir(mini: bool = False) -> Path:
-    return cache_root() / ("zoo_mini" if mini else "zoo")
+def zoo_dir(mini: bool = False, scale: str = "base") -> Path:
+    if scale not in SCALES:
+        raise ValueError(f"unknown zoo scale {scale!r}; choose from {SCALES}")
+    return cache_root() / (("zoo_mini" if mini else "zoo") + ("" if scale == "base" else f"_{scale}"))
+
+
+def split_scale(name: str) -> tuple[str, str]:
+    """'large/lm_strong' -> ('large', 'lm_strong'); a name without a scale is the base zoo's."""
+    scale, _, rest = name.rpartition("/")
+    return scale or "base", rest
 
 
 def _use_mini(mini: bool | None) -> bool:
@@ -118,7 +143,7 @@ def vision_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
     tower = model.vision_model
     use_head, head = tower.use_head, tower.head  # VisionEncoder drops the pooling head; retrieval (and training) use it
     try:
-        probes = probe_table(VisionEncoder(tower).eval(), spec.probe_train, spec.probe_test)
+        probes = probe_table(VisionEncoder(tower).eval(), spec.probe_train, spec.probe_test, spec.vision.world())
     finally:
         tower.use_head, tower.head = use_head, head
     norm = [(probes[p] - CHANCE[p]) / (1 - CHANCE[p]) for p in VISION_UNIMODAL_PROBES]
@@ -207,19 +232,21 @@ def summarise(root: Path) -> dict:
     return summary
 
 
-def _build_in_process(kind: str, mini: bool, threads: int) -> None:
+def _build_in_process(kind: str, mini: bool, threads: int, scale: str = "base") -> None:
     torch.set_num_threads(threads)
-    _build_run(kind, MINI if mini else FULL, zoo_dir(mini))
+    _build_run(kind, SPECS[scale, mini], zoo_dir(mini, scale))
 
 
-def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, jobs: int = 1) -> dict:
+def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, jobs: int = 1,
+          scale: str = "base") -> dict:
     """Build the missing runs of the named kinds and their weak/strong pairs (deterministic; finished ones skipped).
 
     One thread per run by default: on a 2-core machine shared with other jobs, two busy-waiting OpenMP
     threads ran ~3x slower per step than one; pass threads=2 on an idle machine. jobs=2 trains the missing
     runs side by side in their own processes (the LM beside the vision tower), each with `threads` threads."""
     torch.set_num_threads(threads)
-    spec, root = (MINI if mini else FULL), zoo_dir(mini)
+    root = zoo_dir(mini, scale)
+    spec = SPECS[scale, mini]
     root.mkdir(parents=True, exist_ok=True)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -229,7 +256,7 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
         _tokenizer(spec, root)  # once, before the runs that share it
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(jobs, len(missing)), mp_context=ctx) as pool:
-            for done in [pool.submit(_build_in_process, k, mini, threads) for k in missing]:
+            for done in [pool.submit(_build_in_process, k, mini, threads, scale) for k in missing]:
                 done.result()
     for kind in kinds:
         if not _finished(root / kind):
@@ -242,21 +269,25 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
 
 
 def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -> Path:
-    """Directory of a zoo backbone (a name of NAMES or a checkpoint `lm@300`), building it if missing
-    (mini=None reads $VLMLAB_ZOO_MINI=1)."""
+    """Directory of a zoo backbone (a name of NAMES or a checkpoint `lm@300`, either after a scale: `large/lm_strong`),
+    building it if missing (mini=None reads $VLMLAB_ZOO_MINI=1)."""
+    full_name = name
+    scale, name = split_scale(name)
     match = CHECKPOINT.match(name)
-    if name not in NAMES and not match:
-        raise ValueError(f"unknown zoo backbone {name!r}; choose from {NAMES} or a checkpoint such as lm@300")
+    if scale not in SCALES or (name not in NAMES and not match):
+        raise ValueError(f"unknown zoo backbone {full_name!r}; choose from {NAMES} or a checkpoint such as lm@300, "
+                         f"optionally after a scale ({', '.join(f'{s}/' for s in SCALES)})")
     mini = _use_mini(mini)
-    root = zoo_dir(mini)
+    root = zoo_dir(mini, scale)
     path = root / (step_dir(match.group(1), int(match.group(2))) if match else name)
     kind = match.group(1) if match else name.split("_")[0]
     if not _finished(path):
         if not build_if_missing:
-            raise FileNotFoundError(f"zoo backbone {name!r} is not built at {path}; run `make backbones` "
-                                    f"(python -m vlmlab.world.zoo build{' --mini' if mini else ''})")
-        print(f"[zoo] building missing backbone {name} into {path}")
-        build((kind,), mini)
+            raise FileNotFoundError(f"zoo backbone {full_name!r} is not built at {path}; run `make backbones` "
+                                    f"(python -m vlmlab.world.zoo build{' --mini' if mini else ''}"
+                                    f"{'' if scale == 'base' else f' --scale {scale}'})")
+        print(f"[zoo] building missing backbone {full_name} into {path}")
+        build((kind,), mini, scale=scale)
         if not _finished(path):
             steps = json.loads((root / kind / "manifest.json").read_text())["train"]["checkpoints"]
             raise ValueError(f"zoo backbone {name!r}: the {kind} run has no such checkpoint; its steps: {steps}")
@@ -271,11 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--only", nargs="+", choices=KINDS, default=list(KINDS))
     b.add_argument("--threads", type=int, default=1, help="torch threads per run (1 is fastest on a busy 2-core machine)")
     b.add_argument("--jobs", type=int, default=2, help="runs trained side by side, each in its own process")
+    b.add_argument("--scale", choices=SCALES, default="base", help="the world scale (large: `make backbones-large`)")
     args = ap.parse_args(argv)
     t0 = time.time()
-    summary = build(tuple(args.only), args.mini, args.threads, args.jobs)
+    summary = build(tuple(args.only), args.mini, args.threads, args.jobs, args.scale)
     print(json.dumps({k: summary[k] for k in ("aliases", "models", "strong_minus_weak")}, indent=2))
-    print(f"[zoo] ready in {zoo_dir(args.mini)} ({time.time() - t0:.0f} s)")
+    print(f"[zoo] ready in {zoo_dir(args.mini, args.scale)} ({time.time() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
