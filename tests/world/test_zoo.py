@@ -144,3 +144,45 @@ def test_the_large_scale_is_its_own_zoo_named_by_a_prefix(tmp_path, monkeypatch)
         zoo.ensure("huge/lm_strong", mini=True)
     with pytest.raises(FileNotFoundError, match="--scale large"):
         zoo.ensure("large/vision_weak", build_if_missing=False, mini=True)
+
+
+def test_a_build_worker_ends_with_its_parent(tmp_path):
+    """exit_with_parent: a worker whose parent is killed ends itself (orphaned `build --jobs 2` workers kept
+    training and wrote into a rebuild's folders)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import multiprocessing as mp, time, sys\n"
+              "def work(path):\n"
+              "    from vlmlab.world.zoo import exit_with_parent\n"
+              "    exit_with_parent(poll_s=0.1)\n"
+              "    open(path, 'w').write(str(__import__('os').getpid()))\n"
+              "    time.sleep(60)\n"
+              "if __name__ == '__main__':\n"
+              "    p = mp.get_context('spawn').Process(target=work, args=(sys.argv[1],))\n"
+              "    p.start()\n"
+              "    time.sleep(60)\n")
+    pid_file, main = tmp_path / "worker.pid", tmp_path / "parent.py"
+    main.write_text(script)  # a file, not -c: spawned children import their target from the parent's __main__
+    parent = subprocess.Popen([sys.executable, str(main), str(pid_file)])
+    t0 = time.time()
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.time() - t0 < 60, "the worker did not start"
+        time.sleep(0.05)
+    worker = int(pid_file.read_text())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{worker}/stat") as f:  # reaped by init or a zombie: either way no longer running
+            if f.read().split(") ")[1].startswith("Z"):
+                return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its parent by 10 s")

@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -235,7 +236,24 @@ def summarise(root: Path) -> dict:
     return summary
 
 
+def exit_with_parent(poll_s: float = 2.0) -> threading.Thread:
+    """In a worker process: end it when the process that started it ends. A `build --jobs 2` whose parent is killed
+    (kill PID, not Ctrl-C's process group) otherwise left its two training workers running, and a rebuild
+    started next wrote into the same <kind>.tmp folders."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    t = threading.Thread(target=watch, daemon=True, name="exit-with-parent")
+    t.start()
+    return t
+
+
 def _build_in_process(kind: str, mini: bool, threads: int, scale: str = "base") -> None:
+    exit_with_parent()
     torch.set_num_threads(threads)
     _build_run(kind, SPECS[scale, mini], zoo_dir(mini, scale))
 
