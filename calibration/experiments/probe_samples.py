@@ -3,7 +3,9 @@
 # classes for the glyph probe. Prints the probe table of a zoo tower at each n_train (400 test scenes), then, for the
 # position probe, the share of its pairs whose two objects lie in the same half of the picture (where a 2 x 2 pooled
 # read-out cannot tell left from right: its ceiling is about 1 - share / 2) and the probe on other poolings.
-#   python calibration/experiments/probe_samples.py vision_strong 600 2400
+#   python calibration/experiments/probe_samples.py vision_strong 600 2400     # a zoo name, or a tower's directory
+#   (rc2's tower, after the rc3 bump: ~/.cache/vlmlab/zoo/vision_strong of an rc2 build, by path, as ensure() would
+#   rebuild a zoo of another GENERATOR_VERSION)
 import sys, time
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,7 @@ from vlmlab.world.vision import _probe
 from vlmlab.world.zoo import ensure
 
 name, sizes = sys.argv[1], [int(n) for n in sys.argv[2:]]
-enc = load_vision_encoder(str(ensure(name))).eval()
+enc = load_vision_encoder(name if "/" in name else str(ensure(name))).eval()
 for n_train in sizes:
     t = time.time()
     table = probe_table(enc, n_train=n_train)
