@@ -80,3 +80,20 @@ def test_letter_targets_sit_on_the_glyphs():
         ys = np.array([(cells[0][0][1] + cells[3][0][3]) / 2])
         assert [LETTERS[k - 1] for k in letter_map(s, xs, ys)[0]] == list(s.word)
         assert (letter_map(s, np.array([s.word_xy[0] - 2.0]), ys) == 0).all()
+
+
+def test_the_centre_head_can_be_left_out():
+    """VisionSpec(centre_head=False) trains rc2's heads (an ablation of rc3's tower): the centre targets no longer
+    move the loss."""
+    from vlmlab.world.vision import DenseHeads
+
+    spec = VisionSpec(image_size=96, patch=8)
+    views = make_views(pretraining_scenes("test/centre", 4, word_prob=0.5), spec, "test/centre")
+    batch = {k: v[:, 0] for k, v in views.items() if k != "pixels"}
+    moved = {**batch, "targets": batch["targets"].clone()}
+    moved["targets"][:, 5] = 1 - moved["targets"][:, 5]
+    feats = torch.randn(4, 144, 16)
+    for centre in (True, False):
+        torch.manual_seed(0)
+        heads = DenseHeads(16, centre)
+        assert (heads.loss(feats, batch) != heads.loss(feats, moved)) == centre

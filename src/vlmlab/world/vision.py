@@ -60,6 +60,7 @@ class VisionSpec:
     word_prob: float = 0.5  # share of pretraining scenes that show a word
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the tower
     long_side: tuple[int, int] = (160, 320)  # pretraining canvases' long side, pixels (the world's data.long_side_*)
+    centre_head: bool = True  # the per-patch object-centre head (rc3); False = rc2's heads (an ablation of rc3's tower)
 
     def world(self) -> WorldConfig:
         """The world whose canvases this tower is pretrained and probed on."""
@@ -110,8 +111,9 @@ def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, to
 class DenseHeads(torch.nn.Module):
     """Linear read-outs of the tower's patch features (dropped after pretraining)."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, centre: bool = True):
         super().__init__()
+        self.centre = centre
         self.patch_colour = torch.nn.Linear(hidden, len(kb.COLOURS) + 1)
         self.patch_shape = torch.nn.Linear(hidden, len(kb.SHAPES) + 1)
         self.patch_letter = torch.nn.Linear(hidden, len(LETTERS) + 1)
@@ -139,8 +141,8 @@ class DenseHeads(torch.nn.Module):
         losses = [ce(logits, batch["labels"][..., k].flatten(), ignore_index=-100)
                   for k, logits in enumerate(self.region_logits(feats, batch["masks"]))
                   if (batch["labels"][..., k] >= 0).any()]
-        for row, head in ((0, self.patch_colour), (1, self.patch_shape), (4, self.patch_letter),
-                          (5, self.patch_centre)):
+        rows = ((0, self.patch_colour), (1, self.patch_shape), (4, self.patch_letter), (5, self.patch_centre))
+        for row, head in rows[:4 if self.centre else 3]:
             target = batch["targets"][:, row].flatten()
             per_patch = ce(head(feats).flatten(0, 1), target, reduction="none")  # (N*P,)
             fg = target > 0
@@ -179,7 +181,7 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     texts = torch.stack([encode_texts(tok, captions(s), spec.text_len) for s in scenes])  # (pool, 4 refs, L)
     model = build_siglip(tok, spec)
     torch.manual_seed(spec.seed + 1)
-    heads = DenseHeads(spec.hidden)
+    heads = DenseHeads(spec.hidden, spec.centre_head)
     params = list(model.parameters()) + list(heads.parameters())
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
