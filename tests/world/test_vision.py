@@ -97,3 +97,28 @@ def test_the_centre_head_can_be_left_out():
         torch.manual_seed(0)
         heads = DenseHeads(16, centre)
         assert (heads.loss(feats, batch) != heads.loss(feats, moved)) == centre
+
+
+def test_the_word_head_reads_every_patch_over_the_word():
+    """VisionSpec(word_head=True) adds a per-patch word head (row 2 of dense_targets: the word on every patch over its
+    ink box, text spotting): its targets move the loss only with the head, and the other heads keep their init."""
+    from vlmlab.world.vision import DenseHeads
+
+    spec = VisionSpec(image_size=96, patch=8)
+    scenes = pretraining_scenes("test/word", 4, word_prob=1.0)
+    views = make_views(scenes, spec, "test/word")
+    batch = {k: v[:, 0] for k, v in views.items() if k != "pixels"}
+    for n, s in enumerate(scenes):  # the whole view: the word's index + 1 on the patches over its box, 0 elsewhere
+        on = batch["targets"][n, 2]
+        assert set(on.unique().tolist()) == {0, kb.WORDS.index(s.word) + 1}
+    moved = {**batch, "targets": batch["targets"].clone()}
+    moved["targets"][:, 2] = torch.where(moved["targets"][:, 2] > 0, moved["targets"][:, 2] % len(kb.WORDS) + 1, 0)
+    feats = torch.randn(4, 144, 16)
+    losses, first = {}, {}
+    for word in (False, True):
+        torch.manual_seed(0)
+        heads = DenseHeads(16, centre=False, word=word)
+        first[word] = heads.patch_letter.weight.clone()
+        losses[word] = heads.loss(feats, batch) != heads.loss(feats, moved)
+    assert losses == {False: False, True: True}
+    assert torch.equal(first[False], first[True])

@@ -119,6 +119,19 @@ def test_missing_backbone_names_the_make_target(tmp_path, monkeypatch):
         zoo.ensure("lm_huge")
 
 
+def test_a_zoo_of_another_world_is_named_and_not_rebuilt_when_refused(tmp_path, monkeypatch):
+    """A cache built by another GENERATOR_VERSION is stale: ensure() says which world built it, and with
+    $VLMLAB_ZOO_NO_BUILD=1 (a diagnostic pointed at an older cache) it raises instead of rebuilding it."""
+    monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("VLMLAB_ZOO_NO_BUILD", "1")
+    stale = zoo.zoo_dir(mini=True) / "lm_strong"
+    stale.mkdir(parents=True)
+    (stale / "manifest.json").write_text(json.dumps({"generator_version": "world-v0"}))
+    with pytest.raises(FileNotFoundError, match="built by 'world-v0', not this code's"):
+        zoo.ensure("lm_strong", mini=True)
+    assert sorted(p.name for p in stale.iterdir()) == ["manifest.json"]
+
+
 def test_conf_files_point_at_the_zoo():
     for group, kind in (("llm", "lm"), ("vision", "vision")):
         for q in ("weak", "strong"):

@@ -61,6 +61,7 @@ class VisionSpec:
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the tower
     long_side: tuple[int, int] = (160, 320)  # pretraining canvases' long side, pixels (the world's data.long_side_*)
     centre_head: bool = True  # the per-patch object-centre head (rc3); False = rc2's heads (an ablation of rc3's tower)
+    word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the whole word (text spotting)
 
     def world(self) -> WorldConfig:
         """The world whose canvases this tower is pretrained and probed on."""
@@ -111,13 +112,15 @@ def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, to
 class DenseHeads(torch.nn.Module):
     """Linear read-outs of the tower's patch features (dropped after pretraining)."""
 
-    def __init__(self, hidden: int, centre: bool = True):
+    def __init__(self, hidden: int, centre: bool = True, word: bool = False):
         super().__init__()
-        self.centre = centre
+        self.centre, self.word_patches = centre, word
         self.patch_colour = torch.nn.Linear(hidden, len(kb.COLOURS) + 1)
         self.patch_shape = torch.nn.Linear(hidden, len(kb.SHAPES) + 1)
         self.patch_letter = torch.nn.Linear(hidden, len(LETTERS) + 1)
         self.patch_centre = torch.nn.Linear(hidden, 2)
+        if word:  # created last, so a tower without it draws the same initial weights as before
+            self.patch_word = torch.nn.Linear(hidden, len(kb.WORDS) + 1)
         self.colour = torch.nn.Linear(hidden, len(kb.COLOURS))
         self.shape = torch.nn.Linear(hidden, len(kb.SHAPES))
         self.word = torch.nn.Linear(hidden, len(kb.WORDS))
@@ -141,8 +144,10 @@ class DenseHeads(torch.nn.Module):
         losses = [ce(logits, batch["labels"][..., k].flatten(), ignore_index=-100)
                   for k, logits in enumerate(self.region_logits(feats, batch["masks"]))
                   if (batch["labels"][..., k] >= 0).any()]
-        rows = ((0, self.patch_colour), (1, self.patch_shape), (4, self.patch_letter), (5, self.patch_centre))
-        for row, head in rows[:4 if self.centre else 3]:
+        rows = [(0, self.patch_colour), (1, self.patch_shape), (4, self.patch_letter)]
+        rows += [(5, self.patch_centre)] if self.centre else []
+        rows += [(2, self.patch_word)] if self.word_patches else []
+        for row, head in rows:
             target = batch["targets"][:, row].flatten()
             per_patch = ce(head(feats).flatten(0, 1), target, reduction="none")  # (N*P,)
             fg = target > 0
@@ -181,7 +186,7 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     texts = torch.stack([encode_texts(tok, captions(s), spec.text_len) for s in scenes])  # (pool, 4 refs, L)
     model = build_siglip(tok, spec)
     torch.manual_seed(spec.seed + 1)
-    heads = DenseHeads(spec.hidden, spec.centre_head)
+    heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head)
     params = list(model.parameters()) + list(heads.parameters())
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)

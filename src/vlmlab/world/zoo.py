@@ -291,7 +291,9 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
 
 def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -> Path:
     """Directory of a zoo backbone (a name of NAMES or a checkpoint `lm@300`, either after a scale: `large/lm_strong`),
-    building it if missing (mini=None reads $VLMLAB_ZOO_MINI=1)."""
+    building it if missing or built by another GENERATOR_VERSION (mini=None reads $VLMLAB_ZOO_MINI=1); with
+    build_if_missing=False or $VLMLAB_ZOO_NO_BUILD=1 it raises instead, so a diagnostic pointed at an older cache
+    cannot start a rebuild of it."""
     full_name = name
     scale, name = split_scale(name)
     match = CHECKPOINT.match(name)
@@ -303,11 +305,15 @@ def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -
     path = root / (step_dir(match.group(1), int(match.group(2))) if match else name)
     kind = match.group(1) if match else name.split("_")[0]
     if not _finished(path):
-        if not build_if_missing:
-            raise FileNotFoundError(f"zoo backbone {full_name!r} is not built at {path}; run `make backbones` "
+        man = path / "manifest.json"
+        stale = json.loads(man.read_text()).get("generator_version") if man.exists() else None
+        why = f"was built by {stale!r}, not this code's {GENERATOR_VERSION!r}" if stale else "is not built"
+        if not build_if_missing or os.environ.get("VLMLAB_ZOO_NO_BUILD", "0") == "1":
+            raise FileNotFoundError(f"zoo backbone {full_name!r} at {path} {why}; run `make backbones` "
                                     f"(python -m vlmlab.world.zoo build{' --mini' if mini else ''}"
-                                    f"{'' if scale == 'base' else f' --scale {scale}'})")
-        print(f"[zoo] building missing backbone {full_name} into {path}")
+                                    f"{'' if scale == 'base' else f' --scale {scale}'}), or point $VLMLAB_CACHE "
+                                    f"at a zoo of this world")
+        print(f"[zoo] backbone {full_name} at {path} {why}: building it (VLMLAB_ZOO_NO_BUILD=1 refuses)")
         build((kind,), mini, scale=scale)
         if not _finished(path):
             steps = json.loads((root / kind / "manifest.json").read_text())["train"]["checkpoints"]
