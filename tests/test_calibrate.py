@@ -75,3 +75,22 @@ def test_committed_calibration_regenerates_from_its_committed_runs(tmp_path, fol
             pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), pd.read_csv(committed / name))
     strip = lambda p: (p / "CALIBRATION.md").read_text().split("\n", 3)[3]  # noqa: E731 -- after the line naming the folder
     assert strip(tmp_path) == strip(committed)
+
+
+def test_the_curve_criterion_is_on_seed_means_with_an_interval():
+    from vlmlab.calibrate import curve_check, curve_table, targets
+
+    rows = [{"max_steps": s, "seed": k, "avg": base + d, "vqa": 0.0}
+            for s, base in ((150, 40.0), (300, 45.0), (600, 50.0), (1200, 51.0)) for k, d in enumerate((-1.0, 0.0, 1.0))]
+    curve = curve_table(pd.DataFrame(rows), ["vqa", "avg"])
+    assert curve["seeds"].tolist() == [3] * 4 and curve["avg_sd"].tolist() == [1.0] * 4
+    late, early, lo, hi = curve_check(curve)
+    assert (late, early) == (1.0, 10.0)
+    half = 1.959964 * ((1 + 1.25 ** 2 + 0.25 ** 2) / 3) ** 0.5  # SD 1 at every budget, 3 seeds each
+    assert abs(lo - (1.0 - 2.5 - half)) < 1e-4 and abs(hi - (1.0 - 2.5 + half)) < 1e-4
+    row = [r for r in targets(pd.DataFrame(), curve, pd.DataFrame(columns=["vision", "probe", "accuracy"]))
+           if r[0].startswith("600 -> 1200")][0]
+    assert row[2] == "met" and "spans 0: unresolved" in row[1]  # 1.0 <= 2.5, but [-3.6, 0.6] holds 0
+    one = curve_table(pd.DataFrame([r for r in rows if r["seed"] == 0]), ["vqa", "avg"])
+    assert curve_check(one)[2] != curve_check(one)[2]  # one seed: no interval
+    assert curve_check(one.iloc[1:]) is None  # 150 missing

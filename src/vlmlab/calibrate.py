@@ -162,11 +162,15 @@ def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame,
         top = accuracy.loc[accuracy["trained"].idxmax()]
         out.append([f"no accuracy task above {CEILING:g}% (caption's CIDEr is not a percentage)",
                     f"highest: {top['task']} {fmt(top['trained'])}", _flag(accuracy["trained"].max() <= CEILING)])
-    steps = dict(zip(curve["steps"], curve["avg"])) if not curve.empty else {}
-    if all(s in steps for s in (150, 600, 1200)):
-        early, late = steps[600] - steps[150], steps[1200] - steps[600]
-        out.append([f"600 -> 1200 steps adds <= {CURVE_SHARE:g} x the 150 -> 600 gain (avg)",
-                    f"{fmt(late)} vs {fmt(early)}", _flag(late <= CURVE_SHARE * early)])
+    check = curve_check(curve)
+    if check:
+        late, early, lo, hi = check
+        measured = f"{fmt(late)} vs {fmt(early)}"
+        if lo == lo:  # seeds at every budget: the 95% interval of late - share x early
+            measured += (f"; late - {CURVE_SHARE:g} x early: 95% CI [{fmt(lo)}, {fmt(hi)}]"
+                         + (" (spans 0: unresolved)" if lo <= 0 <= hi else ""))
+        out.append([f"600 -> 1200 steps adds <= {CURVE_SHARE:g} x the 150 -> 600 gain (avg over seeds)",
+                    measured, _flag(late <= CURVE_SHARE * early)])
     if ladder is not None and not ladder.empty:
         n_div = int((ladder["status"] == "diverged").sum())
         stable = ", ".join(f"{arm} {lr:g}" for arm, lr in largest_stable(ladder).items())
@@ -176,6 +180,32 @@ def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame,
         out.append([f"probe {r['probe']} ({r['vision']}) {r['target']}%", fmt(r["accuracy"], digits=1),
                     _flag(r["met"])])
     return out
+
+
+def curve_table(fin: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """The learning curve from its finished runs: per step budget the seed mean of each column, the number of seeds
+    and avg's seed SD (NaN with one seed)."""
+    by = fin.assign(steps=fin["max_steps"].astype(int)).groupby("steps")  # the budget from each run's config
+    return by[cols].mean().assign(seeds=by.size(), avg_sd=by["avg"].std()).reset_index()
+
+
+def curve_check(curve: pd.DataFrame) -> tuple[float, float, float, float] | None:
+    """The curve criterion on seed means: (late, early, lo, hi) with late = avg(1200) - avg(600), early = avg(600) -
+    avg(150) and [lo, hi] the normal-approximation 95% interval of late - CURVE_SHARE x early from the budgets'
+    seed SDs (NaN without seeds at every budget); None if a budget is missing."""
+    from scipy.stats import norm
+
+    rows = curve.set_index("steps") if not curve.empty else curve
+    if any(s not in rows.index for s in (150, 600, 1200)):
+        return None
+    m = rows["avg"]
+    early, late = m[600] - m[150], m[1200] - m[600]
+    # late - share x early = avg(1200) - (1 + share) avg(600) + share avg(150): independent seeds per budget
+    var = sum(w ** 2 * rows.at[s, "avg_sd"] ** 2 / rows.at[s, "seeds"]
+              for s, w in ((1200, 1.0), (600, 1 + CURVE_SHARE), (150, CURVE_SHARE))) if "avg_sd" in rows else float("nan")
+    half = norm.ppf(0.975) * var ** 0.5
+    centre = late - CURVE_SHARE * early
+    return late, early, centre - half, centre + half
 
 
 def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
@@ -195,7 +225,7 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
     curve = pd.DataFrame()
     if not fin.empty:
         cols = [c for c in (*tasks, "avg", "final_train_loss") if c in fin.columns]
-        curve = fin.assign(steps=fin["max_steps"].astype(int)).groupby("steps")[cols].mean().reset_index()  # from config
+        curve = curve_table(fin, cols)
     out.mkdir(parents=True, exist_ok=True)
     for name, table in (("probes", probes), ("controls", controls), ("curve", curve), ("ladder", ladder)):
         if table.empty:  # a part not run (e.g. the ladder stopped for time): no table rather than an empty file
@@ -223,9 +253,12 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
                      for r in controls.to_dict("records")])]
     if not curve.empty:
         cols = [c for c in curve.columns if c != "steps"]
-        blocks += [("h2", "Learning curve of the baseline recipe (seed 0; each budget its own cosine schedule)", None),
-                   ("table", ["steps", *cols], [[str(r["steps"]), *[fmt(r[c]) for c in cols]]
-                                                for r in curve.to_dict("records")])]
+        cols = [c for c in cols if c not in ("seeds", "avg_sd")]
+        blocks += [("h2", "Learning curve of the baseline recipe (seed means; each budget its own cosine schedule)",
+                    None),
+                   ("table", ["steps", "seeds", *cols, "avg seed SD"],
+                    [[str(r["steps"]), str(r["seeds"]), *[fmt(r[c]) for c in cols], fmt(r["avg_sd"])]
+                     for r in curve.to_dict("records")])]
         plot_curve(curve, out / "curve.png")
         blocks.append(("img", "learning curve", out / "curve.png"))
     if not ladder.empty:
@@ -247,7 +280,7 @@ def plot_curve(curve: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for col in [c for c in curve.columns if c not in ("steps", "final_train_loss")]:
+    for col in [c for c in curve.columns if c not in ("steps", "final_train_loss", "seeds", "avg_sd")]:
         ax.plot(curve["steps"], curve[col], marker="o", label=col, linewidth=2.5 if col == "avg" else 1)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training steps (log scale)")
