@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-from vlmlab.world import zoo
+from vlmlab.world import zoo, zoo_specs
 from vlmlab.world.tokenizer import SPECIAL_TOKENS
 
 CONF = Path(__file__).parents[2] / "conf"
@@ -147,12 +147,12 @@ def test_the_large_scale_is_its_own_zoo_named_by_a_prefix(tmp_path, monkeypatch)
     path = zoo.ensure("large/lm@4", mini=True)  # builds the large mini LM alone
     assert path.parent.parent == zoo.zoo_dir(mini=True, scale="large") != zoo.zoo_dir(mini=True)
     large = AutoModelForCausalLM.from_pretrained(path)
-    assert large.config.num_hidden_layers == zoo.MINI_LARGE.lm.layers > zoo.MINI.lm.layers
+    assert large.config.num_hidden_layers == zoo_specs.MINI_LARGE.lm.layers > zoo_specs.MINI.lm.layers
     assert zoo.ensure("large/lm_strong", mini=True).parent == zoo.zoo_dir(mini=True, scale="large")
     assert not zoo.zoo_dir(mini=True).exists()  # the base zoo was not touched
-    for spec in (zoo.LARGE, zoo.MINI_LARGE):  # pretrained and probed on the larger canvases
-        assert spec.vision.world().long_side_max > zoo.FULL.vision.world().long_side_max
-    assert zoo.LARGE.vision.image_size > zoo.FULL.vision.image_size and zoo.LARGE.lm.hidden > zoo.FULL.lm.hidden
+    for spec in (zoo_specs.LARGE, zoo_specs.MINI_LARGE):  # pretrained and probed on the larger canvases
+        assert spec.vision.world().long_side_max > zoo_specs.FULL.vision.world().long_side_max
+    assert zoo_specs.LARGE.vision.image_size > zoo_specs.FULL.vision.image_size and zoo_specs.LARGE.lm.hidden > zoo_specs.FULL.lm.hidden
     with pytest.raises(ValueError, match="optionally after a scale"):
         zoo.ensure("huge/lm_strong", mini=True)
     with pytest.raises(FileNotFoundError, match="--scale large"):

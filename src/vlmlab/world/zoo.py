@@ -15,8 +15,8 @@ whose unimodal gap to strong comes closest to the paper's gap (../shared/PAPER.m
 finding runs): the LM swap was a large step, MMLU 35.1 -> 60.1, a third of the way from chance (25) to perfect;
 the vision swap a small one, ImageNet 78.0 -> 83.2, 5.2% of the way. `zoo:lm@300` names any checkpoint.
 
-Two world scales (issue 18's scale transfer): the base zoo, and a large one (LARGE: wider, deeper backbones, a 128-px
-encoder, larger canvases) named with a prefix, `zoo:large/lm_strong`, under zoo_large/ (`make backbones-large`).
+Two world scales (issue 18's scale transfer): the base zoo, and a large one (wider, deeper backbones, a 128-px
+encoder, larger canvases; the specs are in world/zoo_specs.py) named with a prefix, `zoo:large/lm_strong`, under zoo_large/ (`make backbones-large`).
 Layout under $VLMLAB_CACHE/zoo/ (the mini zoo, tiny budgets for tests and smoke runs, under zoo_mini/):
   tokenizer/                 the world's BPE tokenizer
   lm/step-000300/ ...        checkpoints (save_pretrained, safetensors) with manifest.json
@@ -36,17 +36,18 @@ import shutil
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 
 from vlmlab.world.config import GENERATOR_VERSION, cache_root
-from vlmlab.world.corpus import TOKENIZER_CORPUS, CorpusSpec, build_corpus, heldout_text, reading_set
-from vlmlab.world.lm import LMSpec, fact_recall, perplexity, reading_accuracy, train_lm
+from vlmlab.world.corpus import build_corpus, heldout_text, reading_set
+from vlmlab.world.lm import fact_recall, perplexity, reading_accuracy, train_lm
 from vlmlab.world.tokenizer import train_tokenizer
-from vlmlab.world.vision import VisionSpec, retrieval_r1, train_siglip
+from vlmlab.world.vision import retrieval_r1, train_siglip
+from vlmlab.world.zoo_specs import SPECS, ZooSpec
 
 KINDS = ("lm", "vision")
 NAMES = ("lm_weak", "lm_strong", "vision_weak", "vision_strong")
@@ -59,42 +60,6 @@ CHECKPOINT = re.compile(r"^(lm|vision)@(\d+)$")
 SCALES = ("base", "large")  # world scales (issue 18's scale transfer): `zoo:large/lm_strong` names the large zoo's
 
 
-@dataclass
-class ZooSpec:
-    corpus: CorpusSpec = field(default_factory=lambda: CorpusSpec(okvqa_share=0.3))  # rc3: okvqa's form read too
-    tokenizer_corpus: CorpusSpec = field(default_factory=lambda: TOKENIZER_CORPUS)
-    # the LM learns its facts abruptly (rc3: recall 34% at 1,500 steps, 99% at 2,000): checkpoints close together
-    # there give the pair rule a weak LM near the paper's gap
-    lm: LMSpec = field(default_factory=lambda: LMSpec(checkpoints=(500, 1000, 1500, 1625, 1750, 1875, 2000, 2500, 3000,
-                                                                   3500, 4000, 4500)))
-    vision: VisionSpec = field(default_factory=lambda: VisionSpec(checkpoints=(100, 200, 400, 800, 1200)))
-    eval_lines: int = 1000  # held-out corpus lines for perplexity
-    reading_per_type: int = 50  # held-out reading items per question type (vqa's five, the sign's word, okvqa's fact)
-    eval_scenes: int = 500  # held-out scenes for retrieval, in galleries of 50
-    probe_train: int = 600  # probe scenes (world/probes.py): fit on these ...
-    probe_test: int = 400  # ... score on these
-
-
-FULL = ZooSpec()
-# The large scale (Apollo, SmolVLM: conclusions can flip with scale): wider and deeper backbones (hidden 192, 6 layers,
-# head width 32 as at base), a 128-px encoder (256 patches against 144) and canvases 4/3 larger, so the script's cells
-# fall on the encoder's pixels as at base while every picture holds more patches (F4's pooling, F5's aspect ratio,
-# F6's crops see more). Built once with `make backbones-large`; not yet measured (planned: LM ~45 min, vision ~2 h
-# with one thread each, from the base runs' 9 and 27 min and the ~2.2x and ~4.5x compute per step).
-LARGE = ZooSpec(lm=LMSpec(hidden=192, layers=6, heads=6, intermediate=576, checkpoints=FULL.lm.checkpoints),
-                vision=VisionSpec(hidden=192, layers=6, heads=6, intermediate=768, image_size=128, long_side=(213, 427),
-                                  checkpoints=FULL.vision.checkpoints))
-MINI = ZooSpec(corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
-               tokenizer_corpus=CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100),
-               lm=LMSpec(steps=8, batch=8, checkpoints=(2, 4, 8)),
-               vision=VisionSpec(steps=8, batch=8, pool=32, image_size=64, checkpoints=(2, 4, 8)),
-               eval_lines=50, reading_per_type=2, eval_scenes=50, probe_train=30, probe_test=20)
-MINI_LARGE = ZooSpec(corpus=MINI.corpus, tokenizer_corpus=MINI.tokenizer_corpus,
-                     lm=LMSpec(steps=8, batch=8, layers=5, checkpoints=(2, 4, 8)),
-                     vision=VisionSpec(steps=8, batch=8, pool=32, image_size=80, layers=5, long_side=(213, 427),
-                                       checkpoints=(2, 4, 8)),
-                     eval_lines=50, reading_per_type=2, eval_scenes=50, probe_train=30, probe_test=20)
-SPECS = {("base", False): FULL, ("large", False): LARGE, ("base", True): MINI, ("large", True): MINI_LARGE}
 
 
 def zoo_dir(mini: bool = False, scale: str = "base") -> Path:
