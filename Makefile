@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test calibrate ablation example-smollm2 bench report train backbones backbones-large scale-transfer \
+.PHONY: help venv test calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large scale-transfer \
 	scale-report world-docs clean-runs
 
 help: ## list the verbs
@@ -36,6 +36,12 @@ bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the fin
 	$(PY) -m vlmlab.bench $(ARGS)
 	$(PY) -m vlmlab.bench --sweep
 	$(PY) -m vlmlab.bench --encoder
+
+pilot: venv ## a pilot of a study for the seed plan: make pilot NAME=<finding>|all (seeds 0,1 into runs/pilot)
+	$(PY) -m vlmlab.ablate $(NAME) --seeds 0,1 runs_root=runs/pilot $(ARGS)
+
+plan: venv ## each primary check's seeds for 80% power from the pilot: make plan NAME=<finding>|all [ARGS=--write]
+	$(PY) -m vlmlab.plan $(NAME) --runs runs/pilot $(ARGS)
 
 report: venv ## merge runs/ into results/runs (committed runs stay unless rerun), then regenerate tables, plots, REPORT.md, report.html
 	$(PY) -m vlmlab.report --runs runs --out results

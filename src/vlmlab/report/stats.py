@@ -84,8 +84,8 @@ def holm(pvalues) -> list[float]:
     return out.tolist()
 
 
-def seeds_for_power(std: float, distance: float, limit: int = 200) -> float:
-    """Paired seeds for 80% power of a two-sided paired t test at alpha 0.05 against a bound `distance` away
+def seeds_for_power(std: float, distance: float, limit: int = 200, alpha: float = ALPHA) -> float:
+    """Paired seeds for 80% power of a two-sided paired t test at `alpha` (0.05) against a bound `distance` away
     (effect size distance / std); nan when undefined (std 0 or nan), inf when beyond `limit` or distance 0."""
     if not (math.isfinite(std) and math.isfinite(distance)):
         return math.nan
@@ -93,9 +93,12 @@ def seeds_for_power(std: float, distance: float, limit: int = 200) -> float:
         return math.inf
     if std <= 0:
         return math.nan
-    n = TTestPower().solve_power(effect_size=distance / std, alpha=ALPHA, power=0.8, alternative="two-sided")
-    n = max(2, math.ceil(float(n)))
-    return float(n) if n <= limit else math.inf
+    power = TTestPower()
+    for n in range(2, limit + 1):  # the first whole n with 80% power (solve_power returns nan for very large effects)
+        p = power.power(effect_size=distance / std, nobs=n, alpha=alpha, alternative="two-sided")
+        if p == p and p >= 0.8:
+            return float(n)
+    return math.inf
 
 
 def looks_false_positive(ns: list[int], alpha: float = ALPHA, sims: int = 20000, seed: int = 0) -> float:
