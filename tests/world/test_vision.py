@@ -122,3 +122,37 @@ def test_the_word_head_reads_every_patch_over_the_word():
         losses[word] = heads.loss(feats, batch) != heads.loss(feats, moved)
     assert losses == {False: False, True: True}
     assert torch.equal(first[False], first[True])
+
+
+def test_text_crops_hold_the_word_and_leave_the_default_views_as_they_were():
+    """VisionSpec(word_crops=1) places every crop of a word-bearing scene over the word; the default (0) draws the
+    same views as before the option existed (no extra random draws)."""
+    from vlmlab.world.vision_targets import word_box
+
+    scenes = pretraining_scenes("test/textcrops", 12, word_prob=1.0)
+    spec = VisionSpec(image_size=96, patch=8, word_crops=1.0)
+    views = make_views(scenes, spec, "test/textcrops")
+    on_word = (views["targets"][:, 1, 2] > 0).any(-1)  # the crop's patches overlap the word's ink box
+    assert bool(on_word.all())
+    plain = make_views(scenes, VisionSpec(image_size=96, patch=8), "test/textcrops")
+    again = make_views(scenes, VisionSpec(image_size=96, patch=8, word_crops=0.0), "test/textcrops")
+    assert torch.equal(plain["pixels"], again["pixels"])
+    assert (plain["targets"][:, 1, 2] > 0).any(-1).float().mean() < 1.0  # random crops miss the word sometimes
+    assert all(word_box(s)[2] > word_box(s)[0] for s in scenes)
+
+
+def test_the_letter_weight_scales_the_letter_loss_alone():
+    from vlmlab.world.vision import DenseHeads
+
+    spec = VisionSpec(image_size=96, patch=8)
+    views = make_views(pretraining_scenes("test/letterw", 4, word_prob=1.0), spec, "test/letterw")
+    batch = {k: v[:, 0] for k, v in views.items() if k != "pixels"}
+    no_letters = {**batch, "targets": batch["targets"].clone()}
+    no_letters["targets"][:, 4] = 0
+    feats = torch.randn(4, 144, 16)
+    losses = {}
+    for w in (1.0, 3.0):
+        torch.manual_seed(0)
+        heads = DenseHeads(16, centre=False, letter_weight=w)
+        losses[w] = (heads.loss(feats, batch) - heads.loss(feats, no_letters)).item()
+    assert abs(losses[3.0] - 3 * losses[1.0]) < 1e-4 and abs(losses[1.0]) > 1e-6

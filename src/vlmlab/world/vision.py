@@ -35,7 +35,7 @@ from vlmlab.world.language import captions
 from vlmlab.world.lm import cosine_lr
 from vlmlab.world.questions import random_scene
 from vlmlab.world.scenes import Scene, label_map, render
-from vlmlab.world.vision_targets import LETTERS, MAX_COUNT, dense_targets, region_targets
+from vlmlab.world.vision_targets import LETTERS, MAX_COUNT, dense_targets, region_targets, word_box
 
 SQUARE_VIEW = WorldConfig(long_side_min=128, long_side_max=128, word_prob=0.25)  # retrieval's scenes
 
@@ -62,6 +62,8 @@ class VisionSpec:
     long_side: tuple[int, int] = (160, 320)  # pretraining canvases' long side, pixels (the world's data.long_side_*)
     centre_head: bool = True  # the per-patch object-centre head (rc3); False = rc2's heads (an ablation of rc3's tower)
     word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the whole word (text spotting)
+    word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
+    letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
 
     def world(self) -> WorldConfig:
         """The world whose canvases this tower is pretrained and probed on."""
@@ -98,6 +100,10 @@ def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, to
         img, labels = render(s), label_map(s)
         side = rng.uniform(*spec.crop_side) * min(s.width, s.height)
         x0, y0 = rng.uniform(0, s.width - side), rng.uniform(0, s.height - side)
+        if spec.word_crops and s.word is not None and rng.random() < spec.word_crops:  # a text crop: the word inside
+            wl, wt, wr, wb = word_box(s)
+            x0 = rng.uniform(max(0.0, min(wr - side, wl)), max(0.0, min(wl, s.width - side)))
+            y0 = rng.uniform(max(0.0, min(wb - side, wt)), max(0.0, min(wt, s.height - side)))
         boxes = [(0.0, 0.0, float(s.width), float(s.height)), (x0, y0, x0 + side, y0 + side)]
         out["pixels"].append(torch.stack([torch.from_numpy(np.array(
             img.crop(tuple(round(v) for v in box)).resize((size, size), Image.Resampling.BICUBIC))).permute(2, 0, 1)
@@ -112,9 +118,9 @@ def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, to
 class DenseHeads(torch.nn.Module):
     """Linear read-outs of the tower's patch features (dropped after pretraining)."""
 
-    def __init__(self, hidden: int, centre: bool = True, word: bool = False):
+    def __init__(self, hidden: int, centre: bool = True, word: bool = False, letter_weight: float = 1.0):
         super().__init__()
-        self.centre, self.word_patches = centre, word
+        self.centre, self.word_patches, self.letter_weight = centre, word, letter_weight
         self.patch_colour = torch.nn.Linear(hidden, len(kb.COLOURS) + 1)
         self.patch_shape = torch.nn.Linear(hidden, len(kb.SHAPES) + 1)
         self.patch_letter = torch.nn.Linear(hidden, len(LETTERS) + 1)
@@ -151,7 +157,8 @@ class DenseHeads(torch.nn.Module):
             target = batch["targets"][:, row].flatten()
             per_patch = ce(head(feats).flatten(0, 1), target, reduction="none")  # (N*P,)
             fg = target > 0
-            losses.append(per_patch[~fg].mean() + (per_patch[fg].mean() if fg.any() else 0.0))
+            weight = self.letter_weight if row == 4 else 1.0
+            losses.append(weight * (per_patch[~fg].mean() + (per_patch[fg].mean() if fg.any() else 0.0)))
         losses.append(ce(self.count(feats.mean(1)), batch["targets"][:, 3, 0]))
         return sum(losses) / len(losses)
 
@@ -186,7 +193,7 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     texts = torch.stack([encode_texts(tok, captions(s), spec.text_len) for s in scenes])  # (pool, 4 refs, L)
     model = build_siglip(tok, spec)
     torch.manual_seed(spec.seed + 1)
-    heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head)
+    heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head, spec.letter_weight)
     params = list(model.parameters()) + list(heads.parameters())
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
