@@ -111,7 +111,8 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
         seeds = aggregate.seeds_table(runs, abl.name, abl.__dict__)
         mine = [c for a, c in checks if a is abl]
         for c in mine:
-            rows.append({"ablation": abl.name, "finding": abl.finding, **plan_check(seeds, c, alpha, untestable=untestable)})
+            rows.append({"ablation": abl.name, "finding": abl.finding,
+                         **plan_check(seeds, c, alpha, untestable=untestable)})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -158,7 +159,8 @@ def report(df: pd.DataFrame, runs: str, out: Path) -> Path:
     head = ["ablation", "check", "metric", "pilot seeds", "pairs/seed", "effect", "SD", "seeds for 80%", "file's seeds",
             "note"]
     rows = [[r["ablation"], r["check"], r["metric"], str(r["pilot_seeds"]), str(r["pairs_per_seed"]), fmt(r["effect"]),
-             fmt(r["sd"]), "beyond the cap" if r["beyond_cap"] else fmt(r["seeds"], digits=0), fmt(r["file_seeds"], digits=0),
+             fmt(r["sd"]), "beyond the cap" if r["beyond_cap"] else fmt(r["seeds"], digits=0),
+             fmt(r["file_seeds"], digits=0),
              r["note"]] for r in df.to_dict("records")]
     alpha = df["alpha"].iloc[0] if not df.empty else ALPHA
     blocks = [("h1", "Seed plan from the pilot", None),

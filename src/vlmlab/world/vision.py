@@ -61,7 +61,7 @@ class VisionSpec:
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the tower
     long_side: tuple[int, int] = (160, 320)  # pretraining canvases' long side, pixels (the world's data.long_side_*)
     centre_head: bool = True  # the per-patch object-centre head (rc3); False = rc2's heads (an ablation of rc3's tower)
-    word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the whole word (text spotting)
+    word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the word (text spotting)
     word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
     letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
 

@@ -16,7 +16,8 @@ finding runs): the LM swap was a large step, MMLU 35.1 -> 60.1, a third of the w
 the vision swap a small one, ImageNet 78.0 -> 83.2, 5.2% of the way. `zoo:lm@300` names any checkpoint.
 
 Two world scales (issue 18's scale transfer): the base zoo, and a large one (wider, deeper backbones, a 128-px
-encoder, larger canvases; the specs are in world/zoo_specs.py) named with a prefix, `zoo:large/lm_strong`, under zoo_large/ (`make backbones-large`).
+encoder, larger canvases; the specs are in world/zoo_specs.py) named with a prefix, `zoo:large/lm_strong`, under
+zoo_large/ (`make backbones-large`).
 Layout under $VLMLAB_CACHE/zoo/ (the mini zoo, tiny budgets for tests and smoke runs, under zoo_mini/):
   tokenizer/                 the world's BPE tokenizer
   lm/step-000300/ ...        checkpoints (save_pretrained, safetensors) with manifest.json
