@@ -220,6 +220,8 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
             write_atomic(Path(runs) / PRIOR, json.dumps({"generator_version": GENERATOR_VERSION, "scores": prior},
                                                         indent=1))
     controls = control_rows(cs, tasks, prior) if tasks else pd.DataFrame()
+    if not controls.empty:  # which world these controls measured: the report matches it to its runs' world
+        controls["world"] = recorded_world(runs)
     vs = aggregate.seeds_table(runs, curve_abl.name, curve_abl.__dict__)
     fin = vs[vs["status"] == "finished"] if not vs.empty else vs
     curve = pd.DataFrame()

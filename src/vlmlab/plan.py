@@ -39,6 +39,7 @@ from vlmlab.report.render import fmt, to_markdown
 from vlmlab.report.stats import ALPHA, seeds_for_power
 from vlmlab.report.verdicts import _event_counts, _label, cell_pairs, direction, paired_differences
 from vlmlab.tracking import write_atomic
+from vlmlab.world.config import GENERATOR_VERSION
 
 POWER = 0.8
 
@@ -98,10 +99,12 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
          controls_csv: str | Path | None = None) -> pd.DataFrame:
     """Rows per primary check of each file, with the file's planned seeds (`file_seeds`: NaN while no primary check
-    of the file has a pilot figure). `controls_csv`: the world's calibration (default results/calibration's, as the
-    report reads it), whose blind-level tasks make their checks untestable."""
+    of the file has a pilot figure). `controls_csv`: the world's calibration (default: the one among
+    results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
+    untestable."""
     ablations = [load(n, folder) for n in names]
-    untestable = aggregate.blind_level_tasks(controls_csv or repo_root() / "results" / "calibration" / "controls.csv")
+    untestable = aggregate.blind_level_tasks(controls_csv or aggregate.calibration_for(GENERATOR_VERSION,
+                                                                                      repo_root() / "results"))
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
     powered = [c for _, c in checks if metric_info(c.metric).kind != "deterministic"
                and metric_info(c.metric).source != "isolated" and c.metric not in untestable]
@@ -180,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor", type=int, default=3, help="fewest seeds a file is given")
     ap.add_argument("--cap", type=int, default=20, help="most seeds a file is given")
     ap.add_argument("--out", default=str(repo_root() / "results" / "plan"))
-    ap.add_argument("--calibration", help="the world calibration's controls.csv (default: results/calibration's)")
+    ap.add_argument("--calibration",
+                    help="the world calibration's controls.csv (default: today's world's, under results/calibration*/)")
     ap.add_argument("--write", action="store_true", help="set each file's seeds: and plan: from the figures")
     a = ap.parse_args(argv)
     names = a.names

@@ -30,3 +30,34 @@ def test_cells_table_has_the_blind_control_row(tmp_path):
     md = build(runs, abl, out)["report"].read_text()
     row = next(line for line in md.splitlines() if line.startswith("| blind control"))
     assert "| 30.00 | 2.00 | 10.00 | 20.00 | 15.50 |" in row  # without splitting; avg = the tasks' mean
+
+
+def test_runs_are_read_against_the_calibration_of_their_own_world(tmp_path):
+    """v1's calibration (no world column) and a later world's sit side by side under results/: each ablation's
+    blind row and untestable tasks come from the calibration of the world its runs recorded (world_version)."""
+    import json
+
+    from vlmlab.report import aggregate
+
+    abl, runs, out = tmp_path / "ablations", tmp_path / "runs", tmp_path / "results"
+    abl.mkdir()
+    (abl / "f4_x.yaml").write_text(ABLATION)
+    for seed in (0, 1):
+        for conn in ("mlp", "perceiver"):
+            d = make_run(runs, "f4_x", f"connector={conn}", seed, avg=40.0)
+            summary = json.loads((d / "summary.json").read_text())
+            (d / "summary.json").write_text(json.dumps({**summary, "world_version": "world-v9"}))
+    for folder, world, blind, margin in (("calibration", None, 30.0, 9.0), ("calibration_v9", "world-v9", 33.0, 0.5)):
+        (out / folder).mkdir(parents=True)
+        rows = [{"split": 0, "task": t, "trained": 40.0, "trained_sd": 1.0, "blind": blind, "blind_sd": 0.5,
+                 "prior": 1.0, "margin": margin, "margin_in_sd": margin, "seeds": "3/3",
+                 **({"world": world} if world else {})} for t in ("vqa", "textvqa", "okvqa", "caption")]
+        pd.DataFrame(rows).to_csv(out / folder / "controls.csv", index=False)
+    assert aggregate.calibration_for(None, out) == out / "calibration" / "controls.csv"  # v1: no world column
+    assert aggregate.calibration_for("world-v9", out) == out / "calibration_v9" / "controls.csv"
+    assert aggregate.calibration_for("world-v8", out) is None
+    md = build(runs, abl, out)["report"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| blind control"))
+    assert "| 33.00 | 33.00 | 33.00 | 33.00 | 33.00 |" in row and "results/calibration_v9" in md
+    verdicts = pd.read_csv(out / "f4_x" / "verdicts.csv")
+    assert list(verdicts["verdict"]) == ["untestable here"]  # every task at blind level in v9's calibration

@@ -275,13 +275,40 @@ def _controls(controls_csv: str | Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
 
-def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
+LEGACY_WORLD = "world-v1"  # the world of a controls.csv without a world column (written before it had one)
+
+
+def calibration_for(world: str | None, results: str | Path = "results") -> Path | None:
+    """The controls.csv of the calibration made in `world` (a GENERATOR_VERSION) among <results>/calibration*/,
+    so that runs are judged against the calibration of the world they ran in; world None (runs from before
+    summary.json recorded it) means world v1. None when no calibration of that world is there."""
+    want = world or LEGACY_WORLD
+    for path in sorted(Path(results).glob("calibration*/controls.csv")):
+        c = _controls(path)
+        got = set(c["world"].dropna().astype(str)) if "world" in c.columns else {LEGACY_WORLD}
+        if got == {want}:
+            return path
+    return None
+
+
+def runs_world(seeds: pd.DataFrame) -> str | None:
+    """The toy world's version the finished runs of a seeds table ran in (summary.json's world_version, the most
+    common one), None when none recorded it (world v1's runs, or real benchmarks)."""
+    done = seeds[seeds["status"].isin(["finished", "diverged"])] if "status" in seeds.columns else seeds.iloc[0:0]
+    found = [(_read_json(Path(d) / SUMMARY) or {}).get("world_version") for d in done.get("run_dir", [])
+             if (Path(d) / SUMMARY).is_file()]
+    found = [w for w in found if w]
+    return max(set(found), key=found.count) if found else None
+
+
+def blind_level_tasks(controls_csv: str | Path | None) -> dict[str, str]:
     """Tasks the world's calibration (calibrate.py's controls.csv) found at blind level: under every image
     handling it measured, the trained baseline beats its blind control by < BLIND_LEVEL_SD seed SDs.
     {task: reason}; avg too when every task is. {} without a calibration."""
-    c = _controls(controls_csv)
+    c = _controls(controls_csv) if controls_csv else pd.DataFrame()
     if c.empty or "margin_in_sd" not in c.columns:
         return {}
+    where = Path(controls_csv).parent.name
     out = {}
     for task, g in c.groupby("task", sort=False):
         best = g["margin_in_sd"].max()
@@ -289,16 +316,16 @@ def blind_level_tasks(controls_csv: str | Path) -> dict[str, str]:
             r = g.loc[g["margin_in_sd"].idxmax()] if g["margin_in_sd"].notna().any() else g.iloc[0]
             out[task] = (f"untestable here: {task} is at blind level in the world's calibration (trained - blind = "
                          f"{r['margin']:.2f} points, {r['margin_in_sd']:.1f} seed SDs < {BLIND_LEVEL_SD:g}; "
-                         f"results/calibration)")
+                         f"results/{where})")
     if out and len(out) == c["task"].nunique():
-        out["avg"] = "untestable here: every task is at blind level in the world's calibration (results/calibration)"
+        out["avg"] = f"untestable here: every task is at blind level in the world's calibration (results/{where})"
     return out
 
 
-def blind_controls(controls_csv: str | Path) -> dict[str, float]:
+def blind_controls(controls_csv: str | Path | None) -> dict[str, float]:
     """The baseline recipe's blind control per task (image.blind=true, no splitting; calibrate.py's controls.csv,
     validation split), {task: mean score}; {} without a calibration."""
-    c = _controls(controls_csv)
+    c = _controls(controls_csv) if controls_csv else pd.DataFrame()
     if c.empty or "blind" not in c.columns:
         return {}
     at = c[c["split"] == c["split"].min()]

@@ -137,7 +137,9 @@ def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.DataFrame, figs,
-                    blind: dict | None = None) -> list:
+                    calibration: Path | None = None) -> list:
+    """The report's section of one ablation file; `calibration`: the controls.csv of the world its runs ran in
+    (aggregate.calibration_for), whose blind controls are shown as a floor."""
     name, paper = spec["name"], spec["paper"]
     blocks = [("h3", f"{name}: {spec.get('question', '')}", None)]
     if seeds.empty or not seeds["status"].ne("missing").any():
@@ -161,7 +163,8 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
     if prior:  # the floor every score is read against
         rows.append(["prior baseline (no image, no model)", "–", *[fmt(prior.get(t)) for t in tasks],
                      *["–"] * (len(head) - 2 - len(tasks))])
-    blind = {t: blind[t] for t in tasks if t in (blind or {})}
+    blind = aggregate.blind_controls(calibration)
+    blind = {t: blind[t] for t in tasks if t in blind}
     scored = [t for t in tasks if t != "avg"]
     if blind and "avg" in tasks and all(t in blind for t in scored):
         blind["avg"] = sum(blind[t] for t in scored) / len(scored)  # avg is the plain mean of the task scores
@@ -171,8 +174,8 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
     blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None), ("table", head, rows)]
     if blind:
         blocks.append(("p", "Blind control: the baseline recipe trained and evaluated with every picture blank "
-                            "(`image.blind=true`), from the world's calibration (results/calibration; its "
-                            "validation split, mean over seeds). A cell at this level does not use the image.", None))
+                            f"(`image.blind=true`), from the world's calibration (results/{Path(calibration).parent.name}; "
+                            "its validation split, mean over seeds). A cell at this level does not use the image.", None))
     if prior:
         blocks.append(("p", "Prior baseline: every question answered with the most common training answer of its "
                             "question type (`python -m vlmlab.prior`). A score at this level does not measure "
@@ -351,15 +354,16 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     if (out / "runs").resolve() != runs.resolve():  # results/runs: the per-run files the report is built from
         aggregate.snapshot(runs, out / "runs", specs)  # merged in: committed runs stay unless rerun
         runs = out / "runs"
-    untestable = aggregate.blind_level_tasks(out / "calibration" / "controls.csv")
-    blind = aggregate.blind_controls(out / "calibration" / "controls.csv")
-    per, all_seeds, all_v = {}, [], []
+    per, all_seeds, all_v, calibration = {}, [], [], {}
     chains = {name: [n for n in specs if first_look(specs[n], specs) == name] for name in specs
               if not specs[name].get("follow_up_of")}
     for name, chain in chains.items():
         spec = specs[name]
         seeds = merged_looks(runs, [specs[n] for n in sorted(chain, key=lambda n: len(specs[n].looks))])
         isolated = aggregate.isolated_table(runs / name)
+        # judged against the calibration of the world the runs ran in (a v1 run by v1's, ...)
+        calibration[name] = aggregate.calibration_for(aggregate.runs_world(seeds), out) if not seeds.empty else None
+        untestable = aggregate.blind_level_tasks(calibration[name])
         v = verdicts.verdicts_table(seeds, spec, isolated, untestable) if not seeds.empty else pd.DataFrame()
         per[name] = (spec, seeds, aggregate.cells_table(seeds, spec), v, [])
         all_seeds.append(seeds)
@@ -410,7 +414,7 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     for f in order:
         blocks += [("open", f, None), ("h2", f"{f}: {fv.get(f, 'not run yet')}", None)]
         for name in by_finding[f]:
-            section = ablation_blocks(*per[name], blind=blind)
+            section = ablation_blocks(*per[name], calibration=calibration[name])
             disclosure = looks_text(per[name][1], [specs[n] for n in chains[name]])
             blocks += section[:1] + ([("p", disclosure, None)] if disclosure else []) + section[1:]
         blocks.append(("close", f, None))

@@ -21,8 +21,8 @@ check never costs a primary one power; the verdict reads the adjusted p at alpha
 contradicted if significant against it, else inconclusive. The raw p and the 95% interval are shown.
 Power: an inconclusive check gets `seeds_to_decide`, the paired seeds a t test needs for 80% power if the
 mean and spread of d hold, and `power_for`: "reproduce" or "contradict", the way its estimate points.
-Untestable: a check on a task the world's calibration (results/calibration/controls.csv) found at blind
-level, where the trained baseline does not beat its blind control by 2 seed SDs, is "untestable here".
+Untestable: a check on a task the calibration of the world its runs ran in (results/calibration*/controls.csv,
+matched by world version: aggregate.calibration_for) found at blind level, where the trained baseline does not beat its blind control by 2 seed SDs, is "untestable here".
 Finding verdict, over the primary checks of its files (`primary: true`; a file that marks none: all its
 checks but facts), not-run, not-measured and untestable ones set aside:
   reproduced (all reproduced) | contradicted (some contradicted, none reproduced) | mixed (both) |
