@@ -1,0 +1,73 @@
+# Diagnostic (docs/world.md, world v2 candidate 4): can a trainable pooler read the word from a tower's patches, where
+# the linear glyph probe (the mean of the word's patches) cannot? The VLM's perceiver is such a pooler; if this one,
+# trained on a few thousand one-word scenes, cannot read the word either, no recipe of the VLM will. Features: all
+# patches of the view that holds the word (the whole picture, base; the 2 x 2 crop holding the word centre, split);
+# the reader: 4 learned queries with a position embedding per patch, one cross-attention layer, an MLP, 48 words
+# (chance ~2%), Adam for EPOCHS epochs on N_TRAIN scenes, scored on 400 others.
+#   python calibration/experiments/word_probe.py TOWER_DIR_OR_ZOO_NAME [N_TRAIN] [EPOCHS]
+import json, sys, time
+import torch
+from torch import nn
+torch.set_num_threads(1)
+from vlmlab.images import split_boxes
+from vlmlab.model.navit import load_vision_encoder
+from vlmlab.world import kb
+from vlmlab.world.config import WorldConfig
+from vlmlab.world.probes import _views, scenes
+from vlmlab.world.scenes import render
+from vlmlab.world.zoo import ensure
+
+
+class Reader(nn.Module):
+    def __init__(self, dim: int, patches: int, classes: int, queries: int = 4, width: int = 128):
+        super().__init__()
+        self.inp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, width))
+        self.pos = nn.Parameter(torch.zeros(patches, width))
+        self.q = nn.Parameter(torch.randn(queries, width) * 0.02)
+        self.attn = nn.MultiheadAttention(width, 4, batch_first=True)
+        self.out = nn.Sequential(nn.Flatten(), nn.Linear(queries * width, 256), nn.GELU(), nn.Linear(256, classes))
+
+    def forward(self, x):
+        h = self.inp(x) + self.pos
+        q, _ = self.attn(self.q.expand(len(x), -1, -1), h, h)
+        return self.out(q)
+
+
+def view_features(enc, words: list, split: int) -> torch.Tensor:
+    proc, out = _views(enc, split), []
+    with torch.no_grad():
+        for s in words:
+            crops = split_boxes(s.width, s.height, split) if split else [(0, 0, s.width, s.height)]
+            x, y = s.word_xy[0], s.word_xy[1]
+            k = next(j for j, c in enumerate(crops) if c[0] <= x <= c[2] and c[1] <= y <= c[3])
+            out.append(enc(proc(render(s), train=False)[k][None])[0][0])
+    return torch.stack(out)
+
+
+def read(x: torch.Tensor, y: torch.Tensor, n_train: int, epochs: int, seed: int = 0) -> float:
+    torch.manual_seed(seed)
+    model = Reader(x.shape[-1], x.shape[1], len(kb.WORDS))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(n_train).split(32):
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(); loss.backward(); opt.step()
+    model.eval()
+    with torch.no_grad():
+        return (model(x[n_train:]).argmax(-1) == y[n_train:]).float().mean().item()
+
+
+if __name__ == "__main__":
+    name = sys.argv[1]
+    n_train = int(sys.argv[2]) if len(sys.argv) > 2 else 2400
+    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+    enc = load_vision_encoder(name if "/" in name else str(ensure(name, build_if_missing=False))).eval()
+    words = scenes("probe/words", n_train + 400, (1, 1), True, WorldConfig())
+    y = torch.tensor([kb.WORDS.index(s.word) for s in words])
+    row, t = {"tower": name, "n_train": n_train, "epochs": epochs}, time.time()
+    for split in (0, 2):
+        x = view_features(enc, words, split)
+        row[f"word reader ({'split' if split else 'base'})"] = round(100 * read(x, y, n_train, epochs), 1)
+    row["seconds"] = round(time.time() - t)
+    print(json.dumps(row), flush=True)
