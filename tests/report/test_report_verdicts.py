@@ -211,3 +211,19 @@ def test_a_task_at_blind_level_is_untestable_here(f4, tmp_path):
     assert list(v["verdict"]) == ["untestable here", "reproduced"] and "0.4 seed SDs" in v.loc[0, "note"]
     assert verdicts.finding_verdict(["untestable here"]) == "untestable here"
     assert aggregate.blind_level_tasks(tmp_path / "none.csv") == {}
+
+
+def test_the_blind_contrast_itself_is_never_set_aside(tmp_path):
+    """F0 contrasts image.blind: on a task the calibration found at blind level it is that control, measured again,
+    so it keeps its verdict (here inconclusive, the pairs' textvqa equal) instead of "untestable here"."""
+    runs = tmp_path / "runs"
+    for blind, vqa in (("false", [50, 52, 51]), ("true", [40, 41, 40])):
+        for s in range(3):
+            make_run(runs, "f0", f"image.blind={blind}", s, tasks={"vqa": vqa[s], "textvqa": 3.0 + s, "okvqa": 30.0,
+                                                                     "caption": 30.0})
+    spec = {"name": "f0", "finding": "F0", "seeds": [0, 1, 2], "grid": {"image.blind": "false,true"},
+            "checks": [{"better": {"image.blind": "false"}, "worse": {"image.blind": "true"}, "metric": m,
+                        "primary": True} for m in ("vqa", "textvqa")]}
+    seeds = aggregate.seeds_table(runs, "f0", spec)
+    v = verdicts.verdicts_table(seeds, spec, untestable={"textvqa": "untestable here: at blind level"})
+    assert list(v["verdict"]) == ["reproduced", "inconclusive"]

@@ -22,7 +22,9 @@ contradicted if significant against it, else inconclusive. The raw p and the 95%
 Power: an inconclusive check gets `seeds_to_decide`, the paired seeds a t test needs for 80% power if the
 mean and spread of d hold, and `power_for`: "reproduce" or "contradict", the way its estimate points.
 Untestable: a check on a task the calibration of the world its runs ran in (results/calibration*/controls.csv,
-matched by world version: aggregate.calibration_for) found at blind level, where the trained baseline does not beat its blind control by 2 seed SDs, is "untestable here".
+matched by world version: aggregate.calibration_for) found at blind level, where the trained baseline does not
+beat its blind control by 2 seed SDs, is "untestable here"; a check that contrasts image.blind itself (F0) is
+that control, and keeps its verdict.
 Finding verdict, over the primary checks of its files (`primary: true`; a file that marks none: all its
 checks but facts), not-run, not-measured and untestable ones set aside:
   reproduced (all reproduced) | contradicted (some contradicted, none reproduced) | mixed (both) |
@@ -203,7 +205,8 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFr
     elif note.startswith("not measured"):
         verdict = "not measured"
     reason = (untestable or {}).get(metric)
-    if reason and not verdict.startswith(("fact", "not ")):
+    blind_contrast = "image.blind" in {**check.better, **check.worse}  # the check is the blind control itself (F0)
+    if reason and not blind_contrast and not verdict.startswith(("fact", "not ")):
         verdict, note = "untestable here", reason
     return {"check": f"{_label(check.better)} vs {_label(check.worse)}", "metric": metric,
             "kind": kind, "margin": margin, "claim": claim_of(metric), "primary": check.primary, "test": test,
