@@ -77,7 +77,7 @@ def read_seed(seed_dir: str | Path) -> dict:
             value = getattr(summary.perf, k)
             row.setdefault(k, math.nan if value is None and k != "eval_latency_ms" else value)
         for k in ("final_train_loss", "diverged_at_step", "wall_time_s", "device", "torch_threads", "git_commit",
-                  "machine", "reused_from"):
+                  "machine", "reused_from", "world_version"):
             row[k] = getattr(summary, k)
     if row["status"] in ("finished", "diverged"):
         row["diverged"] = float(row["status"] == "diverged")
@@ -295,10 +295,30 @@ def runs_world(seeds: pd.DataFrame) -> str | None:
     """The toy world's version the finished runs of a seeds table ran in (summary.json's world_version, the most
     common one), None when none recorded it (world v1's runs, or real benchmarks)."""
     done = seeds[seeds["status"].isin(["finished", "diverged"])] if "status" in seeds.columns else seeds.iloc[0:0]
-    found = [(_read_json(Path(d) / SUMMARY) or {}).get("world_version") for d in done.get("run_dir", [])
-             if (Path(d) / SUMMARY).is_file()]
-    found = [w for w in found if w]
+    found = [w for w in done.get("world_version", pd.Series(dtype=object)) if isinstance(w, str) and w]
     return max(set(found), key=found.count) if found else None
+
+
+def one_world(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """A seeds table holds the runs of one toy world: where runs of several sit together (results/runs merges
+    new runs into committed ones, and a follow-up file's old seeds can outlive its first look's rerun), the runs
+    of today's world (GENERATOR_VERSION) are kept if there are any, else the most common world's; the others
+    are left out. Returns (the table, a sentence saying what was left out, or "")."""
+    from vlmlab.world.config import GENERATOR_VERSION
+
+    if seeds.empty or "world_version" not in seeds.columns:
+        return seeds, ""
+    ran = seeds["status"] != "missing"
+    world = seeds["world_version"].where(seeds["world_version"].map(lambda w: isinstance(w, str) and bool(w)),
+                                         LEGACY_WORLD)
+    worlds = world[ran].tolist()
+    if len(set(worlds)) < 2:
+        return seeds, ""
+    keep = GENERATOR_VERSION if GENERATOR_VERSION in worlds else max(set(worlds), key=worlds.count)
+    out = ran & (world != keep)
+    left = ", ".join(f"{n} of {w}" for w, n in world[out].value_counts().sort_index().items())
+    return seeds[~out].reset_index(drop=True), (f"Runs of another world left out ({left}): a table holds one "
+                                                f"world's runs, here {keep}'s.")
 
 
 def blind_level_tasks(controls_csv: str | Path | None) -> dict[str, str]:

@@ -354,12 +354,13 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
     if (out / "runs").resolve() != runs.resolve():  # results/runs: the per-run files the report is built from
         aggregate.snapshot(runs, out / "runs", specs)  # merged in: committed runs stay unless rerun
         runs = out / "runs"
-    per, all_seeds, all_v, calibration = {}, [], [], {}
+    per, all_seeds, all_v, calibration, mixed = {}, [], [], {}, {}
     chains = {name: [n for n in specs if first_look(specs[n], specs) == name] for name in specs
               if not specs[name].get("follow_up_of")}
     for name, chain in chains.items():
         spec = specs[name]
         seeds = merged_looks(runs, [specs[n] for n in sorted(chain, key=lambda n: len(specs[n].looks))])
+        seeds, mixed[name] = aggregate.one_world(seeds)
         isolated = aggregate.isolated_table(runs / name)
         # judged against the calibration of the world the runs ran in (a v1 run by v1's, ...)
         calibration[name] = aggregate.calibration_for(aggregate.runs_world(seeds), out) if not seeds.empty else None
@@ -416,7 +417,8 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
         for name in by_finding[f]:
             section = ablation_blocks(*per[name], calibration=calibration[name])
             disclosure = looks_text(per[name][1], [specs[n] for n in chains[name]])
-            blocks += section[:1] + ([("p", disclosure, None)] if disclosure else []) + section[1:]
+            notes = [("p", text, None) for text in (disclosure, mixed[name]) if text]
+            blocks += section[:1] + notes + section[1:]
         blocks.append(("close", f, None))
     report = out / "REPORT.md"
     aggregate.write_atomic(report, to_markdown(blocks, out))
