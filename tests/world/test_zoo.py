@@ -27,7 +27,9 @@ def mini_zoo(tmp_path_factory):
 
 def test_mini_zoo_builds_in_seconds(mini_zoo):
     summary, seconds = mini_zoo
-    assert seconds < 40
+    # ~25-40 s beside the other pytest worker; 41 and 55 s when other jobs loaded the 2 cores (sessions 10, 11).
+    # The bound catches a mini zoo grown several-fold (every test that builds one would slow with it), not load.
+    assert seconds < 90
     assert set(summary["models"]) == set(zoo.NAMES)
     assert summary["strong_minus_weak"]["lm"]["same_parameter_count"]
     assert summary["strong_minus_weak"]["vision"]["same_parameter_count"]
