@@ -173,9 +173,10 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
                      *[fmt(blind.get(t)) for t in tasks], *["–"] * (len(head) - 2 - len(tasks))])
     blocks += [("h4", "Cells (mean ± 95% CI over finished seeds)", None), ("table", head, rows)]
     if blind:
+        where = Path(calibration).parent.name
         blocks.append(("p", "Blind control: the baseline recipe trained and evaluated with every picture blank "
-                            f"(`image.blind=true`), from the world's calibration (results/{Path(calibration).parent.name}; "
-                            "its validation split, mean over seeds). A cell at this level does not use the image.", None))
+                            f"(`image.blind=true`), from the world's calibration (results/{where}; its validation "
+                            "split, mean over seeds). A cell at this level does not use the image.", None))
     if prior:
         blocks.append(("p", "Prior baseline: every question answered with the most common training answer of its "
                             "question type (`python -m vlmlab.prior`). A score at this level does not measure "
