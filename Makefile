@@ -37,8 +37,8 @@ bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the fin
 	$(PY) -m vlmlab.bench --sweep
 	$(PY) -m vlmlab.bench --encoder
 
-pilot: venv ## a pilot of a study for the seed plan: make pilot NAME=<finding>|all (seeds 0,1 into runs/pilot)
-	$(PY) -m vlmlab.ablate $(NAME) --seeds 0,1 runs_root=runs/pilot $(ARGS)
+pilot: venv ## a pilot for the seed plan: make pilot NAME=<finding>|all [SEEDS=0,1] (the cells primary checks pair, into runs/pilot)
+	$(PY) -m vlmlab.ablate $(NAME) --seeds $(or $(SEEDS),0,1) --cells primary runs_root=runs/pilot $(ARGS)
 
 plan: venv ## each primary check's seeds for 80% power from the pilot: make plan NAME=<finding>|all [ARGS=--write]
 	$(PY) -m vlmlab.plan $(NAME) --runs runs/pilot $(ARGS)

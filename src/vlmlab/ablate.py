@@ -1,13 +1,15 @@
 """The sweep runner: `make ablation NAME=<name> [ARGS="<overrides>"]` runs one ablation file's grid.
 
-    python -m vlmlab.ablate NAME | all | path/to/file.yaml [--ablations DIR] [--seeds 0,1] [overrides]
+    python -m vlmlab.ablate NAME | all | path/to/file.yaml [--ablations DIR] [--seeds 0,1] [--cells primary] [overrides]
 
 An ablation file (schema and loader: contract/ablation.py) holds one question: its grid, its seeds and the
 orderings the verdicts check. The runner turns it into one Hydra multirun (`python -m vlmlab.train -m ...`),
 so every cell lands in a deterministic folder <runs_root>/<name>/<cell>/seed<k>; finished cells are skipped,
 failed ones recorded and retried on the next run, and the tables and the report are regenerated at the end.
 `NAME=all` runs every file of the ablations folder (default: the repository's ablations/) but follow-ups
-(`follow_up_of:`, a later look that is run by naming it).
+(`follow_up_of:`, a later look that is run by naming it). `--cells primary` (the pilot, `make pilot`) runs only the
+cells a seed plan needs (plan.needed_cells: those paired by a primary check that seeds can power), one sweep per
+cell, without the isolated timings.
 
 A file may ablate any recipe key; it may not vary what would make its cells incomparable (the test split,
 the evaluation protocol, the seeds: contract.run.refusal says why). A debug profile on the command line
@@ -112,8 +114,21 @@ def runs_root_of(args: list[str]) -> str:
     return compose([a for a in args if not a.startswith(("-", "hydra"))]).runs_root
 
 
-def run_ablation(abl: Ablation, args: list[str]) -> int:
-    """Runs the grid as one Hydra multirun in a child process, logs its wall time; returns its exit code."""
+def pinned_cells(abl: Ablation) -> list[Ablation]:
+    """The ablation cut to the cells a seed plan needs, one single-cell Ablation each (named as in the full grid)."""
+    from vlmlab.contract.run import parse_cell
+    from vlmlab.plan import needed_cells, untestable_today
+
+    cells = needed_cells(abl, untestable_today())
+    if not cells:
+        print(f"[vlmlab] {abl.name}: no primary check that seeds can power (facts, timings or blind-level tasks): "
+              "no pilot cells", flush=True)
+    return [Ablation(**{**abl.__dict__, "grid": parse_cell(c)}) for c in cells]
+
+
+def run_ablation(abl: Ablation, args: list[str], timing: bool = True) -> int:
+    """Runs the grid as one Hydra multirun in a child process, logs its wall time; returns its exit code.
+    `timing`: then time every cell in one process when the file checks a timing (off for a pilot's cells)."""
     abl = under_debug(abl, args)
     overrides = abl.overrides() + launch_defaults(args) + reuse_policy(abl, args) + list(args)
     check_command_line(["-m", *overrides])  # every cell's config is valid before anything is written
@@ -126,7 +141,7 @@ def run_ablation(abl: Ablation, args: list[str]) -> int:
     with open(log, "a") as f:  # one short line per sweep, appended
         f.write(json.dumps({"ablation": abl.name, "started": started, "wall_time_s": round(time.time() - t0, 1),
                             "machine": machine_name(), "args": " ".join(cmd[4:]), "exit_code": code}) + "\n")
-    if any(metric(c.metric).kind == "timing" for c in abl.checks):  # timings from one process, not the sweep's
+    if timing and any(metric(c.metric).kind == "timing" for c in abl.checks):  # timings from one process, not the sweep's
         folder = abl.path.parent if abl.path else ABLATIONS
         timing = [sys.executable, "-m", "vlmlab.timing", abl.name, "--runs", str(log.parent), "--ablations", str(folder)]
         print(f"[vlmlab] isolated timing of every cell: {' '.join(timing[2:])}", flush=True)
@@ -180,10 +195,16 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(s) for s in seeds_arg.split(",")] if seeds_arg else None
         except ValueError:
             raise ConfigError("--seeds takes a comma-separated list of integers, e.g. --seeds 0,1") from None
+        cells = _take(args, "--cells") or "all"
+        if cells not in ("all", "primary"):
+            raise ConfigError(f"--cells takes `all` or `primary`, not {cells!r}")
         studies = [load(n, folder) for n in (first_looks(folder) if name == "all" else [name])]
         for abl in studies:
             abl.seeds = seeds or abl.seeds
-        codes = [run_ablation(abl, args) for abl in studies]
+        if cells == "primary":
+            codes = [run_ablation(one, args, timing=False) for abl in studies for one in pinned_cells(abl)] or [0]
+        else:
+            codes = [run_ablation(abl, args) for abl in studies]
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -96,6 +96,27 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
             "note": "" if math.isfinite(n) else "sd 0 in the pilot" if n != n else "pilot effect 0 or beyond the limit"}
 
 
+def powered(check: Check, untestable: dict[str, str]) -> bool:
+    """A primary check that seeds can power: not a fact, not an isolated timing, not on a blind-level task."""
+    info = metric_info(check.metric)
+    return info.kind != "deterministic" and info.source != "isolated" and check.metric not in untestable
+
+
+def needed_cells(abl, untestable: dict[str, str] | None = None) -> list[str]:
+    """The cells of `abl`'s grid a seed plan needs: those some powered primary check pairs (`make pilot` runs only
+    these). A file whose primary checks are all facts, timings or on blind-level tasks needs none."""
+    cells = abl.cells()
+    checks = [c for c in abl.checks if c.primary or not any(x.primary for x in abl.checks)]
+    keep = {cell for c in checks if powered(c, untestable or {})
+            for pair in cell_pairs(cells, c.better, c.worse) for cell in pair}
+    return [c for c in cells if c in keep]
+
+
+def untestable_today() -> dict[str, str]:
+    """The tasks today's world's calibration found at blind level (aggregate.blind_level_tasks)."""
+    return aggregate.blind_level_tasks(aggregate.calibration_for(GENERATOR_VERSION, repo_root() / "results"))
+
+
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
          controls_csv: str | Path | None = None) -> pd.DataFrame:
     """Rows per primary check of each file, with the file's planned seeds (`file_seeds`: NaN while no primary check
@@ -103,12 +124,9 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
     results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
     untestable."""
     ablations = [load(n, folder) for n in names]
-    untestable = aggregate.blind_level_tasks(controls_csv or aggregate.calibration_for(GENERATOR_VERSION,
-                                                                                      repo_root() / "results"))
+    untestable = aggregate.blind_level_tasks(controls_csv) if controls_csv else untestable_today()
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
-    powered = [c for _, c in checks if metric_info(c.metric).kind != "deterministic"
-               and metric_info(c.metric).source != "isolated" and c.metric not in untestable]
-    alpha = ALPHA / max(1, len(powered))
+    alpha = ALPHA / max(1, sum(powered(c, untestable) for _, c in checks))
     rows = []
     for abl in ablations:
         seeds = aggregate.seeds_table(runs, abl.name, abl.__dict__)
