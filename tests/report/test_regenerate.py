@@ -9,7 +9,8 @@ import pytest
 from vlmlab.config import repo_root
 from vlmlab.report.render import build
 
-COMMITTED = repo_root() / "results" / "runs"
+V1 = repo_root() / "results" / "v1"  # the world-v1 run, archived with the ablation files it ran
+COMMITTED = V1 / "runs"
 NAME = "f5_aspect_ratio"
 
 pytestmark = pytest.mark.skipif(not (COMMITTED / NAME).is_dir(), reason="no committed findings run")
@@ -21,9 +22,9 @@ def clone(tmp_path):
     correction is over the report's primary checks, so the family must be whole)."""
     out, abl = tmp_path / "results", tmp_path / "ablations"
     shutil.copytree(COMMITTED, out / "runs")
-    if (COMMITTED.parent / "calibration").is_dir():  # a clone has the committed calibration too
-        shutil.copytree(COMMITTED.parent / "calibration", out / "calibration")
-    shutil.copytree(repo_root() / "ablations", abl)
+    if (repo_root() / "results" / "calibration").is_dir():  # a clone has the committed calibration too
+        shutil.copytree(repo_root() / "results" / "calibration", out / "calibration")
+    shutil.copytree(V1 / "ablations", abl)
     (tmp_path / "runs").mkdir()
     return tmp_path, out, abl
 
@@ -37,7 +38,7 @@ def test_a_fresh_clone_regenerates_the_committed_verdicts_and_deletes_nothing(cl
     before = _files(out / "runs")
     res = build(tmp / "runs", abl, out)
     assert _files(out / "runs") == before
-    committed = pd.read_csv(repo_root() / "results" / NAME / "verdicts.csv")
+    committed = pd.read_csv(V1 / NAME / "verdicts.csv")
     got = pd.read_csv(out / NAME / "verdicts.csv")
     assert list(got["verdict"]) == list(committed["verdict"])
     assert res["findings"].set_index("finding")["verdict"]["F5"] != "not run yet"

@@ -343,9 +343,12 @@ def _seed_span(seeds: list[int]) -> str:
         else ", ".join(map(str, seeds))
 
 
-def build(runs="runs", ablations="ablations", out="results") -> dict:
-    """Regenerate every table, figure and the report; returns {'findings': DataFrame, 'report': Path}."""
+def build(runs="runs", ablations="ablations", out="results", calibrations=None) -> dict:
+    """Regenerate every table, figure and the report; returns {'findings': DataFrame, 'report': Path}.
+    `calibrations`: the folder holding the worlds' calibration*/ folders (default `out`; an archived report, e.g.
+    results/v1, is judged by the calibrations under results/)."""
     runs, out = Path(runs), Path(out)
+    calibrations = Path(calibrations) if calibrations else out
     specs = load_all(ablations) if Path(ablations).is_dir() else {}  # contract/ablation.py: the runner's loader
     for name in specs:  # each run's answers, per question (predictions.json stays out of results/runs)
         answers = aggregate.answers_table(runs, name)
@@ -364,7 +367,7 @@ def build(runs="runs", ablations="ablations", out="results") -> dict:
         seeds, mixed[name] = aggregate.one_world(seeds)
         isolated = aggregate.isolated_table(runs / name)
         # judged against the calibration of the world the runs ran in (a v1 run by v1's, ...)
-        calibration[name] = aggregate.calibration_for(aggregate.runs_world(seeds), out) if not seeds.empty else None
+        calibration[name] = aggregate.calibration_for(aggregate.runs_world(seeds), calibrations) if not seeds.empty else None
         untestable = aggregate.blind_level_tasks(calibration[name])
         v = verdicts.verdicts_table(seeds, spec, isolated, untestable) if not seeds.empty else pd.DataFrame()
         per[name] = (spec, seeds, aggregate.cells_table(seeds, spec), v, [])
