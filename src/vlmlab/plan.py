@@ -16,7 +16,8 @@ whose pilot effect is 0) is marked "beyond the cap": its effect cannot be decide
 says rather than hides. A pilot of two seeds estimates the SD from two differences: the plan is a first look, and the
 report's `seeds_to_decide` is the second.
 
-Writes <out>/plan.csv and <out>/PLAN.md (default results/plan/); --write sets each file's `seeds:` to [0, ..., n-1] and
+Writes <out>/plan.csv, <out>/cost.csv (each file's planned runs and minutes, from the pilot's run times, against
+--budget) and <out>/PLAN.md (default results/plan/); --write sets each file's `seeds:` to [0, ..., n-1] and
 its `plan:` to the figure and the pilot it came from, to be committed before the real run.
 """
 from __future__ import annotations
@@ -56,10 +57,58 @@ def event_seeds(p_better: float, p_worse: float, alpha: float, limit: int) -> fl
     return float(max(2, n)) if n <= limit else math.inf
 
 
+def calibration_sd(metric: str, controls_csv: str | Path | None) -> tuple[float, str]:
+    """The seed SD of `metric` for the baseline recipe in the world's calibration (controls.csv's trained_sd for a
+    task, without splitting; curve.csv's avg_sd at the baseline's step budget for avg), with where it came from;
+    (nan, "") when the calibration lacks it."""
+    from vlmlab.config import compose
+
+    if not controls_csv or not Path(controls_csv).exists():
+        return math.nan, ""
+    folder = Path(controls_csv).parent
+    if metric == "avg":
+        curve = folder / "curve.csv"
+        c = pd.read_csv(curve) if curve.exists() else pd.DataFrame()
+        row = c[c["steps"] == compose([]).optim.max_steps] if {"steps", "avg_sd"} <= set(c.columns) else c.iloc[0:0]
+        if row.empty:
+            return math.nan, ""
+        r = row.iloc[0]
+        return float(r["avg_sd"]), f"{folder.name}/curve.csv, {int(r['seeds'])} seeds at {int(r['steps'])} steps"
+    c = pd.read_csv(controls_csv)
+    row = c[(c["task"] == metric) & (c["split"].astype(str) == "0")] if "split" in c.columns else c.iloc[0:0]
+    if row.empty or not math.isfinite(float(row.iloc[0]["trained_sd"])):
+        return math.nan, ""
+    return float(row.iloc[0]["trained_sd"]), f"{folder.name}/controls.csv, {row.iloc[0]['seeds']} seeds"
+
+
+def pooled_sds(tables: list[tuple[pd.DataFrame, list[Check]]]) -> dict[str, tuple[float, int, int]]:
+    """Per metric, the pilot's pooled SD of paired differences over every check (primary or not, any file) with
+    at least two: sqrt(sum (n_i - 1) var_i / sum (n_i - 1)). {metric: (sd, degrees of freedom, checks)}."""
+    acc: dict[str, list[tuple[float, int]]] = {}
+    for seeds, checks in tables:
+        cells = list(dict.fromkeys(seeds["cell"])) if not seeds.empty else []
+        for c in checks:
+            info = metric_info(c.metric)
+            if info.kind in ("deterministic", "event") or info.source == "isolated":
+                continue
+            pairs = cell_pairs(cells, c.better, c.worse)
+            d = paired_differences(seeds, pairs, c.metric) if pairs else pd.DataFrame(columns=["diff"])
+            for _, g in d.groupby(["better_cell", "worse_cell"]) if not d.empty else []:
+                if len(g) >= 2:
+                    acc.setdefault(c.metric, []).append((float(g["diff"].var(ddof=1)), len(g) - 1))
+    return {m: (math.sqrt(sum(v * k for v, k in xs) / sum(k for _, k in xs)), sum(k for _, k in xs), len(xs))
+            for m, xs in acc.items()}
+
+
 def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200,
-               untestable: dict[str, str] | None = None) -> dict:
+               untestable: dict[str, str] | None = None, controls_csv: str | Path | None = None,
+               pooled: dict[str, tuple[float, int, int]] | None = None) -> dict:
     """One primary check's planned seeds from a pilot's seeds table (aggregate.seeds_table); a check on a task the
-    world's calibration found at blind level (`untestable`, aggregate.blind_level_tasks) gets no seeds."""
+    world's calibration found at blind level (`untestable`, aggregate.blind_level_tasks) gets no seeds. A pilot of
+    one seed gives the effect but no spread: the SD of a paired difference is then the pilot's pooled SD of paired
+    differences of the same metric over its other comparisons (`pooled`, pooled_sds), else sqrt(2) x the
+    calibration's seed SD of the metric (`controls_csv`; exact for independent arms, an upper bound when a seed's
+    two arms agree, as paired seeds do)."""
     info = metric_info(check.metric)
     row = {"check": f"{_label(check.better)} vs {_label(check.worse)}", "metric": check.metric, "kind": info.kind,
            "pilot_seeds": 0, "pairs_per_seed": 0, "effect": math.nan, "sd": math.nan, "seeds": math.nan, "note": ""}
@@ -88,12 +137,25 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
     bound = -abs(check.margin) if check.kind == "not_worse" else 0.0
     per = len(pairs)
     out = {**row, "pilot_seeds": int(d["seed"].nunique()), "pairs_per_seed": per}
-    if len(good) < 2:
-        return {**out, "note": f"{len(good)} paired difference(s) in the pilot: run 2 seeds"}
-    effect, sd = float(good.mean()) - bound, float(good.std(ddof=1))
+    note = ""
+    if len(good) >= 2:
+        effect, sd = float(good.mean()) - bound, float(good.std(ddof=1))
+    elif len(good) == 1 and check.metric in (pooled or {}):
+        sd, df, k = pooled[check.metric]
+        effect = float(good.mean()) - bound
+        note = f"SD: the pilot's pooled SD of paired {check.metric} differences ({k} comparisons, {df} df)"
+    elif len(good) == 1:
+        seed_sd, where = calibration_sd(check.metric, controls_csv)
+        if not math.isfinite(seed_sd):
+            return {**out, "note": "1 paired difference in the pilot and no seed SD in the calibration: run 2 seeds"}
+        effect, sd = float(good.mean()) - bound, math.sqrt(2) * seed_sd
+        note = f"SD: sqrt(2) x the calibration's seed SD {seed_sd:.2f} ({where})"
+    else:
+        return {**out, "note": "no paired difference in the pilot: run its cells"}
     n = seeds_for_power(sd, abs(effect), limit=limit, alpha=alpha)
-    return {**out, "effect": effect, "sd": sd, "seeds": math.ceil(n / per) if math.isfinite(n) else n,
-            "note": "" if math.isfinite(n) else "sd 0 in the pilot" if n != n else "pilot effect 0 or beyond the limit"}
+    if not math.isfinite(n):
+        note = "; ".join(x for x in (note, "sd 0 in the pilot" if n != n else "pilot effect 0 or beyond the limit") if x)
+    return {**out, "effect": effect, "sd": sd, "seeds": math.ceil(n / per) if math.isfinite(n) else n, "note": note}
 
 
 def powered(check: Check, untestable: dict[str, str]) -> bool:
@@ -124,16 +186,20 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
     results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
     untestable."""
     ablations = [load(n, folder) for n in names]
-    untestable = aggregate.blind_level_tasks(controls_csv) if controls_csv else untestable_today()
+    controls_csv = controls_csv or aggregate.calibration_for(GENERATOR_VERSION, repo_root() / "results")
+    untestable = aggregate.blind_level_tasks(controls_csv)
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
     alpha = ALPHA / max(1, sum(powered(c, untestable) for _, c in checks))
     rows = []
+    tables = {abl.name: aggregate.seeds_table(runs, abl.name, abl.__dict__) for abl in ablations}
+    pooled = pooled_sds([(tables[abl.name], abl.checks) for abl in ablations])
     for abl in ablations:
-        seeds = aggregate.seeds_table(runs, abl.name, abl.__dict__)
+        seeds = tables[abl.name]
         mine = [c for a, c in checks if a is abl]
         for c in mine:
             rows.append({"ablation": abl.name, "finding": abl.finding,
-                         **plan_check(seeds, c, alpha, untestable=untestable)})
+                         **plan_check(seeds, c, alpha, untestable=untestable, controls_csv=controls_csv,
+                                      pooled=pooled)})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -174,7 +240,41 @@ def write_plan(path: Path, seeds: int, text: str) -> None:
     write_atomic(path, src)
 
 
-def report(df: pd.DataFrame, runs: str, out: Path) -> Path:
+def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = None, jobs: int = 2) -> pd.DataFrame:
+    """Each file's planned cost: every cell of its grid x its planned seeds (file_seeds, else the file's current
+    seeds) x a run's wall time in the pilot (the median over the cell's trained pilot runs; a cell the pilot did
+    not run takes the median of the file's pilot runs, else of all of them, and is counted as `unmeasured`), over
+    `jobs` runs at a time. Reuse of a run another file trained (reuse.py) and the isolated timings are left out:
+    the first makes the figure an upper bound, the second a lower one."""
+    rows, every = [], []
+    specs = {name: load(name, folder) for name in dict.fromkeys(df["ablation"])}
+    per_file = {}
+    for name, abl in specs.items():
+        seeds = aggregate.seeds_table(runs, name, abl.__dict__)
+        col = "wall_time_s" if "wall_time_s" in seeds.columns else None
+        trained = seeds[seeds["status"].isin(["finished", "diverged"])] if col else seeds.iloc[0:0]
+        if "reused_from" in trained.columns:
+            trained = trained[trained["reused_from"].isna() | (trained["reused_from"].astype(str) == "")]
+        per_file[name] = trained.groupby("cell")[col].median().to_dict() if col else {}
+        every += list(trained[col].dropna()) if col else []
+    overall = float(pd.Series(every).median()) if every else math.nan
+    for name, abl in specs.items():
+        g = df[df["ablation"] == name]
+        n = g["file_seeds"].iloc[0]
+        n = int(n) if n == n else len(abl.seeds)
+        measured = per_file[name]
+        fallback = float(pd.Series(list(measured.values())).median()) if measured else overall
+        costs = [measured.get(c, fallback) for c in abl.cells()]
+        unmeasured = sum(c not in measured for c in abl.cells())
+        total = sum(costs) * n
+        rows.append({"ablation": name, "cells": len(costs), "unmeasured_cells": unmeasured, "seeds": n,
+                     "runs": len(costs) * n, "run_s_median": float(pd.Series(costs).median()),
+                     "est_min": total / jobs / 60})
+    return pd.DataFrame(rows)
+
+
+def report(df: pd.DataFrame, runs: str, out: Path, costs: pd.DataFrame | None = None, budget: float = math.nan,
+           jobs: int = 2) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "plan.csv", df.to_csv(index=False))
     head = ["ablation", "check", "metric", "pilot seeds", "pairs/seed", "effect", "SD", "seeds for 80%", "file's seeds",
@@ -189,6 +289,22 @@ def report(df: pd.DataFrame, runs: str, out: Path) -> Path:
                     f"Primary checks only; 80% power at alpha {alpha:.3g} (0.05 over the {len(df)} primary checks "
                     "planned together, Holm's first step).", None),
               ("table", head, rows)]
+    if costs is not None and not costs.empty:
+        write_atomic(out / "cost.csv", costs.to_csv(index=False))
+        total = float(costs["est_min"].sum())
+        verdict = ("" if budget != budget else
+                   f" against a budget of {budget:.0f} min: " + ("fits" if total <= budget else
+                                                                 "DOES NOT FIT: cut grid cells (never the seeds of "
+                                                                 "primary checks) and say so in the file's `plan:`"))
+        blocks += [("h2", "Planned cost", None),
+                   ("p", f"Every cell x the planned seeds x a run's wall time in the pilot, {jobs} runs at a time: "
+                         f"{total:.0f} min{verdict}. An upper bound for reuse (a cell another file trained is "
+                         "reused, not retrained) and a lower one for the isolated timings (not counted); a cell the "
+                         "pilot did not run is costed at its file's median pilot run (`unmeasured`).", None),
+                   ("table", ["ablation", "cells", "unmeasured", "seeds", "runs", "median run (s)", "est. min"],
+                    [[r["ablation"], str(r["cells"]), str(r["unmeasured_cells"]), str(r["seeds"]), str(r["runs"]),
+                      fmt(r["run_s_median"], digits=0), fmt(r["est_min"], digits=1)]
+                     for r in costs.to_dict("records")])]
     write_atomic(out / "PLAN.md", to_markdown(blocks, out))
     return out / "PLAN.md"
 
@@ -204,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration",
                     help="the world calibration's controls.csv (default: today's world's, under results/calibration*/)")
     ap.add_argument("--write", action="store_true", help="set each file's seeds: and plan: from the figures")
+    ap.add_argument("--budget", type=float, default=150.0, help="the run's wall-time budget in minutes (issue 19: 150)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time in the real run (2 on a 2-core CPU)")
     a = ap.parse_args(argv)
     names = a.names
     if names == ["all"]:
@@ -214,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty:
         print("[plan] no primary checks found")
         return 1
-    md = report(df, a.runs, Path(a.out))
+    md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs), a.budget, a.jobs)
     print(md.read_text())
     if a.write:
         for name, g in df.groupby("ablation", sort=False):

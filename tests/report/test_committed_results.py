@@ -3,7 +3,6 @@ committed verdicts and numbers, and each run met its budget. Two sets: the world
 (with the ablation files it ran, results/v1/ablations/), and the world-v2 run under results/ once it is committed."""
 import json
 import math
-import shutil
 
 import pandas as pd
 import pytest

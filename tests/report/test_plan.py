@@ -76,3 +76,82 @@ def test_a_blind_level_task_is_not_planned_and_a_file_without_a_pilot_keeps_its_
     assert plan.main(["f4", "--runs", str(tmp_path / "no-pilot"), "--ablations", str(abl), "--out",
                       str(tmp_path / "out"), "--calibration", str(NONE), "--write"]) == 0
     assert (abl / "f4.yaml").read_text() == before
+
+
+def test_power_falls_back_to_scipy_where_statsmodels_returns_nan():
+    """statsmodels' TTestPower returns nan for large effects at small alpha (n = 5-8 at d = 4.9, alpha 0.05 / 15),
+    which once planned 9 seeds for a check that 5 give 97.6% power."""
+    from vlmlab.report.stats import paired_t_power, seeds_for_power
+
+    powers = [paired_t_power(17.17 / 3.54, n, 0.05 / 15) for n in range(2, 12)]
+    assert all(p == p for p in powers) and powers[:4] == sorted(powers[:4])  # finite, rising to n = 5
+    assert powers[2] < 0.8 <= min(powers[3:])
+    assert seeds_for_power(3.535534, 17.166667, alpha=0.05 / 15) == 5
+
+
+def _one_seed_file(runs, abl, d):
+    """f5: preserve vs square, primary, one pilot seed with difference d."""
+    write_ablation(abl, "f5", "F5", {"image": "square,preserve"},
+                   [{"better": {"image": "preserve"}, "worse": {"image": "square"}, "metric": "avg", "primary": True}])
+    make_run(runs, "f5", "image=preserve", 0, avg=50.0 + d)
+    make_run(runs, "f5", "image=square", 0, avg=50.0)
+
+
+def test_a_one_seed_pilot_borrows_the_pooled_sd_of_the_pilots_other_comparisons(pilot):
+    runs, abl = pilot
+    _one_seed_file(runs, abl, 3.0)
+    df = plan.plan(["f4", "f5"], runs, folder=abl, controls_csv=NONE).set_index("ablation")
+    # f4's comparisons with two seeds: perceiver - mlp = (2, 4), perceiver - linear = (12, 15)
+    pooled = math.sqrt((pd.Series([2.0, 4.0]).var() + pd.Series([12.0, 15.0]).var()) / 2)
+    row = df.loc["f5"]
+    assert row["sd"] == pytest.approx(pooled) and row["effect"] == 3.0 and "pooled" in row["note"]
+    assert row["seeds"] == plan.seeds_for_power(pooled, 3.0, alpha=row["alpha"])
+
+
+def test_a_one_seed_pilot_without_other_comparisons_takes_the_calibrations_seed_sd(tmp_path):
+    runs, abl, cal = tmp_path / "runs", tmp_path / "ablations", tmp_path / "calibration_vx"
+    _one_seed_file(runs, abl, 3.0)
+    cal.mkdir()
+    pd.DataFrame([{"split": 0, "task": "vqa", "trained_sd": 2.0, "margin": 9.0, "margin_in_sd": 6.0, "seeds": "3/3"}]
+                 ).to_csv(cal / "controls.csv", index=False)
+    pd.DataFrame([{"steps": 600, "avg": 50.0, "seeds": 3, "avg_sd": 1.5}]).to_csv(cal / "curve.csv", index=False)
+    row = plan.plan(["f5"], runs, folder=abl, controls_csv=cal / "controls.csv").iloc[0]
+    assert row["sd"] == pytest.approx(math.sqrt(2) * 1.5) and "calibration" in row["note"]
+    assert plan.calibration_sd("vqa", cal / "controls.csv")[0] == 2.0
+    assert math.isnan(plan.calibration_sd("okvqa", cal / "controls.csv")[0])
+
+
+def test_the_pilot_needs_only_the_cells_of_powered_primary_checks(pilot):
+    runs, abl = pilot
+    from vlmlab.ablate import load
+
+    spec = load("f4", abl)
+    assert plan.needed_cells(spec) == ["connector=mlp", "connector=perceiver"]  # not linear: a secondary's
+    assert plan.needed_cells(spec, {"avg": "untestable here"}) == []  # the timing is powered by reps
+
+
+def test_ablate_cells_primary_runs_one_sweep_per_needed_cell(pilot, monkeypatch):
+    runs, abl = pilot
+    from vlmlab import ablate
+
+    monkeypatch.setattr(plan, "untestable_today", lambda: {})
+    ran = []
+    monkeypatch.setattr(ablate, "run_ablation", lambda a, args, timing=True: ran.append((a.grid, timing)) or 0)
+    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder: None)
+    assert ablate.main(["f4", "--ablations", str(abl), "--seeds", "0", "--cells", "primary"]) == 0
+    assert ran == [({"connector": "mlp"}, False), ({"connector": "perceiver"}, False)]
+    assert ablate.main(["f4", "--ablations", str(abl), "--cells", "some"]) == 2
+
+
+def test_the_cost_counts_every_cell_at_its_pilot_time_and_says_whether_it_fits(pilot, tmp_path):
+    runs, abl = pilot
+    for seed in (0, 1):  # perceiver runs take 10 s, mlp 30 s; linear (2 s, the fakes' default) stays
+        make_run(runs, "f4", "connector=perceiver", seed, avg=(52.0, 55.0)[seed], wall=10.0)
+        make_run(runs, "f4", "connector=mlp", seed, avg=(50.0, 51.0)[seed], wall=30.0)
+    df = plan.plan(["f4"], runs, folder=abl, controls_csv=NONE)
+    cost = plan.cost_table(df, runs, abl, jobs=2).iloc[0]
+    n = int(df["file_seeds"].iloc[0])
+    assert (cost["cells"], cost["unmeasured_cells"], cost["runs"]) == (3, 0, 3 * n)
+    assert cost["est_min"] == pytest.approx((10 + 30 + 2) * n / 2 / 60)
+    md = plan.report(df, str(runs), tmp_path / "out", plan.cost_table(df, runs, abl), budget=0.01).read_text()
+    assert "DOES NOT FIT" in md and (tmp_path / "out" / "cost.csv").exists()
