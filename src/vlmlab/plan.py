@@ -16,6 +16,9 @@ whose pilot effect is 0) is marked "beyond the cap": its effect cannot be decide
 says rather than hides. A pilot of two seeds estimates the SD from two differences: the plan is a first look, and the
 report's `seeds_to_decide` is the second.
 
+--write's seeds start one past the pilot's largest seed (--first-seed to choose): the confirmatory runs are then
+not the pilot's runs again (training is deterministic: seed k of a cell gives the same numbers each time).
+
 Writes <out>/plan.csv, <out>/cost.csv (each file's planned runs and minutes, from the pilot's run times, against
 --budget) and <out>/PLAN.md (default results/plan/); --write sets each file's `seeds:` to [0, ..., n-1] and
 its `plan:` to the figure and the pilot it came from, to be committed before the real run.
@@ -225,10 +228,11 @@ def _commit() -> str:
         return "?"
 
 
-def write_plan(path: Path, seeds: int, text: str) -> None:
-    """Set an ablation file's `seeds:` to [0, ..., seeds-1] and its `plan:` (added after `question:` if missing)."""
+def write_plan(path: Path, seeds: int, text: str, first: int = 0) -> None:
+    """Set an ablation file's `seeds:` to [first, ..., first+seeds-1] and its `plan:` (added after `question:` if
+    missing)."""
     src = path.read_text()
-    line = f"seeds: [{', '.join(str(s) for s in range(seeds))}]"
+    line = f"seeds: [{', '.join(str(s) for s in range(first, first + seeds))}]"
     src, n = re.subn(r"(?m)^seeds:.*\n(?:[ \t]*- .*\n)*", lambda _: line + "\n", src)  # flow or block list
     if not n:
         raise ValueError(f"{path}: no `seeds:` line to set")
@@ -320,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration",
                     help="the world calibration's controls.csv (default: today's world's, under results/calibration*/)")
     ap.add_argument("--write", action="store_true", help="set each file's seeds: and plan: from the figures")
+    ap.add_argument("--first-seed", type=int,
+                    help="the real run's first seed (default: one past the pilot's largest, so that the pilot's runs, "
+                         "whose effects set the counts, are not in the test)")
     ap.add_argument("--budget", type=float, default=150.0, help="the run's wall-time budget in minutes (issue 19: 150)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time in the real run (2 on a 2-core CPU)")
     a = ap.parse_args(argv)
@@ -335,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs), a.budget, a.jobs)
     print(md.read_text())
     if a.write:
+        first = a.first_seed if a.first_seed is not None else 1 + max(
+            [int(r["seed"]) for name in dict.fromkeys(df["ablation"])
+             for r in aggregate.seeds_table(a.runs, name).to_dict("records") if r.get("status") != "missing"] or [-1])
         for name, g in df.groupby("ablation", sort=False):
             r = g.iloc[0]
             if r["file_seeds"] != r["file_seeds"]:
@@ -343,11 +353,13 @@ def main(argv: list[str] | None = None) -> int:
             figures = "; ".join(f"{x['check']} ({x['metric']}): " + ("beyond the cap" if x["beyond_cap"] else
                                                                        f"{fmt(x['seeds'], digits=0)}")
                                 for x in g.to_dict("records") if x["seeds"] == x["seeds"])
-            text = (f"{int(r['file_seeds'])} seeds: the pilot's figure for 80% power (python -m vlmlab.plan, pilot "
+            n = int(r["file_seeds"])
+            apart = f", seeds {first}-{first + n - 1}, none of the pilot's" if first else ""
+            text = (f"{n} seeds: the pilot's figure for 80% power (python -m vlmlab.plan, pilot "
                     f"of {int(g['pilot_seeds'].max())} seeds under {a.runs}, commit {_commit()}; {figures}), fixed "
-                    "before the runs")
-            write_plan(Path(a.ablations) / f"{name}.yaml", int(r["file_seeds"]), text)
-            print(f"[plan] {name}: seeds [0..{int(r['file_seeds']) - 1}]")
+                    f"before the runs{apart}")
+            write_plan(Path(a.ablations) / f"{name}.yaml", n, text, first)
+            print(f"[plan] {name}: seeds [{first}..{first + n - 1}]")
     return 0
 
 

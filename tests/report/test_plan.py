@@ -59,8 +59,12 @@ def test_write_sets_the_files_seeds_and_plan_and_the_file_still_loads(pilot, tmp
                       "--calibration", str(NONE), "--write"]) == 0
     spec = load_ablation(abl / "f4.yaml")
     df = pd.read_csv(tmp_path / "out" / "plan.csv")
-    assert spec.seeds == list(range(int(df["file_seeds"].iloc[0])))
-    assert spec.plan.startswith(f"{len(spec.seeds)} seeds: the pilot's figure for 80% power")
+    n = int(df["file_seeds"].iloc[0])
+    assert spec.seeds == list(range(2, 2 + n))  # past the pilot's seeds 0-1: the test does not rerun the pilot
+    assert spec.plan.startswith(f"{n} seeds: the pilot's figure for 80% power") and "none of the pilot's" in spec.plan
+    assert plan.main(["f4", "--runs", str(runs), "--ablations", str(abl), "--out", str(tmp_path / "out"),
+                      "--calibration", str(NONE), "--write", "--first-seed", "0"]) == 0
+    assert load_ablation(abl / "f4.yaml").seeds == list(range(n))
     assert "Seed plan from the pilot" in (tmp_path / "out" / "PLAN.md").read_text()
 
 
