@@ -201,3 +201,65 @@ def test_a_build_worker_ends_with_its_parent(tmp_path):
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError("the worker outlived its parent by 10 s")
+
+
+def test_a_stopped_build_resumes_from_its_saved_state_and_ends_byte_identical(mini_zoo, tmp_path, monkeypatch):
+    """The vision run stopped after step 6 (its state saved at 3 and 6) and built again: it resumes at 6, keeps the
+    checkpoint at 4 and ends with the weights of the fixture's build, which never stopped."""
+    from vlmlab.world import resume
+
+    reference = zoo.zoo_dir(mini=True)
+    monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
+    monkeypatch.setitem(zoo.SAVE_EVERY, "vision", 3)
+    save = resume.TrainState.save
+
+    def stop_after_6(self, step, steps, extra=None):
+        save(self, step, steps, extra)
+        if step == 6:
+            raise KeyboardInterrupt  # a session's end
+    monkeypatch.setattr(resume.TrainState, "save", stop_after_6)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.build(("vision",), mini=True)
+    tmp = zoo.zoo_dir(mini=True) / "vision.tmp"
+    assert torch.load(tmp / "train_state.pt", weights_only=False)["step"] == 6
+    assert sorted(p.name for p in tmp.glob("step-*")) == ["step-000002", "step-000004"]
+    monkeypatch.setattr(resume.TrainState, "save", save)
+    zoo.build(("vision",), mini=True)
+    assert not (zoo.zoo_dir(mini=True) / "vision.tmp").exists()
+    for step in ("step-000004", "step-000008"):
+        got = zoo.zoo_dir(mini=True) / "vision" / step
+        assert (got / "model.safetensors").read_bytes() == (reference / "vision" / step / "model.safetensors").read_bytes()
+        a, b = (json.loads((d / "vision" / step / "manifest.json").read_text())["quality"] for d in (reference, zoo.zoo_dir(mini=True)))
+        assert a == b
+    steps = json.loads((zoo.zoo_dir(mini=True) / "vision" / "manifest.json").read_text())["checkpoints"]
+    assert [c["step"] for c in steps] == [2, 4, 8]
+
+
+def test_an_lm_run_resumes_bit_identical(tmp_path):
+    """train_lm stopped after a saved state and run again continues its data order and ends with the same weights."""
+    from vlmlab.world import resume
+    from vlmlab.world.lm import train_lm
+    from vlmlab.world.tokenizer import train_tokenizer
+
+    lines = [f"the {c} {s} is at the {p}." for c in ("red", "blue", "green") for s in ("cube", "ball") for p in
+             ("left", "right", "top", "bottom")] * 4
+    tok = train_tokenizer(lines)
+    spec = zoo_specs.LMSpec(steps=6, batch=4, checkpoints=(6,), hidden=32, layers=1, heads=2, intermediate=64, seq=16)
+    straight = train_lm(tok, lines, spec, desc="straight")
+    state = tmp_path / "train_state.pt"
+    save = resume.TrainState.save
+
+    def stop_at_3(self, step, steps, extra=None):
+        save(self, step, steps, extra)
+        if step == 3:
+            raise KeyboardInterrupt
+    resume.TrainState.save = stop_at_3
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_lm(tok, lines, spec, desc="stopped", state_path=state, save_every=3)
+    finally:
+        resume.TrainState.save = save
+    resumed = train_lm(tok, lines, spec, desc="resumed", state_path=state, save_every=3)
+    assert not state.exists()
+    for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k

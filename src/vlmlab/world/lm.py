@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from vlmlab.world.resume import TrainState
 from vlmlab.world import kb
 from vlmlab.world.corpus import RECALL_PROMPTS
 
@@ -62,15 +63,21 @@ def build_lm(tok: PreTrainedTokenizerFast, spec: LMSpec) -> LlamaForCausalLM:
 
 
 def train_lm(tok: PreTrainedTokenizerFast, lines: list[str], spec: LMSpec, desc: str = "lm",
-             on_checkpoint=None) -> LlamaForCausalLM:
-    """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode)."""
+             on_checkpoint=None, state_path=None, save_every: int = 100) -> LlamaForCausalLM:
+    """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode).
+    `state_path`: the training state is saved there every `save_every` steps and a run finds it to resume
+    (resume.py); the file is removed when the run ends."""
     model = build_lm(tok, spec)
     blocks = pack(tok, lines, spec.seq)  # (N, seq)
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.95))
     order, pos = torch.randperm(len(blocks), generator=gen), 0
+    state = TrainState(state_path, save_every, model=model, opt=opt, gen=gen)
+    start, extra = state.load()
+    if start:
+        order, pos = extra["order"], int(extra["pos"])
     model.train()
-    bar = tqdm(range(spec.steps), desc=desc)
+    bar = tqdm(range(start, spec.steps), desc=desc, initial=start, total=spec.steps)
     for step in bar:
         if pos + spec.batch > len(order):  # next epoch
             order, pos = torch.randperm(len(blocks), generator=gen), 0
@@ -88,9 +95,11 @@ def train_lm(tok: PreTrainedTokenizerFast, lines: list[str], spec: LMSpec, desc:
             model.eval()
             on_checkpoint(step + 1, model)
             model.train()
+        state.save(step + 1, spec.steps, extra={"order": order, "pos": pos})
     model.eval()
     if on_checkpoint is not None and spec.steps in spec.checkpoints:
         on_checkpoint(spec.steps, model)
+    state.clear()
     return model
 
 

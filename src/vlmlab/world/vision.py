@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast, SiglipConfig, SiglipModel
 
+from vlmlab.world.resume import TrainState
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import captions
@@ -185,8 +186,10 @@ def build_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec) -> SiglipModel:
 
 
 def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vision",
-                 on_checkpoint=None) -> SiglipModel:
-    """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode)."""
+                 on_checkpoint=None, state_path=None, save_every: int = 50) -> SiglipModel:
+    """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode).
+    `state_path`: the training state is saved there every `save_every` steps and a run finds it to resume
+    (resume.py); the file is removed when the run ends."""
     scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob, spec.world())
     views = make_views(scenes, spec, f"siglip-views/{spec.seed}")  # whole + crop per scene (make_views)
     pixels = views["pixels"]  # (pool,2,3,S,S) uint8
@@ -197,8 +200,10 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     params = list(model.parameters()) + list(heads.parameters())
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
+    state = TrainState(state_path, save_every, model=model, heads=heads, opt=opt, gen=gen)
+    start, _ = state.load()
     model.train()
-    bar = tqdm(range(spec.steps), desc=desc)
+    bar = tqdm(range(start, spec.steps), desc=desc, initial=start, total=spec.steps)
     for step in bar:
         idx = torch.randperm(spec.pool, generator=gen)[: spec.batch]
         crops = torch.randperm(spec.pool, generator=gen)[: spec.batch]
@@ -222,9 +227,11 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
             model.eval()
             on_checkpoint(step + 1, model)
             model.train()
+        state.save(step + 1, spec.steps)
     model.eval()
     if on_checkpoint is not None and spec.steps in spec.checkpoints:
         on_checkpoint(spec.steps, model)
+    state.clear()
     return model
 
 

@@ -22,6 +22,8 @@ Layout under $VLMLAB_CACHE/zoo/ (the mini zoo, tiny budgets for tests and smoke 
   tokenizer/                 the world's BPE tokenizer
   lm/step-000300/ ...        checkpoints (save_pretrained, safetensors) with manifest.json
   lm/manifest.json           the run: spec, every checkpoint's scores (a run is finished exactly when it exists)
+  lm.tmp/train_state.pt      a stopped run's training state, saved every SAVE_EVERY steps: the next build resumes
+                             it and ends byte-identical to a run that never stopped (resume.py)
   lm_weak/, lm_strong/ ...   copies of the chosen checkpoints; manifest.json says which and why
   manifest.json              every checkpoint's scores, the chosen pairs and their gaps beside the paper's
 """
@@ -46,6 +48,7 @@ from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 from vlmlab.world.config import GENERATOR_VERSION, cache_root
 from vlmlab.world.corpus import build_corpus, heldout_text, reading_set
 from vlmlab.world.lm import fact_recall, perplexity, reading_accuracy, train_lm
+from vlmlab.world.resume import saved_seconds
 from vlmlab.world.tokenizer import train_tokenizer
 from vlmlab.world.vision import retrieval_r1, train_siglip
 from vlmlab.world.zoo_specs import SPECS, ZooSpec
@@ -122,15 +125,27 @@ def vision_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
             "unimodal": sum(norm) / len(norm)}
 
 
+SAVE_EVERY = {"lm": 250, "vision": 50}  # steps between saved training states (~2-4 min of one thread at base scale)
+
+
 def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
     """Train one kind's run, saving and scoring every checkpoint; returns the run manifest."""
     tok = _tokenizer(spec, root)
-    t0 = time.time()
     tmp = root / f"{kind}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    state = tmp / "train_state.pt"  # a stopped build's training state (resume.py): continue it, bit-identical
+    if not state.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    t0 = time.time() - saved_seconds(state)
+    done = int(torch.load(state, weights_only=False)["step"]) if state.exists() else 0
     run_spec = spec.lm if kind == "lm" else spec.vision
-    checkpoints = []
+    checkpoints = []  # those saved before the state was: kept; any saved after it is made again
+    for path in sorted(tmp.glob("step-*")):
+        entry = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").exists() else None
+        if entry and entry["step"] <= done:
+            checkpoints.append(entry)
+        else:
+            shutil.rmtree(path)
 
     def save(step: int, model) -> None:
         out = tmp / f"step-{step:06d}"
@@ -148,9 +163,10 @@ def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
         print(f"[zoo] {kind}@{step}: unimodal {quality['unimodal']:.3f}")
 
     if kind == "lm":
-        train_lm(tok, build_corpus(spec.corpus), run_spec, desc=kind, on_checkpoint=save)
+        train_lm(tok, build_corpus(spec.corpus), run_spec, desc=kind, on_checkpoint=save, state_path=state,
+                 save_every=SAVE_EVERY[kind])
     else:
-        train_siglip(tok, run_spec, desc=kind, on_checkpoint=save)
+        train_siglip(tok, run_spec, desc=kind, on_checkpoint=save, state_path=state, save_every=SAVE_EVERY[kind])
     manifest = {"kind": kind, "generator_version": GENERATOR_VERSION, "train": asdict(run_spec),
                 "checkpoints": checkpoints, "build_seconds": round(time.time() - t0, 1)}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
