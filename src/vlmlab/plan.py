@@ -38,7 +38,7 @@ from vlmlab.ablate import ABLATIONS, load
 from vlmlab.config import repo_root
 from vlmlab.contract.ablation import Check
 from vlmlab.contract.metrics import metric as metric_info
-from vlmlab.report import aggregate
+from vlmlab.report import aggregate, calibration
 from vlmlab.report.render import fmt, to_markdown
 from vlmlab.report.stats import ALPHA, seeds_for_power
 from vlmlab.report.verdicts import _event_counts, _label, cell_pairs, direction, paired_differences
@@ -107,7 +107,7 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
                untestable: dict[str, str] | None = None, controls_csv: str | Path | None = None,
                pooled: dict[str, tuple[float, int, int]] | None = None) -> dict:
     """One primary check's planned seeds from a pilot's seeds table (aggregate.seeds_table); a check on a task the
-    world's calibration found at blind level (`untestable`, aggregate.blind_level_tasks) gets no seeds. A pilot of
+    world's calibration found at blind level (`untestable`, calibration.blind_level_tasks) gets no seeds. A pilot of
     one seed gives the effect but no spread: the SD of a paired difference is then the pilot's pooled SD of paired
     differences of the same metric over its other comparisons (`pooled`, pooled_sds), else sqrt(2) x the
     calibration's seed SD of the metric (`controls_csv`; exact for independent arms, an upper bound when a seed's
@@ -178,8 +178,8 @@ def needed_cells(abl, untestable: dict[str, str] | None = None) -> list[str]:
 
 
 def untestable_today() -> dict[str, str]:
-    """The tasks today's world's calibration found at blind level (aggregate.blind_level_tasks)."""
-    return aggregate.blind_level_tasks(aggregate.calibration_for(GENERATOR_VERSION, repo_root() / "results"))
+    """The tasks today's world's calibration found at blind level (calibration.blind_level_tasks)."""
+    return calibration.blind_level_tasks(calibration.calibration_for(GENERATOR_VERSION, repo_root() / "results"))
 
 
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
@@ -189,8 +189,8 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
     results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
     untestable."""
     ablations = [load(n, folder) for n in names]
-    controls_csv = controls_csv or aggregate.calibration_for(GENERATOR_VERSION, repo_root() / "results")
-    untestable = aggregate.blind_level_tasks(controls_csv)
+    controls_csv = controls_csv or calibration.calibration_for(GENERATOR_VERSION, repo_root() / "results")
+    untestable = calibration.blind_level_tasks(controls_csv)
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
     alpha = ALPHA / max(1, sum(powered(c, untestable) for _, c in checks))
     rows = []

@@ -37,7 +37,7 @@ def test_runs_are_read_against_the_calibration_of_their_own_world(tmp_path):
     blind row and untestable tasks come from the calibration of the world its runs recorded (world_version)."""
     import json
 
-    from vlmlab.report import aggregate
+    from vlmlab.report import calibration
 
     abl, runs, out = tmp_path / "ablations", tmp_path / "runs", tmp_path / "results"
     abl.mkdir()
@@ -53,9 +53,9 @@ def test_runs_are_read_against_the_calibration_of_their_own_world(tmp_path):
                  "prior": 1.0, "margin": margin, "margin_in_sd": margin, "seeds": "3/3",
                  **({"world": world} if world else {})} for t in ("vqa", "textvqa", "okvqa", "caption")]
         pd.DataFrame(rows).to_csv(out / folder / "controls.csv", index=False)
-    assert aggregate.calibration_for(None, out) == out / "calibration" / "controls.csv"  # v1: no world column
-    assert aggregate.calibration_for("world-v9", out) == out / "calibration_v9" / "controls.csv"
-    assert aggregate.calibration_for("world-v8", out) is None
+    assert calibration.calibration_for(None, out) == out / "calibration" / "controls.csv"  # v1: no world column
+    assert calibration.calibration_for("world-v9", out) == out / "calibration_v9" / "controls.csv"
+    assert calibration.calibration_for("world-v8", out) is None
     md = build(runs, abl, out)["report"].read_text()
     row = next(line for line in md.splitlines() if line.startswith("| blind control"))
     assert "| 33.00 | 33.00 | 33.00 | 33.00 | 33.00 |" in row and "results/calibration_v9" in md

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 from report_fakes import make_run
 
-from vlmlab.report import aggregate
+from vlmlab.report import aggregate, calibration
 from vlmlab.report.render import build
 from vlmlab.world.config import GENERATOR_VERSION
 
@@ -33,10 +33,10 @@ def test_runs_of_an_older_world_are_left_out_and_said(tmp_path):
             _world(make_run(runs, "f4_x", f"connector={conn}", seed, avg=new + seed), GENERATOR_VERSION)
         make_run(runs, "f4_x", f"connector={conn}", 2, avg=old)  # a v1 run (no world_version): the other way round
     seeds = aggregate.seeds_table(runs, "f4_x", {"grid": {"connector": "mlp,perceiver"}, "seeds": [0, 1, 2]})
-    kept, note = aggregate.one_world(seeds)
+    kept, note = calibration.one_world(seeds)
     assert len(kept) == 4 and set(kept["seed"]) == {0, 1} and (kept["world_version"] == GENERATOR_VERSION).all()
     assert note.startswith("Runs of another world left out (2 of world-v1)") and GENERATOR_VERSION in note
-    assert aggregate.one_world(kept) == (kept, "")  # one world: nothing to say
+    assert calibration.one_world(kept) == (kept, "")  # one world: nothing to say
     md = build(runs, abl, out)["report"].read_text()
     assert "Runs of another world left out (2 of world-v1)" in md
     cells = {r["cell"]: r for r in pd.read_csv(out / "f4_x" / "cells.csv").to_dict("records")}

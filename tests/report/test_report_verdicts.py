@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 from report_fakes import make_run
 
-from vlmlab.report import aggregate, stats, verdicts
+from vlmlab.report import aggregate, calibration, stats, verdicts
 from vlmlab.report.render import effect_text
 from vlmlab.report.verdicts import finding_verdict
 
@@ -204,13 +204,13 @@ def test_a_task_at_blind_level_is_untestable_here(f4, tmp_path):
     seeds, spec, _ = f4
     pd.DataFrame({"split": [0, 0], "task": ["vqa", "caption"], "margin": [0.5, 9.0], "margin_in_sd": [0.4, 6.0]}) \
         .to_csv(tmp_path / "controls.csv", index=False)
-    blind = aggregate.blind_level_tasks(tmp_path / "controls.csv")
+    blind = calibration.blind_level_tasks(tmp_path / "controls.csv")
     assert set(blind) == {"vqa"} and "blind level" in blind["vqa"]
     spec["checks"] = [chk("vqa", primary=True), chk("avg", primary=True)]
     v = verdicts.adjust(verdicts.verdicts_table(seeds, spec, untestable=blind))
     assert list(v["verdict"]) == ["untestable here", "reproduced"] and "0.4 seed SDs" in v.loc[0, "note"]
     assert verdicts.finding_verdict(["untestable here"]) == "untestable here"
-    assert aggregate.blind_level_tasks(tmp_path / "none.csv") == {}
+    assert calibration.blind_level_tasks(tmp_path / "none.csv") == {}
 
 
 def test_the_blind_contrast_itself_is_never_set_aside(tmp_path):

@@ -20,6 +20,7 @@ import pandas as pd
 from vlmlab.contract.ablation import finding_key, first_look, load_all
 from vlmlab.perf import cpu_name
 from vlmlab.report import aggregate, plots, stats, verdicts
+from vlmlab.report import calibration as cal
 
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 7px;"
@@ -139,7 +140,7 @@ def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.DataFrame, figs,
                     calibration: Path | None = None) -> list:
     """The report's section of one ablation file; `calibration`: the controls.csv of the world its runs ran in
-    (aggregate.calibration_for), whose blind controls are shown as a floor."""
+    (cal.calibration_for), whose blind controls are shown as a floor."""
     name, paper = spec["name"], spec["paper"]
     blocks = [("h3", f"{name}: {spec.get('question', '')}", None)]
     if seeds.empty or not seeds["status"].ne("missing").any():
@@ -163,7 +164,7 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
     if prior:  # the floor every score is read against
         rows.append(["prior baseline (no image, no model)", "–", *[fmt(prior.get(t)) for t in tasks],
                      *["–"] * (len(head) - 2 - len(tasks))])
-    blind = aggregate.blind_controls(calibration)
+    blind = cal.blind_controls(calibration)
     blind = {t: blind[t] for t in tasks if t in blind}
     scored = [t for t in tasks if t != "avg"]
     if blind and "avg" in tasks and all(t in blind for t in scored):
@@ -364,11 +365,11 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
     for name, chain in chains.items():
         spec = specs[name]
         seeds = merged_looks(runs, [specs[n] for n in sorted(chain, key=lambda n: len(specs[n].looks))])
-        seeds, mixed[name] = aggregate.one_world(seeds)
+        seeds, mixed[name] = cal.one_world(seeds)
         isolated = aggregate.isolated_table(runs / name)
         # judged against the calibration of the world the runs ran in (a v1 run by v1's, ...)
-        calibration[name] = aggregate.calibration_for(aggregate.runs_world(seeds), calibrations) if not seeds.empty else None
-        untestable = aggregate.blind_level_tasks(calibration[name])
+        calibration[name] = cal.calibration_for(cal.runs_world(seeds), calibrations) if not seeds.empty else None
+        untestable = cal.blind_level_tasks(calibration[name])
         v = verdicts.verdicts_table(seeds, spec, isolated, untestable) if not seeds.empty else pd.DataFrame()
         per[name] = (spec, seeds, aggregate.cells_table(seeds, spec), v, [])
         all_seeds.append(seeds)

@@ -22,7 +22,7 @@ contradicted if significant against it, else inconclusive. The raw p and the 95%
 Power: an inconclusive check gets `seeds_to_decide`, the paired seeds a t test needs for 80% power if the
 mean and spread of d hold, and `power_for`: "reproduce" or "contradict", the way its estimate points.
 Untestable: a check on a task the calibration of the world its runs ran in (results/calibration*/controls.csv,
-matched by world version: aggregate.calibration_for) found at blind level, where the trained baseline does not
+matched by world version: calibration.calibration_for) found at blind level, where the trained baseline does not
 beat its blind control by 2 seed SDs, is "untestable here"; a check that contrasts image.blind itself (F0) is
 that control, and keeps its verdict.
 Finding verdict, over the primary checks of its files (`primary: true`; a file that marks none: all its
