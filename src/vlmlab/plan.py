@@ -11,10 +11,10 @@ For every primary check of each file, from the pilot's runs (the same pairing as
   timing and facts are not powered by seeds (timings by timing.py's reps; facts are deterministic).
 The tests run at alpha 0.05 / m, m the primary checks planned together: the report corrects its primary family
 with Holm, whose first step is that Bonferroni bound, so the plan is conservative for it. A file's seeds are the
-largest figure of its primary checks, at least --floor and at most --cap; a check that needs more than the cap (or
-whose pilot effect is 0) is marked "beyond the cap": its effect cannot be decided at this budget, which the plan
-says rather than hides. A pilot of two seeds estimates the SD from two differences: the plan is a first look, and the
-report's `seeds_to_decide` is the second.
+largest figure of its primary checks, at least --floor; a check that needs more than --cap (or whose pilot effect
+is 0) is marked "beyond the cap": its effect cannot be decided at this budget, which the plan says rather than
+hides, and it adds no seeds to its file (the cap's seeds would not decide it either). A pilot of two seeds
+estimates the SD from two differences: the plan is a first look, and the report's `seeds_to_decide` is the second.
 
 --write's seeds start one past the pilot's largest seed (--first-seed to choose): the confirmatory runs are then
 not the pilot's runs again (training is deterministic: seed k of a cell gives the same numbers each time).
@@ -132,7 +132,8 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
             return {**row, "note": "the pilot has no finished or diverged seeds on a side"}
         n = event_seeds(eb / nb, ew / nw, alpha, limit)
         per = max(1, len({b for b, _ in pairs}))
-        return {**row, "pilot_seeds": int(seeds["seed"].nunique()), "pairs_per_seed": per,
+        ran = seeds[seeds["status"].isin(["finished", "diverged"])]
+        return {**row, "pilot_seeds": int(ran["seed"].nunique()), "pairs_per_seed": per,
                 "effect": eb / nb - ew / nw, "seeds": math.ceil(n / per) if math.isfinite(n) else n,
                 "note": "diverged shares, two-proportion power"}
     d = paired_differences(seeds, pairs, check.metric)
@@ -210,10 +211,10 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
     df["beyond_cap"] = df["seeds"].apply(lambda n: isinstance(n, float) and math.isinf(n) or (n == n and n > cap))
 
     def file_seeds(g: pd.DataFrame) -> float:
-        if g["beyond_cap"].any():
-            return float(cap)
-        finite = [int(n) for n in g["seeds"] if n == n and math.isfinite(n)]
-        return float(min(cap, max([floor, *finite]))) if finite else math.nan
+        """The most seeds a decidable primary check of the file needs, at least the floor; a check beyond the cap
+        adds none (the cap would not decide it either: those seeds go where they decide something)."""
+        finite = [int(n) for n, beyond in zip(g["seeds"], g["beyond_cap"]) if n == n and math.isfinite(n) and not beyond]
+        return float(max([floor, *finite])) if finite or g["beyond_cap"].any() else math.nan
 
     per_file = {name: file_seeds(g) for name, g in df.groupby("ablation", sort=False)}
     df["file_seeds"] = df["ablation"].map(per_file)
@@ -244,12 +245,27 @@ def write_plan(path: Path, seeds: int, text: str, first: int = 0) -> None:
     write_atomic(path, src)
 
 
-def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = None, jobs: int = 2) -> pd.DataFrame:
+def _cell_config(abl, cell: str) -> dict:
+    """What a run of `cell` is (contract.run.identity of its composed config, seed 0), to find cells that are one
+    experiment in several files (the baseline recurs: reuse.py trains it once)."""
+    from dataclasses import asdict
+
+    from vlmlab.config import compose
+    from vlmlab.contract.run import identity, parse_cell
+
+    overrides = [*abl.fixed, *(f"{k}={v}" for k, v in parse_cell(cell).items()), "seed=0"]
+    return identity(asdict(compose(overrides)))
+
+
+def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = None, jobs: int = 2,
+               first_seed: int = 0) -> pd.DataFrame:
     """Each file's planned cost: every cell of its grid x its planned seeds (file_seeds, else the file's current
     seeds) x a run's wall time in the pilot (the median over the cell's trained pilot runs; a cell the pilot did
     not run takes the median of the file's pilot runs, else of all of them, and is counted as `unmeasured`), over
-    `jobs` runs at a time. Reuse of a run another file trained (reuse.py) and the isolated timings are left out:
-    the first makes the figure an upper bound, the second a lower one."""
+    `jobs` runs at a time. A cell whose config another file already runs at the same seed (the files run in
+    order; reuse.py) costs nothing (`reused` runs). The isolated timings are not counted: a lower bound there."""
+    from vlmlab.contract.run import parse_cell
+
     rows, every = [], []
     specs = {name: load(name, folder) for name in dict.fromkeys(df["ablation"])}
     per_file = {}
@@ -259,21 +275,36 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
         trained = seeds[seeds["status"].isin(["finished", "diverged"])] if col else seeds.iloc[0:0]
         if "reused_from" in trained.columns:
             trained = trained[trained["reused_from"].isna() | (trained["reused_from"].astype(str) == "")]
-        per_file[name] = trained.groupby("cell")[col].median().to_dict() if col else {}
+        on_disk = trained.groupby("cell")[col].median().to_dict() if col else {}
+        measured = {}
+        for cell in abl.cells():  # a cell on disk may carry the file's fixed overrides in its name
+            want = parse_cell(cell).items()
+            hits = [t for c, t in on_disk.items() if want <= parse_cell(c).items()]
+            if hits:
+                measured[cell] = float(pd.Series(hits).median())
+        per_file[name] = measured
         every += list(trained[col].dropna()) if col else []
     overall = float(pd.Series(every).median()) if every else math.nan
+    seen: set[tuple[str, int]] = set()
     for name, abl in specs.items():
         g = df[df["ablation"] == name]
         n = g["file_seeds"].iloc[0]
-        n = int(n) if n == n else len(abl.seeds)
+        seeds = list(range(first_seed, first_seed + int(n))) if n == n else list(abl.seeds)
         measured = per_file[name]
         fallback = float(pd.Series(list(measured.values())).median()) if measured else overall
+        total, reused = 0.0, 0
+        for cell in abl.cells():
+            key = json.dumps(_cell_config(abl, cell), sort_keys=True)
+            for seed in seeds:
+                if (key, seed) in seen:
+                    reused += 1
+                    continue
+                seen.add((key, seed))
+                total += measured.get(cell, fallback)
         costs = [measured.get(c, fallback) for c in abl.cells()]
-        unmeasured = sum(c not in measured for c in abl.cells())
-        total = sum(costs) * n
-        rows.append({"ablation": name, "cells": len(costs), "unmeasured_cells": unmeasured, "seeds": n,
-                     "runs": len(costs) * n, "run_s_median": float(pd.Series(costs).median()),
-                     "est_min": total / jobs / 60})
+        rows.append({"ablation": name, "cells": len(costs), "unmeasured_cells": sum(c not in measured for c in abl.cells()),
+                     "seeds": len(seeds), "runs": len(costs) * len(seeds), "reused": reused,
+                     "run_s_median": float(pd.Series(costs).median()), "est_min": total / jobs / 60})
     return pd.DataFrame(rows)
 
 
@@ -302,12 +333,13 @@ def report(df: pd.DataFrame, runs: str, out: Path, costs: pd.DataFrame | None = 
                                                                  "primary checks) and say so in the file's `plan:`"))
         blocks += [("h2", "Planned cost", None),
                    ("p", f"Every cell x the planned seeds x a run's wall time in the pilot, {jobs} runs at a time: "
-                         f"{total:.0f} min{verdict}. An upper bound for reuse (a cell another file trained is "
-                         "reused, not retrained) and a lower one for the isolated timings (not counted); a cell the "
-                         "pilot did not run is costed at its file's median pilot run (`unmeasured`).", None),
-                   ("table", ["ablation", "cells", "unmeasured", "seeds", "runs", "median run (s)", "est. min"],
+                         f"{total:.0f} min{verdict}. A run whose config an earlier file runs at the same seed is "
+                         "reused, not retrained (`reused`); the isolated timings are not counted; a cell the pilot "
+                         "did not run is costed at its file's median pilot run (`unmeasured`).", None),
+                   ("table", ["ablation", "cells", "unmeasured", "seeds", "runs", "reused", "median run (s)",
+                              "est. min"],
                     [[r["ablation"], str(r["cells"]), str(r["unmeasured_cells"]), str(r["seeds"]), str(r["runs"]),
-                      fmt(r["run_s_median"], digits=0), fmt(r["est_min"], digits=1)]
+                      str(r["reused"]), fmt(r["run_s_median"], digits=0), fmt(r["est_min"], digits=1)]
                      for r in costs.to_dict("records")])]
     write_atomic(out / "PLAN.md", to_markdown(blocks, out))
     return out / "PLAN.md"
@@ -339,12 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty:
         print("[plan] no primary checks found")
         return 1
-    md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs), a.budget, a.jobs)
+    first = a.first_seed if a.first_seed is not None else 1 + max(
+        [int(r["seed"]) for name in dict.fromkeys(df["ablation"])
+         for r in aggregate.seeds_table(a.runs, name).to_dict("records") if r.get("status") != "missing"] or [-1])
+    md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs, first), a.budget, a.jobs)
     print(md.read_text())
     if a.write:
-        first = a.first_seed if a.first_seed is not None else 1 + max(
-            [int(r["seed"]) for name in dict.fromkeys(df["ablation"])
-             for r in aggregate.seeds_table(a.runs, name).to_dict("records") if r.get("status") != "missing"] or [-1])
         for name, g in df.groupby("ablation", sort=False):
             r = g.iloc[0]
             if r["file_seeds"] != r["file_seeds"]:
