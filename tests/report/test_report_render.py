@@ -187,3 +187,19 @@ def test_rebuild_keeps_results_whose_runs_are_gone_and_drops_only_what_results_r
     md = (root / "results" / "REPORT.md").read_text()
     assert "## F3: not run yet" in md and "Not run yet: `make ablation NAME=f3_stability` (2 cells x 3 seeds)." in md, md[:3000]
     assert (root / "results" / "f4_connector" / "bars.png").exists()
+
+
+def test_a_files_seed_plan_and_cut_are_shown_in_its_section(tmp_path):
+    """The pre-registration is read where the verdicts are: the file's `plan:` and `cut:` head its section."""
+    from vlmlab.report.render import build
+
+    runs, abl = tmp_path / "runs", tmp_path / "ablations"
+    path = write_ablation(abl, "f4", "F4", {"connector": "mlp,perceiver"},
+                          [{"better": {"connector": "perceiver"}, "worse": {"connector": "mlp"}, "metric": "avg",
+                            "primary": True}])
+    path.write_text(path.read_text() + 'plan: "5 seeds: the pilot\'s figure"\ncut: "the linear cell, a secondary\'s"\n')
+    for seed in range(3):
+        make_run(runs, "f4", "connector=perceiver", seed, avg=50.0 + seed)
+        make_run(runs, "f4", "connector=mlp", seed, avg=48.0)
+    md = build(runs, abl, tmp_path / "out")["report"].read_text()
+    assert "Seed plan: 5 seeds: the pilot's figure" in md and "Cut to fit the run's budget: the linear cell" in md

@@ -17,6 +17,8 @@ An ablation file (ablations/<name>.yaml) holds one question:
                                          # the report estimates, with bootstrap intervals (which axis matters more)
     follow_up_of: f1_backbones           # optional: a pre-registered follow-up (a later look) of another file
     plan: "..."                          # optional: why this many seeds (e.g. the power figure of the first look)
+    cut: "..."                           # optional: what the grid leaves out to fit the run's budget, and why
+                                         # (shown in the report beside the plan)
     A `primary: true` check states the source's headline claim: the finding's verdict comes from its primary
     checks; the others are shown, not counted. A file that marks none counts every check that is not a
     deterministic fact. A check's claim is "quality" (scores, divergence) or "efficiency" (timing, compute),
@@ -42,7 +44,7 @@ from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
 _FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "decompose",
-           "follow_up_of", "plan", "name")
+           "follow_up_of", "plan", "cut", "name")
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Ablation:
     path: Path | None = None
     follow_up_of: str | None = None              # the file this one is a later look of
     plan: str = ""                               # why this many seeds
+    cut: str = ""                                # what the grid leaves out to fit a run's budget, and why
     decompose: list[str] = field(default_factory=list)  # grid keys whose variance shares the report estimates
     looks: list[tuple[str, list[int]]] = field(default_factory=list)  # (file, seeds) of every look up to this one
 
@@ -193,7 +196,8 @@ def load_ablation(path: str | Path) -> Ablation:
                    paper=paper if isinstance(paper, dict) else {"claim": str(paper)},
                    grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
                    metrics=metrics, fixed=[str(o) for o in fixed], plugins=plugins, path=path,
-                   plan=str(raw.get("plan") or ""), decompose=[str(k) for k in decompose])
+                   plan=str(raw.get("plan") or ""), cut=str(raw.get("cut") or ""),
+                   decompose=[str(k) for k in decompose])
     out.looks = [(out.name, out.seeds)]
     if raw.get("follow_up_of"):
         _follow(out, str(raw["follow_up_of"]), "checks" in raw, "metrics" in raw, where)

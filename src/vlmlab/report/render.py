@@ -143,6 +143,10 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
     (cal.calibration_for), whose blind controls are shown as a floor."""
     name, paper = spec["name"], spec["paper"]
     blocks = [("h3", f"{name}: {spec.get('question', '')}", None)]
+    if spec.get("plan"):  # the pre-registration: how many seeds and why, fixed before the runs
+        blocks.append(("p", f"Seed plan: {spec['plan'].strip()}", None))
+    if spec.get("cut"):
+        blocks.append(("p", f"Cut to fit the run's budget: {spec['cut'].strip()}", None))
     if seeds.empty or not seeds["status"].ne("missing").any():
         size = f" ({len(cells)} cells x {len(spec['seeds'])} seeds)" if len(cells) else ""
         return blocks + [("p", f"Not run yet: `make ablation NAME={name}`{size}.", None)]
