@@ -7,7 +7,7 @@ orderings the verdicts check. The runner turns it into one Hydra multirun (`pyth
 so every cell lands in a deterministic folder <runs_root>/<name>/<cell>/seed<k>; finished cells are skipped,
 failed ones recorded and retried on the next run, and the tables and the report are regenerated at the end.
 `NAME=all` runs every file of the ablations folder (default: the repository's ablations/) but follow-ups
-(`follow_up_of:`, a later look that is run by naming it). `--cells primary` (the pilot, `make pilot`) runs only the
+(`follow_up_of:`, a later look that is run by naming it) and files cut from the findings run (`findings_run: false`). `--cells primary` (the pilot, `make pilot`) runs only the
 cells a seed plan needs (plan.needed_cells: those paired by a primary check that seeds can power), one sweep per
 cell, without the isolated timings.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from vlmlab.config import check_command_line, compose, repo_root
-from vlmlab.contract.ablation import Ablation, available, first_looks, load_ablation
+from vlmlab.contract.ablation import Ablation, available, findings_run, load_ablation
 from vlmlab.contract.errors import ConfigError, UserError
 from vlmlab.contract.metrics import metric
 from vlmlab.contract.run import override_key
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = _take(args, "--cells") or "all"
         if cells not in ("all", "primary"):
             raise ConfigError(f"--cells takes `all` or `primary`, not {cells!r}")
-        studies = [load(n, folder) for n in (first_looks(folder) if name == "all" else [name])]
+        studies = [load(n, folder) for n in (findings_run(folder) if name == "all" else [name])]
         for abl in studies:
             abl.seeds = seeds or abl.seeds
         if cells == "primary":

@@ -203,3 +203,26 @@ def test_a_files_seed_plan_and_cut_are_shown_in_its_section(tmp_path):
         make_run(runs, "f4", "connector=mlp", seed, avg=48.0)
     md = build(runs, abl, tmp_path / "out")["report"].read_text()
     assert "Seed plan: 5 seeds: the pilot's figure" in md and "Cut to fit the run's budget: the linear cell" in md
+
+
+def test_a_file_cut_from_the_findings_run_is_not_run_by_all_and_its_finding_says_so(tmp_path, monkeypatch):
+    from vlmlab import ablate
+    from vlmlab.report.render import build
+
+    runs, abl = tmp_path / "runs", tmp_path / "ablations"
+    check = [{"better": {"connector": "perceiver"}, "worse": {"connector": "mlp"}, "metric": "avg", "primary": True}]
+    write_ablation(abl, "f4", "F4", {"connector": "mlp,perceiver"}, check)
+    path = write_ablation(abl, "f9", "F9", {"connector": "mlp,perceiver"}, check)
+    path.write_text(path.read_text() + 'findings_run: false\ncut: "every primary check is untestable here"\n')
+    ran = []
+    monkeypatch.setattr(ablate, "run_ablation", lambda a, args, timing=True: ran.append(a.name) or 0)
+    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder: None)
+    assert ablate.main(["all", "--ablations", str(abl)]) == 0 and ran == ["f4"]
+    for seed in range(3):
+        make_run(runs, "f4", "connector=perceiver", seed, avg=50.0 + seed)
+        make_run(runs, "f4", "connector=mlp", seed, avg=48.0)
+    res = build(runs, abl, tmp_path / "out")
+    assert res["findings"].set_index("finding")["verdict"]["F9"] == "cut from this run"
+    md = res["report"].read_text()
+    assert "## F9: cut from this run" in md and "Not in the findings run (cut, above)" in md
+    assert pd.read_csv(tmp_path / "out" / "findings.csv")["finding"].tolist() == ["F4", "F9"]

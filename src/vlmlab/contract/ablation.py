@@ -19,6 +19,8 @@ An ablation file (ablations/<name>.yaml) holds one question:
     plan: "..."                          # optional: why this many seeds (e.g. the power figure of the first look)
     cut: "..."                           # optional: what the grid leaves out to fit the run's budget, and why
                                          # (shown in the report beside the plan)
+    findings_run: false                  # optional: the whole file is cut from `make ablation NAME=all` (say why
+                                         # in cut:); it is run by naming it
     A `primary: true` check states the source's headline claim: the finding's verdict comes from its primary
     checks; the others are shown, not counted. A file that marks none counts every check that is not a
     deterministic fact. A check's claim is "quality" (scores, divergence) or "efficiency" (timing, compute),
@@ -44,7 +46,7 @@ from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
 _FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "decompose",
-           "follow_up_of", "plan", "cut", "name")
+           "follow_up_of", "plan", "cut", "findings_run", "name")
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Ablation:
     follow_up_of: str | None = None              # the file this one is a later look of
     plan: str = ""                               # why this many seeds
     cut: str = ""                                # what the grid leaves out to fit a run's budget, and why
+    findings_run: bool = True                    # false: not part of `make ablation NAME=all` (run it by name)
     decompose: list[str] = field(default_factory=list)  # grid keys whose variance shares the report estimates
     looks: list[tuple[str, list[int]]] = field(default_factory=list)  # (file, seeds) of every look up to this one
 
@@ -197,6 +200,7 @@ def load_ablation(path: str | Path) -> Ablation:
                    grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
                    metrics=metrics, fixed=[str(o) for o in fixed], plugins=plugins, path=path,
                    plan=str(raw.get("plan") or ""), cut=str(raw.get("cut") or ""),
+                   findings_run=_flag(raw.get("findings_run", True), "findings_run", where),
                    decompose=[str(k) for k in decompose])
     out.looks = [(out.name, out.seeds)]
     if raw.get("follow_up_of"):
@@ -242,9 +246,21 @@ def available(folder: str | Path) -> list[str]:
     return [p.stem for p in ablation_files(folder)]
 
 
+def _flag(value, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key}={value!r} must be true or false")
+    return value
+
+
 def first_looks(folder: str | Path) -> list[str]:
-    """The names of the files that are not follow-ups (what `NAME=all` runs)."""
+    """The names of the files that are not follow-ups."""
     return [n for n, spec in load_all(folder).items() if not spec.follow_up_of]
+
+
+def findings_run(folder: str | Path) -> list[str]:
+    """What `NAME=all` runs: the first looks but those cut from the findings run (`findings_run: false`)."""
+    specs = load_all(folder)
+    return [n for n in first_looks(folder) if specs[n].findings_run]
 
 
 def load_all(folder: str | Path) -> dict[str, Ablation]:

@@ -149,6 +149,9 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
         blocks.append(("p", f"Cut to fit the run's budget: {spec['cut'].strip()}", None))
     if seeds.empty or not seeds["status"].ne("missing").any():
         size = f" ({len(cells)} cells x {len(spec['seeds'])} seeds)" if len(cells) else ""
+        if not spec.get("findings_run", True):
+            return blocks + [("p", f"Not in the findings run (cut, above); run it by name: `make ablation NAME={name}`"
+                                   f"{size}.", None)]
         return blocks + [("p", f"Not run yet: `make ablation NAME={name}`{size}.", None)]
     ours_claim = "no checks in the ablation file"
     if not v.empty:
@@ -392,8 +395,19 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
         per[name] = (spec, seeds, cells, v, figs)
     seeds_all = pd.concat([s for s in all_seeds if not s.empty] or [pd.DataFrame(columns=["status"])], ignore_index=True)
     findings = verdicts.findings_table(v_all)
-    aggregate.write_atomic(out / "findings.csv", findings.to_csv(index=False))
     order = sorted(dict.fromkeys(str(item[0]["finding"]) for item in per.values()), key=finding_key)
+    def ran(n: str) -> bool:
+        return not per[n][1].empty and bool(per[n][1]["status"].ne("missing").any())
+    cut = []
+    for f in order:  # a finding without runs whose every file is cut from the findings run says so
+        files = [n for n, item in per.items() if str(item[0]["finding"]) == f]
+        if not any(per[n][0].get("findings_run", True) or ran(n) for n in files):
+            cut.append({"finding": f, "ablations": " ".join(files), "verdict": "cut from this run"})
+    if cut:
+        kept = findings[~findings["finding"].isin([c["finding"] for c in cut])] if not findings.empty else findings
+        findings = pd.concat([kept, pd.DataFrame(cut)], ignore_index=True)
+        findings = findings.sort_values("finding", key=lambda c: c.map(finding_key)).reset_index(drop=True)
+    aggregate.write_atomic(out / "findings.csv", findings.to_csv(index=False))
     forest = plots.forest(v_all, out / "forest.png", order) if not v_all.empty else None
     fv0 = dict(zip(findings["finding"], findings["verdict"])) if not findings.empty else {}
     blocks = [("h1", "vlmlab: what matters when building vision-language models, reproduced", None)]
@@ -412,7 +426,7 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
     for name, item in per.items():
         by_finding.setdefault(str(item[0]["finding"]), []).append(name)
     order = sorted(by_finding, key=finding_key)  # the findings the ablation files test: F0, F1, ..., F10
-    fv = dict(zip(findings["finding"], findings["verdict"])) if not findings.empty else {}
+    fv = fv0
     blocks += [("h2", "Findings at a glance", None),
                ("p", "Each of our effects is a check of the ablation file: the mean paired difference better - worse "
                      "over seeds, ± the half-width of its 95% t interval, and the check's verdict. An inconclusive "
