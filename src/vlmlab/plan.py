@@ -184,7 +184,7 @@ def untestable_today() -> dict[str, str]:
 
 
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
-         controls_csv: str | Path | None = None) -> pd.DataFrame:
+         controls_csv: str | Path | None = None, undecided: int | None = None) -> pd.DataFrame:
     """Rows per primary check of each file, with the file's planned seeds (`file_seeds`: NaN while no primary check
     of the file has a pilot figure). `controls_csv`: the world's calibration (default: the one among
     results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
@@ -212,9 +212,16 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
 
     def file_seeds(g: pd.DataFrame) -> float:
         """The most seeds a decidable primary check of the file needs, at least the floor; a check beyond the cap
-        adds none (the cap would not decide it either: those seeds go where they decide something)."""
+        adds none (the cap would not decide it either: those seeds go where they decide something). A file with no
+        decidable seed-powered primary (all beyond the cap, timings, facts or untestable) gets `undecided` seeds
+        when that is set (a budget's choice: enough for its timings and facts), else the floor when some check is
+        beyond the cap and nothing otherwise."""
         finite = [int(n) for n, beyond in zip(g["seeds"], g["beyond_cap"]) if n == n and math.isfinite(n) and not beyond]
-        return float(max([floor, *finite])) if finite or g["beyond_cap"].any() else math.nan
+        if finite:
+            return float(max([floor, *finite]))
+        if undecided is not None:
+            return float(undecided)
+        return float(floor) if g["beyond_cap"].any() else math.nan
 
     per_file = {name: file_seeds(g) for name, g in df.groupby("ablation", sort=False)}
     df["file_seeds"] = df["ablation"].map(per_file)
@@ -287,6 +294,10 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
     overall = float(pd.Series(every).median()) if every else math.nan
     seen: set[tuple[str, int]] = set()
     for name, abl in specs.items():
+        if not abl.findings_run:
+            rows.append({"ablation": name, "cells": len(abl.cells()), "unmeasured_cells": 0, "seeds": 0, "runs": 0,
+                         "reused": 0, "run_s_median": math.nan, "est_min": 0.0, "note": "cut from the findings run"})
+            continue
         g = df[df["ablation"] == name]
         n = g["file_seeds"].iloc[0]
         seeds = list(range(first_seed, first_seed + int(n))) if n == n else list(abl.seeds)
@@ -304,7 +315,7 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
         costs = [measured.get(c, fallback) for c in abl.cells()]
         rows.append({"ablation": name, "cells": len(costs), "unmeasured_cells": sum(c not in measured for c in abl.cells()),
                      "seeds": len(seeds), "runs": len(costs) * len(seeds), "reused": reused,
-                     "run_s_median": float(pd.Series(costs).median()), "est_min": total / jobs / 60})
+                     "run_s_median": float(pd.Series(costs).median()), "est_min": total / jobs / 60, "note": ""})
     return pd.DataFrame(rows)
 
 
@@ -337,9 +348,9 @@ def report(df: pd.DataFrame, runs: str, out: Path, costs: pd.DataFrame | None = 
                          "reused, not retrained (`reused`); the isolated timings are not counted; a cell the pilot "
                          "did not run is costed at its file's median pilot run (`unmeasured`).", None),
                    ("table", ["ablation", "cells", "unmeasured", "seeds", "runs", "reused", "median run (s)",
-                              "est. min"],
+                              "est. min", "note"],
                     [[r["ablation"], str(r["cells"]), str(r["unmeasured_cells"]), str(r["seeds"]), str(r["runs"]),
-                      str(r["reused"]), fmt(r["run_s_median"], digits=0), fmt(r["est_min"], digits=1)]
+                      str(r["reused"]), fmt(r["run_s_median"], digits=0), fmt(r["est_min"], digits=1), r["note"]]
                      for r in costs.to_dict("records")])]
     write_atomic(out / "PLAN.md", to_markdown(blocks, out))
     return out / "PLAN.md"
@@ -359,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-seed", type=int,
                     help="the real run's first seed (default: one past the pilot's largest, so that the pilot's runs, "
                          "whose effects set the counts, are not in the test)")
+    ap.add_argument("--undecided", type=int,
+                    help="seeds of a file no seed count can decide (its primaries beyond the cap, timings, facts or "
+                         "untestable); default: the floor if some check is beyond the cap, else its seeds as they are")
     ap.add_argument("--budget", type=float, default=150.0, help="the run's wall-time budget in minutes (issue 19: 150)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time in the real run (2 on a 2-core CPU)")
     a = ap.parse_args(argv)
@@ -367,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         from vlmlab.contract.ablation import available
 
         names = [n for n in available(a.ablations) if not load(n, a.ablations).follow_up_of]
-    df = plan(names, a.runs, a.floor, a.cap, a.ablations, a.calibration)
+    df = plan(names, a.runs, a.floor, a.cap, a.ablations, a.calibration, a.undecided)
     if df.empty:
         print("[plan] no primary checks found")
         return 1
@@ -382,14 +396,23 @@ def main(argv: list[str] | None = None) -> int:
             if r["file_seeds"] != r["file_seeds"]:
                 print(f"[plan] {name}: no primary check has a pilot figure; its seeds: are left as they are")
                 continue
+            decided = any(n == n and math.isfinite(n) and not b for n, b in zip(g["seeds"], g["beyond_cap"]))
+            if not load(name, a.ablations).findings_run and not decided:
+                print(f"[plan] {name}: cut from the findings run and nothing to decide; its seeds: are left as they are")
+                continue
             figures = "; ".join(f"{x['check']} ({x['metric']}): " + ("beyond the cap" if x["beyond_cap"] else
                                                                        f"{fmt(x['seeds'], digits=0)}")
                                 for x in g.to_dict("records") if x["seeds"] == x["seeds"])
             n = int(r["file_seeds"])
             apart = f", seeds {first}-{first + n - 1}, none of the pilot's" if first else ""
-            text = (f"{n} seeds: the pilot's figure for 80% power (python -m vlmlab.plan, pilot "
-                    f"of {int(g['pilot_seeds'].max())} seeds under {a.runs}, commit {_commit()}; {figures}), fixed "
-                    f"before the runs{apart}")
+            where = f"python -m vlmlab.plan, pilot of {int(g['pilot_seeds'].max())} seeds under {a.runs}, commit {_commit()}"
+            if decided:
+                text = f"{n} seeds: the pilot's figure for 80% power ({where}; {figures}), fixed before the runs{apart}"
+            else:
+                text = (f"{n} seed{'s' if n > 1 else ''}: no seed count decides this file's primary checks at this "
+                        f"budget (beyond the cap, timings, facts or untestable here; {where}"
+                        + (f"; {figures}" if figures else "") + f"), so it runs what its timings and facts need "
+                        f"(--undecided {n}), fixed before the runs{apart}")
             write_plan(Path(a.ablations) / f"{name}.yaml", n, text, first)
             print(f"[plan] {name}: seeds [{first}..{first + n - 1}]")
     return 0

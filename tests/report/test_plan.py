@@ -159,3 +159,14 @@ def test_the_cost_counts_every_cell_at_its_pilot_time_and_says_whether_it_fits(p
     assert cost["est_min"] == pytest.approx((10 + 30 + 2) * n / 2 / 60)
     md = plan.report(df, str(runs), tmp_path / "out", plan.cost_table(df, runs, abl), budget=0.01).read_text()
     assert "DOES NOT FIT" in md and (tmp_path / "out" / "cost.csv").exists()
+
+
+def test_a_file_no_seed_count_decides_gets_the_undecided_seeds_and_says_why(pilot, tmp_path):
+    runs, abl = pilot
+    for seed, p in enumerate([50.1, 50.95]):  # d = +0.1, -0.05 against mlp's 50, 51: beyond any cap
+        make_run(runs, "f4", "connector=perceiver", seed, avg=p)
+    assert plan.plan(["f4"], runs, folder=abl, controls_csv=NONE, undecided=1)["file_seeds"].iloc[0] == 1
+    assert plan.main(["f4", "--runs", str(runs), "--ablations", str(abl), "--out", str(tmp_path / "out"),
+                      "--calibration", str(NONE), "--undecided", "1", "--write"]) == 0
+    spec = load_ablation(abl / "f4.yaml")
+    assert spec.seeds == [2] and spec.plan.startswith("1 seed: no seed count decides this file's primary checks")
