@@ -25,7 +25,7 @@ def test_findings_are_read_from_the_files():
 def test_ablation_file_is_complete_and_composes(name):
     abl = ablate.load(name)
     assert abl.question and abl.paper["claim"] and abl.paper["numbers"]
-    assert len(abl.seeds) >= 3 and abl.metrics and abl.checks
+    assert (len(abl.seeds) >= 3 or "no seed count decides" in abl.plan) and abl.metrics and abl.checks
     first = (repo_root() / "ablations" / f"{name}.yaml").read_text().splitlines()[0]
     assert first.startswith("#")
     check_command_line(["-m", *abl.overrides()])
