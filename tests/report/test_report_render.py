@@ -226,3 +226,41 @@ def test_a_file_cut_from_the_findings_run_is_not_run_by_all_and_its_finding_says
     md = res["report"].read_text()
     assert "## F9: cut from this run" in md and "Not in the findings run (cut, above)" in md
     assert pd.read_csv(tmp_path / "out" / "findings.csv")["finding"].tolist() == ["F4", "F9"]
+
+
+def test_f1_reports_each_upgrade_per_unit_of_its_unimodal_gain(tmp_path):
+    """The LM upgrade (+4 avg over a unimodal gap of 0.4) and the encoder's (+1 over 0.05), against the manifest."""
+    import json
+
+    from vlmlab.report import unimodal
+    from vlmlab.report.render import build
+
+    runs, abl, out = tmp_path / "runs", tmp_path / "ablations", tmp_path / "out"
+    path = write_ablation(abl, "f1", "F1", {"llm": "toy_weak,toy_strong", "vision": "toy_weak,toy_strong"},
+                          [{"better": {"llm": "toy_strong", "vision": "toy_weak"},
+                            "worse": {"llm": "toy_weak", "vision": "toy_weak"}, "metric": "avg"},
+                           {"better": {"llm": "toy_weak", "vision": "toy_strong"},
+                            "worse": {"llm": "toy_weak", "vision": "toy_weak"}, "metric": "avg"}])
+    path.write_text(path.read_text() + "unimodal:\n  llm: {manifest: lm, paper_gain: 5.1}\n"
+                    "  vision: {manifest: vision, paper_gain: 3.2}\n")
+    for seed, jitter in enumerate((0.0, 0.5, -0.5)):
+        for llm, vision, avg in (("toy_weak", "toy_weak", 40), ("toy_strong", "toy_weak", 44),
+                                 ("toy_weak", "toy_strong", 41), ("toy_strong", "toy_strong", 45)):
+            make_run(runs, "f1", f"llm={llm},vision={vision}", seed, avg=avg + jitter * (llm == "toy_strong"))
+    cal = out / "calibration_x"
+    cal.mkdir(parents=True)
+    pd.DataFrame([{"split": 0, "task": "vqa", "trained": 50, "trained_sd": 1, "blind": 30, "blind_sd": 1, "prior": 20,
+                   "margin": 20, "margin_in_sd": 20, "seeds": "3/3"}]).to_csv(cal / "controls.csv",
+                                                                                                index=False)
+    (cal / "zoo_manifest.json").write_text(json.dumps({"strong_minus_weak": {
+        "lm": {"unimodal": 0.4, "paper_unimodal_gap": 1 / 3}, "vision": {"unimodal": 0.05, "paper_unimodal_gap": 0.052}}}))
+    res = build(runs, abl, out)
+    v = pd.read_csv(out / "f1" / "verdicts.csv")
+    t = unimodal.unimodal_table({"unimodal": {"llm": {"manifest": "lm", "paper_gain": 5.1},
+                                              "vision": {"manifest": "vision", "paper_gain": 3.2}}},
+                                v, json.loads((cal / "zoo_manifest.json").read_text())).set_index("axis")
+    assert t.loc["llm", "per_unit"] == pytest.approx(4.0 / 0.4) and t.loc["vision", "per_unit"] == pytest.approx(20.0)
+    assert t.loc["llm", "at_paper_gap"] == pytest.approx(10.0 / 3) and t.loc["llm", "paper_per_unit"] == pytest.approx(15.3)
+    assert t.loc["llm", "per_unit_lo"] < 10.0 < t.loc["llm", "per_unit_hi"]
+    md = res["report"].read_text()
+    assert "The upgrades in unimodal units" in md and "| vision |" in md

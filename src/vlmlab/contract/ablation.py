@@ -21,6 +21,8 @@ An ablation file (ablations/<name>.yaml) holds one question:
                                          # (shown in the report beside the plan)
     findings_run: false                  # optional: the whole file is cut from `make ablation NAME=all` (say why
                                          # in cut:); it is run by naming it
+    unimodal: {llm: {manifest: lm, paper_gain: 5.1}}  # optional: report each axis's upgrade per unit of its
+                                         # unimodal gain (the zoo manifest's), beside the paper's (report/unimodal.py)
     A `primary: true` check states the source's headline claim: the finding's verdict comes from its primary
     checks; the others are shown, not counted. A file that marks none counts every check that is not a
     deterministic fact. A check's claim is "quality" (scores, divergence) or "efficiency" (timing, compute),
@@ -46,7 +48,7 @@ from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
 _FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "decompose",
-           "follow_up_of", "plan", "cut", "findings_run", "name")
+           "follow_up_of", "plan", "cut", "findings_run", "unimodal", "name")
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Ablation:
     plan: str = ""                               # why this many seeds
     cut: str = ""                                # what the grid leaves out to fit a run's budget, and why
     findings_run: bool = True                    # false: not part of `make ablation NAME=all` (run it by name)
+    unimodal: dict = field(default_factory=dict)  # {grid key: {manifest: zoo run, paper_gain: float}} (report/unimodal.py)
     decompose: list[str] = field(default_factory=list)  # grid keys whose variance shares the report estimates
     looks: list[tuple[str, list[int]]] = field(default_factory=list)  # (file, seeds) of every look up to this one
 
@@ -193,6 +196,12 @@ def load_ablation(path: str | Path) -> Ablation:
     if decompose and (not isinstance(decompose, list) or len(decompose) < 2 or any(str(k) not in grid for k in decompose)):
         raise ConfigError(f"{where}: decompose={decompose!r} is not allowed; allowed: a list of two or more keys "
                               f"of the grid ({', '.join(grid) or 'empty'})")
+    unimodal = raw.get("unimodal") or {}
+    if not isinstance(unimodal, dict) or any(
+            str(k) not in grid or not isinstance(v, dict) or set(v) != {"manifest", "paper_gain"}
+            or not isinstance(v["paper_gain"], (int, float)) for k, v in unimodal.items()):
+        raise ConfigError(f"{where}: unimodal={unimodal!r} is not allowed; allowed: {{grid key: {{manifest: <zoo run>, "
+                          f"paper_gain: <number>}}}} for keys of the grid ({', '.join(grid) or 'empty'})")
     metrics = [str(m) for m in (raw.get("metrics") or ["avg", *task_names()])]
     paper = raw.get("paper") or {}
     out = Ablation(name=str(raw.get("name") or path.stem), finding=str(raw["finding"]), question=str(raw["question"]),
@@ -201,6 +210,8 @@ def load_ablation(path: str | Path) -> Ablation:
                    metrics=metrics, fixed=[str(o) for o in fixed], plugins=plugins, path=path,
                    plan=str(raw.get("plan") or ""), cut=str(raw.get("cut") or ""),
                    findings_run=_flag(raw.get("findings_run", True), "findings_run", where),
+                   unimodal={str(k): {"manifest": str(v["manifest"]), "paper_gain": float(v["paper_gain"])}
+                             for k, v in unimodal.items()},
                    decompose=[str(k) for k in decompose])
     out.looks = [(out.name, out.seeds)]
     if raw.get("follow_up_of"):

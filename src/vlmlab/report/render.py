@@ -19,7 +19,7 @@ import pandas as pd
 
 from vlmlab.contract.ablation import finding_key, first_look, load_all
 from vlmlab.perf import cpu_name
-from vlmlab.report import aggregate, plots, stats, verdicts
+from vlmlab.report import aggregate, plots, stats, unimodal, verdicts
 from vlmlab.report import calibration as cal
 
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
@@ -165,6 +165,7 @@ def ablation_blocks(spec: dict, seeds: pd.DataFrame, cells: pd.DataFrame, v: pd.
                     ["numbers", str(paper.get("numbers", "–")), ours_numbers]]))
     if not v.empty:
         blocks += [("h4", "Verdicts (paired seeds)", None), ("table", *verdict_rows(v))]
+        blocks += unimodal.blocks(unimodal.unimodal_table(spec, v, unimodal.manifest_beside(calibration)), fmt)
     tasks = aggregate.task_columns(seeds, spec)
     head, rows = cell_rows(cells, tasks)
     prior = aggregate.prior_row(seeds)
