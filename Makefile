@@ -38,8 +38,9 @@ bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the fin
 	$(PY) -m vlmlab.bench --sweep
 	$(PY) -m vlmlab.bench --encoder
 
-pilot: venv ## a pilot for the seed plan: make pilot NAME=<finding>|all [SEEDS=0,1] (the cells primary checks pair, into runs/pilot)
-	$(PY) -m vlmlab.ablate $(NAME) --seeds $(or $(SEEDS),0,1) --cells primary runs_root=runs/pilot $(ARGS)
+PILOT_SEEDS ?= 0,1
+pilot: venv ## a pilot for the seed plan: make pilot NAME=<finding>|all [PILOT_SEEDS=0,1] (the cells primary checks pair, into runs/pilot)
+	$(PY) -m vlmlab.ablate $(NAME) --seeds $(PILOT_SEEDS) --cells primary runs_root=runs/pilot $(ARGS)
 
 plan: venv ## each primary check's seeds for 80% power from the pilot: make plan NAME=<finding>|all [ARGS=--write]
 	$(PY) -m vlmlab.plan $(NAME) --runs runs/pilot $(ARGS)
