@@ -170,3 +170,23 @@ def test_a_file_no_seed_count_decides_gets_the_undecided_seeds_and_says_why(pilo
                       "--calibration", str(NONE), "--undecided", "1", "--write"]) == 0
     spec = load_ablation(abl / "f4.yaml")
     assert spec.seeds == [2] and spec.plan.startswith("1 seed: no seed count decides this file's primary checks")
+
+
+def test_the_committed_plan_regenerates_and_fixed_the_files_seeds():
+    """results/plan/plan.csv comes from the committed pilot runs (results/plan/pilot_runs) by `python -m vlmlab.plan
+    all --runs results/plan/pilot_runs --undecided 1`, and each planned file's seeds are its figure, from seed 2."""
+    from vlmlab.ablate import load
+    from vlmlab.config import repo_root
+    from vlmlab.contract.ablation import first_looks
+
+    folder = repo_root() / "results" / "plan"
+    if not (folder / "plan.csv").exists():
+        pytest.skip("no committed plan")
+    committed = pd.read_csv(folder / "plan.csv")
+    names = first_looks(repo_root() / "ablations")
+    again = plan.plan(names, folder / "pilot_runs", undecided=1)
+    assert list(again["file_seeds"].fillna(-1)) == list(committed["file_seeds"].fillna(-1))
+    for name, g in committed.groupby("ablation"):
+        n, spec = g["file_seeds"].iloc[0], load(name)
+        if n == n and (spec.findings_run or spec.plan):
+            assert spec.seeds == list(range(2, 2 + int(n))), name
