@@ -6,7 +6,7 @@ import pytest
 from report_fakes import make_run, write_ablation
 from statsmodels.stats.power import TTestPower
 
-from vlmlab import plan
+from vlmlab import plan, plan_cost
 from vlmlab.contract.ablation import load_ablation
 
 NONE = "/nonexistent/controls.csv"  # no world calibration: no task is set aside as blind-level
@@ -153,11 +153,11 @@ def test_the_cost_counts_every_cell_at_its_pilot_time_and_says_whether_it_fits(p
         make_run(runs, "f4", "connector=perceiver", seed, avg=(52.0, 55.0)[seed], wall=10.0)
         make_run(runs, "f4", "connector=mlp", seed, avg=(50.0, 51.0)[seed], wall=30.0)
     df = plan.plan(["f4"], runs, folder=abl, controls_csv=NONE)
-    cost = plan.cost_table(df, runs, abl, jobs=2).iloc[0]
+    cost = plan_cost.cost_table(df, runs, abl, jobs=2).iloc[0]
     n = int(df["file_seeds"].iloc[0])
     assert (cost["cells"], cost["unmeasured_cells"], cost["runs"]) == (3, 0, 3 * n)
     assert cost["est_min"] == pytest.approx((10 + 30 + 2) * n / 2 / 60)
-    md = plan.report(df, str(runs), tmp_path / "out", plan.cost_table(df, runs, abl), budget=0.01).read_text()
+    md = plan.report(df, str(runs), tmp_path / "out", plan_cost.cost_table(df, runs, abl), budget=0.01).read_text()
     assert "DOES NOT FIT" in md and (tmp_path / "out" / "cost.csv").exists()
 
 
