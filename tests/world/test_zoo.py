@@ -221,7 +221,7 @@ def test_a_stopped_build_resumes_from_its_saved_state_and_ends_byte_identical(mi
     with pytest.raises(KeyboardInterrupt):
         zoo.build(("vision",), mini=True)
     tmp = zoo.zoo_dir(mini=True) / "vision.tmp"
-    assert torch.load(tmp / "train_state.pt", weights_only=False)["step"] == 6
+    assert torch.load(tmp / "train_state.pt", weights_only=True)["step"] == 6
     assert sorted(p.name for p in tmp.glob("step-*")) == ["step-000002", "step-000004"]
     monkeypatch.setattr(resume.TrainState, "save", save)
     zoo.build(("vision",), mini=True)

@@ -31,7 +31,7 @@ class TrainState:
         """(steps done, extra) of a saved state, restoring every object; (0, {}) when there is none."""
         if self.path is None or not self.path.exists():
             return 0, {}
-        blob = torch.load(self.path, map_location="cpu", weights_only=False)
+        blob = torch.load(self.path, map_location="cpu", weights_only=True)
         for name, obj in self.objects.items():
             state = blob["objects"][name]
             obj.set_state(state) if isinstance(obj, torch.Generator) else obj.load_state_dict(state)
@@ -65,4 +65,4 @@ def saved_seconds(path: str | Path) -> float:
     path = Path(path)
     if not path.exists():
         return 0.0
-    return float(torch.load(path, map_location="cpu", weights_only=False).get("seconds", 0.0))
+    return float(torch.load(path, map_location="cpu", weights_only=True).get("seconds", 0.0))

@@ -137,7 +137,7 @@ def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
     t0 = time.time() - saved_seconds(state)
-    done = int(torch.load(state, weights_only=False)["step"]) if state.exists() else 0
+    done = int(torch.load(state, map_location="cpu", weights_only=True)["step"]) if state.exists() else 0
     run_spec = spec.lm if kind == "lm" else spec.vision
     checkpoints = []  # those saved before the state was: kept; any saved after it is made again
     for path in sorted(tmp.glob("step-*")):
