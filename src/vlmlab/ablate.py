@@ -7,9 +7,9 @@ orderings the verdicts check. The runner turns it into one Hydra multirun (`pyth
 so every cell lands in a deterministic folder <runs_root>/<name>/<cell>/seed<k>; finished cells are skipped,
 failed ones recorded and retried on the next run, and the tables and the report are regenerated at the end.
 `NAME=all` runs every file of the ablations folder (default: the repository's ablations/) but follow-ups
-(`follow_up_of:`, a later look that is run by naming it) and files cut from the findings run (`findings_run: false`). `--cells primary` (the pilot, `make pilot`) runs only the
-cells a seed plan needs (plan.needed_cells: those paired by a primary check that seeds can power), one sweep per
-cell, without the isolated timings.
+(`follow_up_of:`, a later look that is run by naming it) and files cut from the findings run (`findings_run:
+false`). `--cells primary` (the pilot, `make pilot`) runs only the cells a seed plan needs (plan.needed_cells:
+those paired by a primary check that seeds can power), one sweep per cell, without the isolated timings.
 
 A file may ablate any recipe key; it may not vary what would make its cells incomparable (the test split,
 the evaluation protocol, the seeds: contract.run.refusal says why). A debug profile on the command line
@@ -143,9 +143,9 @@ def run_ablation(abl: Ablation, args: list[str], timing: bool = True) -> int:
                             "machine": machine_name(), "args": " ".join(cmd[4:]), "exit_code": code}) + "\n")
     if timing and any(metric(c.metric).kind == "timing" for c in abl.checks):  # timings from one process, not the sweep's
         folder = abl.path.parent if abl.path else ABLATIONS
-        timing = [sys.executable, "-m", "vlmlab.timing", abl.name, "--runs", str(log.parent), "--ablations", str(folder)]
-        print(f"[vlmlab] isolated timing of every cell: {' '.join(timing[2:])}", flush=True)
-        subprocess.run(timing, cwd=repo_root(), check=False)
+        timer = [sys.executable, "-m", "vlmlab.timing", abl.name, "--runs", str(log.parent), "--ablations", str(folder)]
+        print(f"[vlmlab] isolated timing of every cell: {' '.join(timer[2:])}", flush=True)
+        subprocess.run(timer, cwd=repo_root(), check=False)
     return code
 
 
