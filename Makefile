@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large scale-transfer \
+.PHONY: help venv test calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report world-docs clean-runs
 
 help: ## list the verbs
@@ -57,13 +57,21 @@ backbones: venv ## build the toy world's backbone zoo (cached under VLMLAB_CACHE
 backbones-large: venv ## build the large-scale zoo (zoo:large/..., for scale transfer; wider, deeper, 128 px)
 	$(PY) -m vlmlab.world.zoo build --scale large
 
-SCALE_FINDINGS ?= f3_unfreezing f4_pooling f6_splitting f7_pixel_shuffle
-scale-transfer: venv ## the scale-dependent findings (SCALE_FINDINGS) at the large scale into runs/large, then scale-report
-	for name in $(SCALE_FINDINGS); do $(PY) -m vlmlab.ablate $$name scale=large $(ARGS) || exit $$?; done
+calibrate-large: venv ## the large scale's blind controls -> results/calibration_large (plan and report judge large runs by it)
+	$(PY) -m vlmlab.calibrate --runs runs/large/calibration --out results/calibration_large --sweeps controls scale=large $(ARGS)
+
+pilot-large: venv ## the scale-transfer pilot: the primary cells of ablations/large/ (scale files) into runs/large/pilot
+	$(PY) -m vlmlab.ablate all --ablations ablations/large --seeds $(PILOT_SEEDS) --cells primary runs_root=runs/large/pilot $(ARGS)
+
+plan-large: venv ## the scale-transfer seed plan from that pilot -> results/plan_large [ARGS=--write]
+	$(PY) -m vlmlab.plan all --ablations ablations/large --runs runs/large/pilot --out results/plan_large $(ARGS)
+
+scale-transfer: venv ## every scale file (ablations/large/: F3, F4, F6, F7 at scale=large) into runs/large -> results/large, then scale-report
+	$(PY) -m vlmlab.ablate all --ablations ablations/large $(ARGS)
 	$(MAKE) scale-report
 
 scale-report: venv ## compare the base and large reports check by check and cell by cell -> results/scale/SCALE.md
-	$(PY) -m vlmlab.report.scale --base results --large runs/large/results --out results/scale
+	$(PY) -m vlmlab.report.scale --base results --large results/large --out results/scale
 
 world-docs: venv ## regenerate docs/world_contact_sheet.png
 	$(PY) -m vlmlab.world.contact_sheet

@@ -110,8 +110,11 @@ def under_debug(abl: Ablation, args: list[str]) -> Ablation:
     return Ablation(**{**abl.__dict__, "grid": grid, "fixed": fixed})
 
 
-def runs_root_of(args: list[str]) -> str:
-    return compose([a for a in args if not a.startswith(("-", "hydra"))]).runs_root
+def runs_root_of(args: list[str], scale: str = "base") -> str:
+    """Where the sweep files its runs: the command line's runs_root, else the scale's (a scale file runs its cells
+    with scale=<scale>, whose config files them under runs/<scale>)."""
+    at = [f"scale={scale}"] if scale != "base" else []
+    return compose([*at, *(a for a in args if not a.startswith(("-", "hydra")))]).runs_root
 
 
 def pinned_cells(abl: Ablation) -> list[Ablation]:
@@ -119,7 +122,7 @@ def pinned_cells(abl: Ablation) -> list[Ablation]:
     from vlmlab.contract.run import parse_cell
     from vlmlab.plan import needed_cells, untestable_today
 
-    cells = needed_cells(abl, untestable_today())
+    cells = needed_cells(abl, untestable_today(abl.scale))
     if not cells:
         print(f"[vlmlab] {abl.name}: no primary check that seeds can power (facts, timings or blind-level tasks): "
               "no pilot cells", flush=True)
@@ -136,7 +139,7 @@ def run_ablation(abl: Ablation, args: list[str], timing: bool = True) -> int:
     print(f"[vlmlab] ablation {abl.name} ({abl.finding}): {' '.join(cmd[3:])}", flush=True)
     started, t0 = datetime.datetime.now().astimezone().isoformat(timespec="seconds"), time.time()
     code = subprocess.run(cmd, cwd=repo_root()).returncode
-    log = Path(runs_root_of(args)) / "sweeps.jsonl"
+    log = Path(runs_root_of(args, abl.scale)) / "sweeps.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:  # one short line per sweep, appended
         f.write(json.dumps({"ablation": abl.name, "started": started, "wall_time_s": round(time.time() - t0, 1),
@@ -149,15 +152,26 @@ def run_ablation(abl: Ablation, args: list[str], timing: bool = True) -> int:
     return code
 
 
-def regenerate_report(args: list[str], folder: Path) -> None:
+def report_folder(runs_root: str, scale: str = "base") -> str:
+    """Where a sweep's report goes (relative to the repository): results/ for runs/, results/<scale>/ for runs/<scale>
+    (a scale file's default root), else <runs_root>/results beside the runs."""
+    return ("results" if runs_root == "runs" else f"results/{scale}" if runs_root == f"runs/{scale}"
+            else str(Path(runs_root) / "results"))
+
+
+def regenerate_report(args: list[str], folder: Path, scale: str = "base") -> None:
     """`python -m vlmlab.report` over the runs, in this process (a fresh one would import torch and transformers again:
-    ~7 s); a report that fails is printed and does not change the sweep's exit code."""
+    ~7 s); a report that fails is printed and does not change the sweep's exit code. The base scale's runs (runs/)
+    report into results/, another scale's (runs/<scale>) into results/<scale>/, judged by the calibrations under
+    results/ too; a sweep filed elsewhere (runs_root=...) reports beside its runs, into <runs_root>/results."""
     from vlmlab.report.__main__ import main as report
 
-    runs_root = runs_root_of(args)
-    out = "results" if runs_root == "runs" else str(Path(runs_root) / "results")
+    runs_root = runs_root_of(args, scale)
+    out = report_folder(runs_root, scale)
     root = repo_root()  # the sweep ran there: its runs' relative paths are the repository's
     argv = ["--runs", str(root / runs_root), "--ablations", str(Path(folder).resolve()), "--out", str(root / out)]
+    if out == f"results/{scale}":
+        argv += ["--calibrations", str(root / "results")]
     print(f"[vlmlab] regenerating tables and report: vlmlab.report {' '.join(argv)}", flush=True)
     try:
         report(argv)
@@ -201,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         studies = [load(n, folder) for n in (findings_run(folder) if name == "all" else [name])]
         for abl in studies:
             abl.seeds = seeds or abl.seeds
+        at = [a for a in args if override_key(a) == "scale"]
+        if at and any(abl.scale != "base" for abl in studies):  # a scale file's cells carry scale=<its scale>
+            if any(a != f"scale={abl.scale}" for a in at for abl in studies):
+                raise ConfigError(f"{' '.join(at)}: a scale file runs at its own `scale:`; leave scale= off the "
+                                  "command line")
+            args = [a for a in args if a not in at]
         if cells == "primary":
             codes = [run_ablation(one, args, timing=False) for abl in studies for one in pinned_cells(abl)] or [0]
         else:
@@ -208,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    regenerate_report(args, folder)
+    scales = {abl.scale for abl in studies}
+    if len(scales) > 1:  # one report per runs root: the scales' reports are compared by vlmlab.report.scale
+        print(f"[vlmlab] these files run at several scales ({', '.join(sorted(scales))}): run `make report` per scale",
+              file=sys.stderr)
+        return max(codes)
+    regenerate_report(args, folder, scales.pop())
     return max(codes)
 
 

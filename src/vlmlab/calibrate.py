@@ -37,7 +37,8 @@ import pandas as pd
 from vlmlab.config import compose, repo_root
 from vlmlab.contract.ablation import load_ablation
 from vlmlab.report import aggregate
-from vlmlab.report.render import fmt, to_markdown
+from vlmlab.report.calibration import runs_world
+from vlmlab.report.markup import fmt, to_markdown
 from vlmlab.tracking import write_atomic
 from vlmlab.world.config import GENERATOR_VERSION
 
@@ -60,10 +61,12 @@ def read_prior(runs: str | Path) -> dict[str, float]:
     return json.loads(path.read_text())["scores"] if path.is_file() else {}
 
 
-def recorded_world(runs: str | Path) -> str:
-    """The world version a calibration's runs were made in (recorded with their prior), else today's."""
+def recorded_world(runs: str | Path, ran_in: str | None = None) -> str:
+    """The world a calibration's runs were made in (recorded with their prior), else the one their summaries name
+    (`ran_in`, world_id: "<version>@large" at the large scale), else today's base world."""
     path = Path(runs) / PRIOR
-    return json.loads(path.read_text()).get("generator_version", GENERATOR_VERSION) if path.is_file() else GENERATOR_VERSION
+    fallback = ran_in or GENERATOR_VERSION
+    return json.loads(path.read_text()).get("generator_version", fallback) if path.is_file() else fallback
 
 
 def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None, sweeps: tuple[str, ...] = SWEEPS) -> None:
@@ -214,14 +217,15 @@ def build(runs: str, out: Path, probes: pd.DataFrame) -> Path:
     cs = aggregate.seeds_table(runs, controls_abl.name, controls_abl.__dict__)
     tasks = [t for t in aggregate.task_columns(cs) if t != "avg"] if not cs.empty else []
     prior = read_prior(runs)
+    ran_in = runs_world(cs) if not cs.empty else None
     if not prior and not cs.empty:  # the prior of the world these runs were made in, recorded beside them
         prior = aggregate.prior_row(cs)
         if prior:
-            write_atomic(Path(runs) / PRIOR, json.dumps({"generator_version": GENERATOR_VERSION, "scores": prior},
+            write_atomic(Path(runs) / PRIOR, json.dumps({"generator_version": ran_in or GENERATOR_VERSION, "scores": prior},
                                                         indent=1))
     controls = control_rows(cs, tasks, prior) if tasks else pd.DataFrame()
     if not controls.empty:  # which world these controls measured: the report matches it to its runs' world
-        controls["world"] = recorded_world(runs)
+        controls["world"] = recorded_world(runs, ran_in)
     vs = aggregate.seeds_table(runs, curve_abl.name, curve_abl.__dict__)
     fin = vs[vs["status"] == "finished"] if not vs.empty else vs
     curve = pd.DataFrame()
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_train:
         run_sweeps(args.runs, args.overrides, args.seeds, sweeps)
     n_train, n_test = (int(x) for x in args.probe_scenes.split(","))
-    probes = probe_rows([v for v in args.visions.split(",") if v], [o for o in args.overrides if o.startswith("vision")],
+    probes = probe_rows([v for v in args.visions.split(",") if v], [o for o in args.overrides if o.startswith(("vision", "scale"))],
                         n_train, n_test)
     kept = Path(args.out) / "runs"  # the runs' small files, committed with the calibration
     if kept.resolve() != Path(args.runs).resolve():

@@ -39,12 +39,12 @@ from vlmlab.config import repo_root
 from vlmlab.contract.ablation import Check
 from vlmlab.contract.metrics import metric as metric_info
 from vlmlab.report import aggregate, calibration
-from vlmlab.report.render import fmt, to_markdown
+from vlmlab.report.markup import fmt, to_markdown
 from vlmlab.report.stats import ALPHA, seeds_for_power
 from vlmlab.report.verdicts import _event_counts, _label, cell_pairs, direction, paired_differences
 from vlmlab.plan_cost import cost_table
 from vlmlab.tracking import write_atomic
-from vlmlab.world.config import GENERATOR_VERSION
+from vlmlab.world.config import world_id
 
 POWER = 0.8
 
@@ -179,9 +179,9 @@ def needed_cells(abl, untestable: dict[str, str] | None = None) -> list[str]:
     return [c for c in cells if c in keep]
 
 
-def untestable_today() -> dict[str, str]:
-    """The tasks today's world's calibration found at blind level (calibration.blind_level_tasks)."""
-    return calibration.blind_level_tasks(calibration.calibration_for(GENERATOR_VERSION, repo_root() / "results"))
+def untestable_today(scale: str = "base") -> dict[str, str]:
+    """The tasks today's world's calibration at `scale` found at blind level (calibration.blind_level_tasks)."""
+    return calibration.blind_level_tasks(calibration.calibration_for(world_id(scale), repo_root() / "results"))
 
 
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
@@ -191,7 +191,10 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
     results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
     untestable."""
     ablations = [load(n, folder) for n in names]
-    controls_csv = controls_csv or calibration.calibration_for(GENERATOR_VERSION, repo_root() / "results")
+    scales = {a.scale for a in ablations}
+    if len(scales) > 1:
+        raise ValueError(f"files of several world scales ({', '.join(sorted(scales))}) are planned apart")
+    controls_csv = controls_csv or calibration.calibration_for(world_id(scales.pop()), repo_root() / "results")
     untestable = calibration.blind_level_tasks(controls_csv)
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
     alpha = ALPHA / max(1, sum(powered(c, untestable) for _, c in checks))

@@ -138,10 +138,10 @@ def test_ablate_cells_primary_runs_one_sweep_per_needed_cell(pilot, monkeypatch)
     runs, abl = pilot
     from vlmlab import ablate
 
-    monkeypatch.setattr(plan, "untestable_today", lambda: {})
+    monkeypatch.setattr(plan, "untestable_today", lambda scale="base": {})
     ran = []
     monkeypatch.setattr(ablate, "run_ablation", lambda a, args, timing=True: ran.append((a.grid, timing)) or 0)
-    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder: None)
+    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder, scale="base": None)
     assert ablate.main(["f4", "--ablations", str(abl), "--seeds", "0", "--cells", "primary"]) == 0
     assert ran == [({"connector": "mlp"}, False), ({"connector": "perceiver"}, False)]
     assert ablate.main(["f4", "--ablations", str(abl), "--cells", "some"]) == 2

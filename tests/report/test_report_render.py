@@ -216,7 +216,7 @@ def test_a_file_cut_from_the_findings_run_is_not_run_by_all_and_its_finding_says
     path.write_text(path.read_text() + 'findings_run: false\ncut: "every primary check is untestable here"\n')
     ran = []
     monkeypatch.setattr(ablate, "run_ablation", lambda a, args, timing=True: ran.append(a.name) or 0)
-    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder: None)
+    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder, scale="base": None)
     assert ablate.main(["all", "--ablations", str(abl)]) == 0 and ran == ["f4"]
     for seed in range(3):
         make_run(runs, "f4", "connector=perceiver", seed, avg=50.0 + seed)

@@ -27,6 +27,15 @@ An ablation file (ablations/<name>.yaml) holds one question:
     checks; the others are shown, not counted. A file that marks none counts every check that is not a
     deterministic fact. A check's claim is "quality" (scores, divergence) or "efficiency" (timing, compute),
     from its metric's kind.
+A scale file (ablations/<scale>/<name>.yaml) is the same question at another world scale (issue 18's scale transfer):
+    scale_of: f3_unfreezing              # the base file, in the folder above; the scale file keeps its name
+    scale: large                         # a world scale (conf/scale/): every cell runs with scale=<scale>, filed
+                                         # under that scale's runs_root (runs/large)
+    seeds: [...]                         # its own, pre-registered from its own pilot; plan:, cut:, findings_run: too
+    grid: {...}                          # optional: a cut of the base's grid (each key's values a subset)
+    checks: [...]                        # optional: a subset of the base's checks (default: all of them)
+It inherits everything else (finding, question, paper, fixed, plugins, metrics, decompose, unimodal); restating one
+is an error, so the two scales cannot drift apart.
 A follow-up is a second (third, ...) look at a finished file's question with new seeds, fixed in its own file and
 committed before its runs: same finding, grid and fixed overrides, the same checks (inherited when it lists none),
 seeds disjoint from every earlier look. Its runs are filed under its own name; the report merges every look's
@@ -48,7 +57,8 @@ from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
 _FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "decompose",
-           "follow_up_of", "plan", "cut", "findings_run", "unimodal", "name")
+           "follow_up_of", "plan", "cut", "findings_run", "unimodal", "scale_of", "scale", "name")
+_SCALE_OWN = ("scale_of", "scale", "seeds", "plan", "cut", "findings_run", "grid", "checks", "name", "follow_up_of")
 
 
 @dataclass
@@ -104,6 +114,8 @@ class Ablation:
     unimodal: dict = field(default_factory=dict)  # {grid key: {manifest: zoo run, paper_gain: float}} (report/unimodal.py)
     decompose: list[str] = field(default_factory=list)  # grid keys whose variance shares the report estimates
     looks: list[tuple[str, list[int]]] = field(default_factory=list)  # (file, seeds) of every look up to this one
+    scale: str = "base"                          # the world scale its cells run at (a scale file's `scale:`)
+    scale_of: str | None = None                  # a scale file: the base file whose question it asks at `scale`
 
     def get(self, key: str, default=None):
         """Mapping-style read access (the report reads specs and plain dicts alike)."""
@@ -156,6 +168,9 @@ def load_ablation(path: str | Path) -> Ablation:
     unknown = set(raw) - set(_FIELDS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS[:-1])}")
+    scale = "base"
+    if raw.get("scale_of") is not None or raw.get("scale") is not None:
+        raw, scale = _scale_raw(raw, path, where)
     for key in ("finding", "question", "seeds"):
         if key not in raw:
             raise ConfigError(f"{where}: missing `{key}:`")
@@ -188,10 +203,14 @@ def load_ablation(path: str | Path) -> Ablation:
         except ConfigError as e:
             raise ConfigError(f"{where}: check {i + 1}: {e}") from None
         for side in (c.better, c.worse):
-            for k in side:
+            for k, v in side.items():
                 if k not in grid:
                     raise ConfigError(f"{where}: check {i + 1} names {k!r}, which is not a key of the grid "
                                       f"({', '.join(grid) or 'empty'})")
+                if v not in [x.strip() for x in str(grid[k]).split(",")]:
+                    raise ConfigError(f"{where}: check {i + 1} names {k}={v}, which the grid does not run "
+                                      f"({k}: {grid[k]})" + (" (cut at this scale: list the checks the cut keeps)"
+                                                               if raw.get("scale_of") else ""))
     decompose = raw.get("decompose") or []
     if decompose and (not isinstance(decompose, list) or len(decompose) < 2 or any(str(k) not in grid for k in decompose)):
         raise ConfigError(f"{where}: decompose={decompose!r} is not allowed; allowed: a list of two or more keys "
@@ -207,7 +226,8 @@ def load_ablation(path: str | Path) -> Ablation:
     out = Ablation(name=str(raw.get("name") or path.stem), finding=str(raw["finding"]), question=str(raw["question"]),
                    paper=paper if isinstance(paper, dict) else {"claim": str(paper)},
                    grid={str(k): str(v) for k, v in grid.items()}, seeds=list(seeds), checks=checks,
-                   metrics=metrics, fixed=[str(o) for o in fixed], plugins=plugins, path=path,
+                   metrics=metrics, fixed=[str(o) for o in fixed] + ([f"scale={scale}"] if scale != "base" else []),
+                   plugins=plugins, path=path, scale=scale, scale_of=raw.get("scale_of"),
                    plan=str(raw.get("plan") or ""), cut=str(raw.get("cut") or ""),
                    findings_run=_flag(raw.get("findings_run", True), "findings_run", where),
                    unimodal={str(k): {"manifest": str(v["manifest"]), "paper_gain": float(v["paper_gain"])}
@@ -217,6 +237,46 @@ def load_ablation(path: str | Path) -> Ablation:
     if raw.get("follow_up_of"):
         _follow(out, str(raw["follow_up_of"]), "checks" in raw, "metrics" in raw, where)
     return out
+
+
+def _scale_raw(raw: dict, path: Path, where: str) -> tuple[dict, str]:
+    """A scale file's fields: its base's (the folder above), with its own seeds, plan, cut and an optional cut of the
+    grid and subset of the checks. Returns (the merged raw mapping, the scale)."""
+    from vlmlab.config import SCALES
+
+    base_name, scale = raw.get("scale_of"), raw.get("scale")
+    if not base_name or not scale:
+        raise ConfigError(f"{where}: a scale file names both `scale_of:` (its base file) and `scale:` (a world scale)")
+    if scale not in SCALES or scale == "base":
+        raise ConfigError(f"{where}: scale={scale!r} is not allowed; allowed: {', '.join(s for s in SCALES if s != 'base')}")
+    if str(raw.get("name") or path.stem) != str(base_name):
+        raise ConfigError(f"{where}: a scale file is named as its base ({base_name}.yaml), so the two scales' reports "
+                          f"pair file by file")
+    restated = sorted(k for k in raw if k not in _SCALE_OWN)
+    if restated:
+        raise ConfigError(f"{where}: a scale file inherits {', '.join(restated)} from {base_name}; state them there")
+    base_path = path.parent.parent / f"{base_name}.yaml"
+    if not base_path.is_file():
+        raise ConfigError(f"{where}: scale_of={base_name!r}: no such ablation file in {path.parent.parent}")
+    base = yaml.safe_load(base_path.read_text()) or {}
+    if base.get("scale_of") or base.get("follow_up_of"):
+        raise ConfigError(f"{where}: scale_of={base_name!r} must name a first look at the base scale")
+    merged = {k: v for k, v in base.items() if k not in ("seeds", "plan", "cut", "findings_run", "name")}
+    merged["plugins"] = [_plugin_path(str(p), base_path.parent) for p in base.get("plugins") or []]
+    base_grid = {str(k): [x.strip() for x in str(v).split(",")] for k, v in (base.get("grid") or {}).items()}
+    own_grid = raw.get("grid")
+    if own_grid is not None:
+        if not isinstance(own_grid, dict) or set(map(str, own_grid)) != set(base_grid) or any(
+                not set(x.strip() for x in str(v).split(",")) <= set(base_grid[str(k)]) for k, v in own_grid.items()):
+            raise ConfigError(f"{where}: grid={own_grid!r} is not a cut of {base_name}'s grid ({base.get('grid')!r}): "
+                              f"the same keys, each with a subset of its values")
+    own_checks = raw.get("checks")
+    if own_checks is not None and (not isinstance(own_checks, list)
+                                   or any(c not in (base.get("checks") or []) for c in own_checks)):
+        raise ConfigError(f"{where}: checks must be a subset of {base_name}'s (as written there), or left out")
+    merged.update({k: v for k, v in raw.items() if k not in ("scale_of", "scale")})
+    merged["scale_of"] = str(base_name)
+    return merged, str(scale)
 
 
 def _follow(out: Ablation, parent_name: str, own_checks: bool, own_metrics: bool, where: str) -> None:

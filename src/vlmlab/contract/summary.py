@@ -45,7 +45,7 @@ class Summary:
     torch_threads: int = 0
     machine: str = ""
     git_commit: Optional[str] = None
-    world_version: Optional[str] = None           # the toy world's GENERATOR_VERSION it ran on (None: real benchmarks
+    world_version: Optional[str] = None           # the toy world it ran on, world_id (None: real benchmarks
                                                   # or a run made before the field existed)
     config: dict = field(default_factory=dict)    # the resolved config, as config.yaml
     reused_from: Optional[str] = None             # a reused run: the twin's folder, relative to this one

@@ -246,7 +246,7 @@ def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
     finished, the runs evaluated on real benchmarks, or they ran on another world version than today's generator
     (summary.json's world_version): its prior cannot be recomputed."""
     from vlmlab.prior import prior_scores
-    from vlmlab.world.config import GENERATOR_VERSION, WorldConfig
+    from vlmlab.world.config import WorldConfig, world_id
 
     done = seeds[seeds["status"] == "finished"] if "status" in seeds.columns else seeds.iloc[0:0]
     for d in done["run_dir"]:
@@ -255,7 +255,7 @@ def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
         if not cfg or (cfg.get("eval") or {}).get("benchmark", "toy") != "toy":
             continue
         summary = _read_json(Path(d) / "summary.json") or {}
-        if summary.get("world_version") != GENERATOR_VERSION:  # another world, or a run from before the field
+        if summary.get("world_version") != world_id(cfg.get("scale")):  # another world, or a run from before the field
             return {}
         try:
             world = WorldConfig(**cfg["data"])

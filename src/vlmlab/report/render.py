@@ -9,7 +9,6 @@ numbers are quoted from the ablation files. All writes are atomic (write_atomic)
 """
 from __future__ import annotations
 
-import base64
 import math
 import os
 import platform
@@ -21,74 +20,34 @@ from vlmlab.contract.ablation import finding_key, first_look, load_all
 from vlmlab.perf import cpu_name
 from vlmlab.report import aggregate, plots, stats, unimodal, verdicts
 from vlmlab.report import calibration as cal
-
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-       "table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 7px;"
-       "vertical-align:top}th{background:#f3f3f3}img{max-width:100%;display:block;margin:.3em 0}"
-       "section.finding{border-top:2px solid #888;margin-top:2em}figure{margin:1em 0}figcaption{font-size:.85em}"
-       "ul.verdicts{font-size:1.05em}.verdict{font-weight:600}.reproduced{color:#2a9d4b}.contradicted{color:#c0392b}"
-       ".inconclusive,.mixed,.partly-reproduced{color:#7f6c00}.untestable-here{color:#b8860b}")
-
-
-def fmt(x, ci=None, digits: int = 2) -> str:
-    """'12.34 ± 0.56', '12.34' without a finite CI, '–' without a value."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if abs(x) >= 1e4:  # parameter counts and the like: whole numbers with separators
-        digits = 0
-    s = f"{x:,.{digits}f}"
-    return s + (f" ± {ci:,.{digits}f}" if isinstance(ci, (int, float)) and math.isfinite(ci) else "")
-
-
-def fmt_count(n) -> str:
-    if n is None or (isinstance(n, float) and not math.isfinite(n)):
-        return "–"
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
-
-
-def fmt_time(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
-
-
-def _clean(v):
-    """Numbers as read through pandas come back as floats (5.0): show whole ones as ints; tuples element-wise."""
-    if isinstance(v, tuple):
-        return tuple(_clean(x) for x in v)
-    return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
-def _uniq(values, f=str) -> str:
-    vals = {_clean(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}
-    return ", ".join(f(v) for v in sorted(vals, key=str)) or "–"
-
+from vlmlab.report.markup import fmt, fmt_count, fmt_p, fmt_time, to_html, to_markdown, uniq
 
 def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[list[str]]:
     """The 'run at what scale' table: backbones, steps, batch, data, machine, wall time."""
     done = seeds[seeds["status"].isin(["finished", "diverged"])] if not seeds.empty else seeds
     if done.empty:
         return [["runs", "none yet"], ["report machine", f"{cpu_name()}, {os.cpu_count()} cores"]]
-    backbone = lambda n, p: _uniq(zip(done[n], done[p]), lambda t: f"{t[0]} ({fmt_count(t[1])} params)")  # noqa: E731
+    backbone = lambda n, p: uniq(zip(done[n], done[p]), lambda t: f"{t[0]} ({fmt_count(t[1])} params)")  # noqa: E731
     counts = seeds["status"].value_counts()
     own = aggregate.own_runs(done)
     rows = [["vision backbones", backbone("vision_name", "vision_params")],
             ["language backbones", backbone("llm_name", "llm_params")],
-            ["debug profile", _uniq(done["debug"])],
-            ["optimizer steps", _uniq(done["max_steps"])],
-            ["batch (samples per step)", _uniq(zip(done["batch_size"], done["grad_accum"].fillna(1)),
+            ["debug profile", uniq(done["debug"])],
+            ["optimizer steps", uniq(done["max_steps"])],
+            ["batch (samples per step)", uniq(zip(done["batch_size"], done["grad_accum"].fillna(1)),
                                                 lambda t: f"{t[0]} x {t[1]} accumulation")],
-            ["training data", _uniq(zip(done["train_size"], done["n_tasks"]), lambda t: f"{t[0]} per task x {t[1]} tasks")],
-            ["evaluation data", _uniq(zip(done["eval_split"], done["eval_max_samples"]),
+            ["training data", uniq(zip(done["train_size"], done["n_tasks"]), lambda t: f"{t[0]} per task x {t[1]} tasks")],
+            ["evaluation data", uniq(zip(done["eval_split"], done["eval_max_samples"]),
                                       lambda t: f"{t[0]}, up to {t[1]} per task")],
-            ["evaluation protocol", _uniq(done["eval_shots"] if "eval_shots" in done.columns else pd.Series([0]),
+            ["evaluation protocol", uniq(done["eval_shots"] if "eval_shots" in done.columns else pd.Series([0]),
                                           lambda k: f"{int(k)}-shot") + " (the paper's scores are 4-shot: its "
                                                                         "numbers and ours compare in direction, not size)"],
             ["seeds by status", ", ".join(f"{int(counts.get(s, 0))} {s}" for s in aggregate.STATUSES)],
             ["runs trained / reused", f"{len(own)} trained; {len(done) - len(own)} identical to a finished run "
                                       "elsewhere (another ablation's shared baseline, or an earlier sweep), whose "
                                       "results they reuse (`reused_from`)"],
-            ["run devices", _uniq(zip(done["device"], done["torch_threads"]), lambda t: f"{t[0]} ({t[1]} threads)")],
-            ["run machines", _uniq(done["machine"]) if "machine" in done.columns else "–"],
+            ["run devices", uniq(zip(done["device"], done["torch_threads"]), lambda t: f"{t[0]} ({t[1]} threads)")],
+            ["run machines", uniq(done["machine"]) if "machine" in done.columns else "–"],
             ["report machine", f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"],
             ["summed run time", f"{fmt_time(own['wall_time_s'].fillna(0).sum())} (sum over the {len(own)} trained runs)"]]
     fin = done[done["status"] == "finished"]
@@ -100,8 +59,8 @@ def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[
                                                       "seeds the checks use)"])
     if sweeps is not None and not sweeps.empty:
         rows.append(["sweep wall time", f"{fmt_time(sweeps['wall_time_s'].sum())} over {len(sweeps)} sweeps "
-                                        f"({', '.join(dict.fromkeys(sweeps['ablation']))}) on {_uniq(sweeps['machine'])}"])
-    return rows + [["code", _uniq(done["git_commit"])]]
+                                        f"({', '.join(dict.fromkeys(sweeps['ablation']))}) on {uniq(sweeps['machine'])}"])
+    return rows + [["code", uniq(done["git_commit"])]]
 
 
 def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[list[str]]]:
@@ -115,11 +74,6 @@ def cell_rows(cells: pd.DataFrame, tasks: list[str]) -> tuple[list[str], list[li
                      fmt(r.get("visual_tokens_per_image"), digits=0),
                      *[fmt(r.get(f"{m}_mean"), r.get(f"{m}_ci95"), 1) for m in aggregate.SPREAD]])
     return head, rows
-
-
-def fmt_p(p) -> str:
-    return "–" if p is None or not isinstance(p, (int, float)) or not math.isfinite(p) else \
-        ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def verdict_rows(v: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -271,47 +225,6 @@ def glance_row(finding: str, items: list, fv: dict) -> list[str]:
     paper = " / ".join(str(spec["paper"].get("numbers", "–")) for spec, *_ in items)
     effects = "; ".join(effect_text(r) for _, _, _, v, _ in items for r in v.to_dict("records"))
     return [finding, paper, effects or "no checks", fv.get(finding, "not run yet")]
-
-
-def to_markdown(blocks: list, out: Path) -> str:
-    cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = []
-    for kind, a, b in blocks:
-        if kind in ("h1", "h2", "h3", "h4"):
-            lines += ["#" * int(kind[1]) + " " + a, ""]
-        elif kind == "p":
-            lines += [a, ""]
-        elif kind == "table":
-            lines += ["| " + " | ".join(map(cell, a)) + " |", "|" + "---|" * len(a)]
-            lines += ["| " + " | ".join(map(cell, r)) + " |" for r in b] + [""]
-        elif kind == "img":
-            lines += [f"![{a}]({Path(b).relative_to(out).as_posix()})", f"*{a}*", ""]
-        elif kind == "verdicts":
-            lines += [f"- **{f}**: {v}" for f, v in a] + [""]
-        elif kind in ("open", "close"):
-            continue
-    return "\n".join(lines)
-
-
-def to_html(blocks: list, title: str) -> str:
-    """The report as one self-contained page (figures inlined), from templates/report.html.j2 (Jinja2,
-    autoescaped)."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                             autoescape=True, keep_trailing_newline=True)
-    items = []
-    for kind, a, b in blocks:
-        if kind == "table":
-            items.append({"kind": kind, "head": [str(h) for h in a], "rows": [[str(c) for c in r] for r in b]})
-        elif kind == "img":
-            items.append({"kind": kind, "text": a, "data": base64.b64encode(Path(b).read_bytes()).decode(),
-                          "id": "forest" if Path(b).name == "forest.png" else ""})
-        elif kind == "verdicts":
-            items.append({"kind": kind, "rows": a})
-        else:
-            items.append({"kind": kind, "text": a})
-    return env.get_template("report.html.j2").render(title=title, css=CSS, blocks=items)
 
 
 def merged_looks(runs: Path, looks: list) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Scale transfer (Apollo, arXiv 2412.10360; SmolVLM, arXiv 2504.05299: small-scale conclusions can flip with
 scale): the same ablation files run at two world scales, compared check by check and cell by cell.
 
-    python -m vlmlab.report.scale --base results --large runs/large/results --out results/scale
+    python -m vlmlab.report.scale --base results --large results/large --out results/scale
 
 Inputs are two report folders as `python -m vlmlab.report` writes them (<ablation>/verdicts.csv, cells.csv and
 seeds.csv); only ablations reported at both scales are compared. Outputs: <out>/checks.csv, <out>/ranks.csv and
@@ -187,7 +187,7 @@ def markdown(checks: pd.DataFrame, ranks: pd.DataFrame, base: Path, large: Path)
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m vlmlab.report.scale", description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="results", help="the base scale's report folder")
-    ap.add_argument("--large", default="runs/large/results", help="the large scale's report folder")
+    ap.add_argument("--large", default="results/large", help="the large scale's report folder")
     ap.add_argument("--out", default="results/scale", help="where checks.csv, ranks.csv and SCALE.md go")
     args = ap.parse_args(argv)
     res = build(args.base, args.large, args.out)

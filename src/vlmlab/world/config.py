@@ -20,6 +20,13 @@ DEFAULT_TASKS = ("vqa", "textvqa", "okvqa", "caption")  # the paper's four; any 
 SPLITS = ("train", "validation", "test")
 
 
+def world_id(scale: str | None = "base") -> str:
+    """The world a run ran in, as summary.json records it and a calibration's controls.csv names it: GENERATOR_VERSION
+    at the base scale, "<GENERATOR_VERSION>@<scale>" at another (its canvases and zoo differ, so a large-scale run
+    is judged by the large scale's own calibration)."""
+    return GENERATOR_VERSION if scale in (None, "", "base") else f"{GENERATOR_VERSION}@{scale}"
+
+
 @dataclass
 class WorldConfig:
     seed: int = 0  # root seed; every sample is a pure function of (seed, task, split, index)

@@ -1,0 +1,108 @@
+"""Scale files (ablations/large/): a base file's question at another world scale, with its own pre-registered seeds.
+Loading, inheritance, cuts and what the runner does with them; nothing is trained here."""
+import pytest
+
+from vlmlab import ablate
+from vlmlab.config import ConfigError, check_command_line, compose, repo_root
+from vlmlab.contract.ablation import available, first_looks, load_ablation
+from vlmlab.report.calibration import calibration_for
+from vlmlab.world.config import GENERATOR_VERSION, world_id
+
+LARGE = repo_root() / "ablations" / "large"
+SCALE_FILES = available(LARGE)
+
+
+def test_the_scale_transfer_covers_the_findings_issue_18_names():
+    assert {"f3_unfreezing", "f4_pooling", "f6_splitting", "f7_pixel_shuffle"} <= set(SCALE_FILES)
+
+
+@pytest.mark.parametrize("name", SCALE_FILES)
+def test_scale_files_ask_their_base_files_question_at_the_large_scale(name):
+    abl, base = load_ablation(LARGE / f"{name}.yaml"), ablate.load(name)
+    assert name in first_looks(ablate.ABLATIONS) and abl.scale_of == name and abl.scale == "large"
+    for key in ("finding", "question", "paper", "metrics", "decompose", "unimodal"):
+        assert getattr(abl, key) == getattr(base, key), key
+    assert abl.fixed == [*base.fixed, "scale=large"] and abl.checks == base.checks and abl.grid == base.grid
+    assert abl.plan and (LARGE / f"{name}.yaml").read_text().startswith("#")
+    check_command_line(["-m", *abl.overrides()])
+    cell = [o if "," not in o else o.split(",")[0] for o in abl.overrides()]
+    cfg = compose(cell)
+    assert cfg.scale == "large" and cfg.runs_root == "runs/large" and "zoo:large/" in cfg.vision.name_or_path
+
+
+def _base(tmp_path, extra: str = ""):
+    (tmp_path / "large").mkdir()
+    (tmp_path / "f4x.yaml").write_text(
+        "# t\nfinding: F4\nquestion: q\npaper: {claim: c, numbers: n}\nseeds: [0, 1, 2]\nmetrics: [avg]\n"
+        "grid: {connector: 'mlp,perceiver,linear'}\n"
+        "checks:\n  - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg, primary: true}\n"
+        "  - {better: {connector: perceiver}, worse: {connector: linear}, metric: avg}\n" + extra)
+
+
+def _scale(tmp_path, text: str, name: str = "f4x"):
+    path = tmp_path / "large" / f"{name}.yaml"
+    path.write_text("# t\n" + text)
+    return load_ablation(path)
+
+
+def test_a_scale_file_inherits_and_may_cut_cells_with_the_checks_the_cut_keeps(tmp_path):
+    _base(tmp_path)
+    abl = _scale(tmp_path, "scale_of: f4x\nscale: large\nseeds: [5]\nplan: p\n")
+    assert abl.grid == {"connector": "mlp,perceiver,linear"} and len(abl.checks) == 2 and abl.seeds == [5]
+    assert abl.question == "q" and abl.plan == "p" and abl.fixed == ["scale=large"]
+    cut = _scale(tmp_path, "scale_of: f4x\nscale: large\nseeds: [5]\ngrid: {connector: 'mlp,perceiver'}\nchecks:\n"
+                           "  - {better: {connector: perceiver}, worse: {connector: mlp}, metric: avg, primary: true}\n")
+    assert cut.cells() == ["connector=mlp", "connector=perceiver"] and len(cut.checks) == 1
+
+
+@pytest.mark.parametrize("text, why", [
+    ("scale_of: f4x\nscale: large\nseeds: [5]\nquestion: other\n", "inherits question"),
+    ("scale_of: f4x\nscale: base\nseeds: [5]\n", "scale='base' is not allowed"),
+    ("scale_of: f4x\nseeds: [5]\n", "names both"),
+    ("scale_of: f4x\nscale: large\nseeds: [5]\ngrid: {connector: 'mlp,perceiver,resampler'}\n", "not a cut"),
+    ("scale_of: f4x\nscale: large\nseeds: [5]\ngrid: {connector: 'mlp,perceiver'}\n", "cut at this scale"),
+    ("scale_of: f4x\nscale: large\nseeds: [5]\nchecks:\n  - {better: {connector: mlp}, worse: {connector: linear}}\n",
+     "subset"),
+])
+def test_a_scale_file_refuses_what_would_let_the_scales_drift_apart(tmp_path, text, why):
+    _base(tmp_path)
+    with pytest.raises(ConfigError, match=why):
+        _scale(tmp_path, text)
+
+
+def test_a_scale_file_keeps_its_base_files_name_and_needs_the_base_file(tmp_path):
+    _base(tmp_path)
+    with pytest.raises(ConfigError, match="named as its base"):
+        _scale(tmp_path, "scale_of: f4x\nscale: large\nseeds: [5]\n", name="other")
+    with pytest.raises(ConfigError, match="no such ablation file"):
+        _scale(tmp_path, "scale_of: nope\nscale: large\nseeds: [5]\n", name="nope")
+
+
+def test_a_check_naming_a_value_the_grid_does_not_run_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text(
+        "# t\nfinding: F4\nquestion: q\npaper: {claim: c, numbers: n}\nseeds: [0]\ngrid: {connector: 'mlp,perceiver'}\n"
+        "checks:\n  - {better: {connector: perceiver}, worse: {connector: linear}, metric: avg}\n")
+    with pytest.raises(ConfigError, match="connector=linear, which the grid does not run"):
+        load_ablation(tmp_path / "a.yaml")
+
+
+def test_the_runner_files_and_reports_a_scale_apart():
+    assert ablate.runs_root_of([], "large") == "runs/large"
+    assert ablate.runs_root_of(["runs_root=runs/large/pilot"], "large") == "runs/large/pilot"
+    assert ablate.report_folder("runs") == "results"
+    assert ablate.report_folder("runs/large", "large") == "results/large"
+    assert ablate.report_folder("runs/large/pilot", "large") == "runs/large/pilot/results"
+
+
+def test_a_scale_file_runs_at_its_own_scale_only(capsys):
+    assert ablate.main([str(LARGE / "f4_pooling.yaml"), "scale=base"]) == 2
+    assert "runs at its own `scale:`" in capsys.readouterr().err
+
+
+def test_a_large_run_is_judged_by_the_large_calibration(tmp_path):
+    assert world_id("base") == GENERATOR_VERSION and world_id("large") == f"{GENERATOR_VERSION}@large"
+    for folder, world in (("calibration_v9", world_id("base")), ("calibration_large", world_id("large"))):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "controls.csv").write_text(f"task,world\nvqa,{world}\n")
+    assert calibration_for(world_id("large"), tmp_path).parent.name == "calibration_large"
+    assert calibration_for(world_id("base"), tmp_path).parent.name == "calibration_v9"
