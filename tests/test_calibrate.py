@@ -78,7 +78,8 @@ def test_committed_calibration_regenerates_from_its_committed_runs(tmp_path, fol
 
 
 def test_the_curve_criterion_is_on_seed_means_with_an_interval():
-    from vlmlab.calibrate import curve_check, curve_table, targets
+    from vlmlab.calibrate import targets
+    from vlmlab.calibrate_curve import curve_check, curve_table
 
     rows = [{"max_steps": s, "seed": k, "avg": base + d, "vqa": 0.0}
             for s, base in ((150, 40.0), (300, 45.0), (600, 50.0), (1200, 51.0)) for k, d in enumerate((-1.0, 0.0, 1.0))]
