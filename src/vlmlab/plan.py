@@ -7,7 +7,7 @@ For every primary check of each file, from the pilot's runs (the same pairing as
   quality  paired seeds for 80% power of the two-sided paired t test, if the pilot's mean and SD of d (in the
            metric's good direction, against the check's bound) hold; a check pooling k cell pairs gets k pairs a
            seed, so it needs ceil(pairs / k) seeds;
-  event    `diverged`: seeds per arm for 80% power of a two-proportion test (Cohen's h) at the pilot's shares;
+  event    `diverged`: seeds per arm for 80% power of Fisher's exact test (the report's) at the pilot's shares;
   timing and facts are not powered by seeds (timings by timing.py's reps; facts are deterministic).
 The tests run at alpha 0.05 / m, m the primary checks planned together: the report corrects its primary family
 with Holm, whose first step is that Bonferroni bound, so the plan is conservative for it. A file's seeds are the
@@ -50,15 +50,22 @@ POWER = 0.8
 
 
 def event_seeds(p_better: float, p_worse: float, alpha: float, limit: int) -> float:
-    """Seeds per arm for 80% power of a two-sided two-proportion z test (Cohen's h) between two diverged shares."""
-    from statsmodels.stats.power import NormalIndPower
-    from statsmodels.stats.proportion import proportion_effectsize
+    """Seeds per arm for 80% power of the test the report runs on divergence counts: two-sided Fisher's exact test
+    (stats.fisher_p), its power summed exactly over both arms' binomial outcomes at the pilot's shares. (A z test's
+    power, which this once used, planned 3 seeds per arm at shares 1 vs 0, where Fisher's smallest p is 0.1.)"""
+    from scipy.stats import binom
 
-    h = abs(float(proportion_effectsize(p_better, p_worse)))
-    if h == 0:
+    from vlmlab.report.stats import fisher_p
+
+    if p_better == p_worse:
         return math.inf
-    n = math.ceil(float(NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=POWER, ratio=1.0)))
-    return float(max(2, n)) if n <= limit else math.inf
+    for n in range(2, limit + 1):
+        pb, pw = binom.pmf(range(n + 1), n, p_better), binom.pmf(range(n + 1), n, p_worse)
+        power = sum(pb[a] * pw[b] for a in range(n + 1) for b in range(n + 1)
+                    if pb[a] * pw[b] > 0 and fisher_p(a, n, b, n) < alpha)
+        if power >= POWER:
+            return float(n)
+    return math.inf
 
 
 def calibration_sd(metric: str, controls_csv: str | Path | None) -> tuple[float, str]:
@@ -136,7 +143,7 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
         ran = seeds[seeds["status"].isin(["finished", "diverged"])]
         return {**row, "pilot_seeds": int(ran["seed"].nunique()), "pairs_per_seed": per,
                 "effect": eb / nb - ew / nw, "seeds": math.ceil(n / per) if math.isfinite(n) else n,
-                "note": "diverged shares, two-proportion power"}
+                "note": "diverged shares, power of Fisher's exact test"}
     d = paired_differences(seeds, pairs, check.metric)
     good = direction(check.metric) * d["diff"]
     bound = -abs(check.margin) if check.kind == "not_worse" else 0.0
