@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report world-docs clean-runs
 
 help: ## list the verbs
@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv and install vlmlab (editable) with its test tools
 
-test: venv ## run the test suite (CPU, offline, < 10 minutes)
-	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile $(PYTEST_ARGS)
+test: venv ## run the test suite (CPU, offline, < 10 minutes; the `slow` end-to-end tests apart: make test-slow)
+	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv ## the slow end-to-end tests (the calibration command, FSDP kill-and-resume), ~2 min; CI runs both
+	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile -m slow $(PYTEST_ARGS)
 
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)

@@ -8,6 +8,7 @@ import pytest
 from vlmlab.config import repo_root
 
 
+@pytest.mark.slow
 def test_calibration_command_writes_probes_controls_curve_and_targets(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "vlmlab.calibrate", "--runs", str(tmp_path / "runs"), "--out", str(out),

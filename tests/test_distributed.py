@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ARGS = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=5", "optim.batch_size=8", "trainable=lora",
         "threads=1"]
 
@@ -49,6 +51,7 @@ def _pids_running(marker: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_fsdp_matches_one_process_and_resumes_after_a_kill(tmp_path):
     import signal
     import time
