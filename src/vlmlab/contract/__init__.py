@@ -8,6 +8,7 @@
   run.py       run identity: cell names, the keys that identify a run, run-folder layout, what an
                ablation may not vary
   ablation.py  the ablation-file schema and its one loader
+  inherit.py   what a scale file takes from its base and a follow-up from the look it follows
   summary.py   the typed summary.json that training writes and the report reads
 """
 from vlmlab.contract.ablation import Ablation, Check, load_ablation

@@ -53,12 +53,13 @@ from pathlib import Path
 import yaml
 
 from vlmlab.contract.errors import ConfigError
+from vlmlab.contract.inherit import follow, scale_fields
+from vlmlab.contract.plugins import plugin_path
 from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
 _FIELDS = ("finding", "question", "paper", "grid", "fixed", "plugins", "seeds", "metrics", "checks", "decompose",
            "follow_up_of", "plan", "cut", "findings_run", "unimodal", "scale_of", "scale", "name")
-_SCALE_OWN = ("scale_of", "scale", "seeds", "plan", "cut", "findings_run", "grid", "checks", "name", "follow_up_of")
 
 
 @dataclass
@@ -143,14 +144,6 @@ def finding_key(finding: str) -> tuple:
     return (0, int(m.group(1)), "") if m else (1, 0, str(finding))
 
 
-def _plugin_path(entry: str, folder: Path) -> str:
-    """A plugin listed in a file: a module name as is; a .py path made absolute against the file's folder."""
-    if entry.endswith(".py"):
-        p = Path(entry).expanduser()
-        return str(p if p.is_absolute() else (folder / p).resolve())
-    return entry
-
-
 def load_ablation(path: str | Path) -> Ablation:
     """Read and validate one ablation file (ConfigError names the file and the culprit)."""
     path = Path(path)
@@ -170,7 +163,7 @@ def load_ablation(path: str | Path) -> Ablation:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS[:-1])}")
     scale = "base"
     if raw.get("scale_of") is not None or raw.get("scale") is not None:
-        raw, scale = _scale_raw(raw, path, where)
+        raw, scale = scale_fields(raw, path, where)
     for key in ("finding", "question", "seeds"):
         if key not in raw:
             raise ConfigError(f"{where}: missing `{key}:`")
@@ -194,7 +187,7 @@ def load_ablation(path: str | Path) -> Ablation:
     from vlmlab.contract.plugins import load_plugins
     from vlmlab.contract.tasks import task_names
 
-    plugins = [_plugin_path(str(p), path.parent) for p in raw.get("plugins") or []]
+    plugins = [plugin_path(str(p), path.parent) for p in raw.get("plugins") or []]
     load_plugins(plugins)  # the tasks and metrics they register may be named below
 
     for i, c in enumerate(checks):
@@ -235,70 +228,12 @@ def load_ablation(path: str | Path) -> Ablation:
                    decompose=[str(k) for k in decompose])
     out.looks = [(out.name, out.seeds)]
     if raw.get("follow_up_of"):
-        _follow(out, str(raw["follow_up_of"]), "checks" in raw, "metrics" in raw, where)
+        parent = str(raw["follow_up_of"])
+        parent_path = path.parent / f"{parent}.yaml"
+        if not parent_path.is_file():
+            raise ConfigError(f"{where}: follow_up_of={parent!r}: no such ablation file next to it")
+        follow(out, load_ablation(parent_path), "checks" in raw, "metrics" in raw, where)
     return out
-
-
-def _scale_raw(raw: dict, path: Path, where: str) -> tuple[dict, str]:
-    """A scale file's fields: its base's (the folder above), with its own seeds, plan, cut and an optional cut of the
-    grid and subset of the checks. Returns (the merged raw mapping, the scale)."""
-    from vlmlab.config import SCALES
-
-    base_name, scale = raw.get("scale_of"), raw.get("scale")
-    if not base_name or not scale:
-        raise ConfigError(f"{where}: a scale file names both `scale_of:` (its base file) and `scale:` (a world scale)")
-    if scale not in SCALES or scale == "base":
-        raise ConfigError(f"{where}: scale={scale!r} is not allowed; allowed: {', '.join(s for s in SCALES if s != 'base')}")
-    if str(raw.get("name") or path.stem) != str(base_name):
-        raise ConfigError(f"{where}: a scale file is named as its base ({base_name}.yaml), so the two scales' reports "
-                          f"pair file by file")
-    restated = sorted(k for k in raw if k not in _SCALE_OWN)
-    if restated:
-        raise ConfigError(f"{where}: a scale file inherits {', '.join(restated)} from {base_name}; state them there")
-    base_path = path.parent.parent / f"{base_name}.yaml"
-    if not base_path.is_file():
-        raise ConfigError(f"{where}: scale_of={base_name!r}: no such ablation file in {path.parent.parent}")
-    base = yaml.safe_load(base_path.read_text()) or {}
-    if base.get("scale_of") or base.get("follow_up_of"):
-        raise ConfigError(f"{where}: scale_of={base_name!r} must name a first look at the base scale")
-    merged = {k: v for k, v in base.items() if k not in ("seeds", "plan", "cut", "findings_run", "name")}
-    merged["plugins"] = [_plugin_path(str(p), base_path.parent) for p in base.get("plugins") or []]
-    base_grid = {str(k): [x.strip() for x in str(v).split(",")] for k, v in (base.get("grid") or {}).items()}
-    own_grid = raw.get("grid")
-    if own_grid is not None:
-        if not isinstance(own_grid, dict) or set(map(str, own_grid)) != set(base_grid) or any(
-                not set(x.strip() for x in str(v).split(",")) <= set(base_grid[str(k)]) for k, v in own_grid.items()):
-            raise ConfigError(f"{where}: grid={own_grid!r} is not a cut of {base_name}'s grid ({base.get('grid')!r}): "
-                              f"the same keys, each with a subset of its values")
-    own_checks = raw.get("checks")
-    if own_checks is not None and (not isinstance(own_checks, list)
-                                   or any(c not in (base.get("checks") or []) for c in own_checks)):
-        raise ConfigError(f"{where}: checks must be a subset of {base_name}'s (as written there), or left out")
-    merged.update({k: v for k, v in raw.items() if k not in ("scale_of", "scale")})
-    merged["scale_of"] = str(base_name)
-    return merged, str(scale)
-
-
-def _follow(out: Ablation, parent_name: str, own_checks: bool, own_metrics: bool, where: str) -> None:
-    """Validate a follow-up against the look it follows and inherit what it does not restate."""
-    parent_path = out.path.parent / f"{parent_name}.yaml"
-    if not parent_path.is_file():
-        raise ConfigError(f"{where}: follow_up_of={parent_name!r}: no such ablation file next to it")
-    parent = load_ablation(parent_path)
-    for key in ("finding", "grid", "fixed"):
-        if getattr(out, key) != getattr(parent, key):
-            raise ConfigError(f"{where}: a follow-up keeps the {key} of {parent_name} ({getattr(parent, key)!r}), "
-                              f"got {getattr(out, key)!r}")
-    if own_checks and out.checks != parent.checks:
-        raise ConfigError(f"{where}: a follow-up tests the checks of {parent_name}; list none to inherit them")
-    earlier = {s for _, seeds in parent.looks for s in seeds}
-    reused = sorted(earlier & set(out.seeds))
-    if reused:
-        raise ConfigError(f"{where}: seeds {reused} were already used by an earlier look; a follow-up takes new seeds")
-    out.follow_up_of, out.checks = parent_name, parent.checks
-    out.metrics = out.metrics if own_metrics else parent.metrics
-    out.paper, out.question = parent.paper, parent.question
-    out.looks = [*parent.looks, (out.name, out.seeds)]
 
 
 def first_look(spec: Ablation, specs: dict[str, "Ablation"]) -> str:

@@ -16,6 +16,14 @@ from vlmlab.contract.errors import ConfigError, one_line
 _loaded: set[str] = set()
 
 
+def plugin_path(entry: str, folder: Path) -> str:
+    """A plugin listed in a file: a module name as is; a .py path made absolute against the file's folder."""
+    if entry.endswith(".py"):
+        p = Path(entry).expanduser()
+        return str(p if p.is_absolute() else (folder / p).resolve())
+    return entry
+
+
 def load_plugins(entries) -> None:
     for entry in [str(e) for e in entries or []]:
         if entry in _loaded:
