@@ -94,6 +94,16 @@ def test_the_runner_files_and_reports_a_scale_apart():
     assert ablate.report_folder("runs/large/pilot", "large") == "runs/large/pilot/results"
 
 
+def test_the_large_scale_keeps_its_frozen_features_and_a_store_size_names_no_cell():
+    """The large tower's views are 2.7x base's: its store holds a findings run's (24 GB, not base's 4), and the
+    store's size is a speed knob, so overriding it neither renames a cell nor lands in the large scale's base run."""
+    from vlmlab.contract.run import cell_name
+
+    assert compose(["scale=large"]).vision.feature_store_mb == 24576
+    assert compose([]).vision.feature_store_mb == 4096
+    assert cell_name(["connector=mlp", "vision.feature_store_mb=0"]) == cell_name(["connector=mlp"]) == "connector=mlp"
+
+
 def test_a_scale_file_runs_at_its_own_scale_only(capsys):
     assert ablate.main([str(LARGE / "f4_pooling.yaml"), "scale=base"]) == 2
     assert "runs at its own `scale:`" in capsys.readouterr().err
