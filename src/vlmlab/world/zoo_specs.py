@@ -33,8 +33,8 @@ FULL = ZooSpec()
 # The large scale (Apollo, SmolVLM: conclusions can flip with scale): wider and deeper backbones (hidden 192, 6 layers,
 # head width 32 as at base), a 128-px encoder (256 patches against 144) and canvases 4/3 larger, so the script's cells
 # fall on the encoder's pixels as at base while every picture holds more patches (F4's pooling, F5's aspect ratio,
-# F6's crops see more). Built once with `make backbones-large`; not yet measured (planned: LM ~45 min, vision ~2 h
-# with one thread each, from the base runs' 9 and 27 min and the ~2.2x and ~4.5x compute per step).
+# F6's crops see more). Built once with `make backbones-large`: measured LM 4,620 s with one thread, vision 5,678 s
+# with two (planned ~45 min and ~2 h from the base runs' 9 and 27 min and the ~2.2x and ~4.5x compute per step).
 LARGE = ZooSpec(lm=LMSpec(hidden=192, layers=6, heads=6, intermediate=576, checkpoints=FULL.lm.checkpoints),
                 vision=VisionSpec(hidden=192, layers=6, heads=6, intermediate=768, image_size=128, long_side=(213, 427),
                                   checkpoints=FULL.vision.checkpoints))
