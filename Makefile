@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report world-docs clean-runs
 
 help: ## list the verbs
@@ -60,16 +60,19 @@ backbones: venv ## build the toy world's backbone zoo (cached under VLMLAB_CACHE
 backbones-large: venv ## build the large-scale zoo (zoo:large/..., for scale transfer; wider, deeper, 128 px)
 	$(PY) -m vlmlab.world.zoo build --scale large
 
-calibrate-large: venv ## the large scale's blind controls -> results/calibration_large (plan and report judge large runs by it)
+zoo-large: venv ## the large zoo's named backbones from their committed pack (results/zoo_large, SHA-256 checked; seconds, where backbones-large pretrains ~2.8 h)
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale large
+
+calibrate-large: venv zoo-large ## the large scale's blind controls -> results/calibration_large (plan and report judge large runs by it)
 	$(PY) -m vlmlab.calibrate --runs runs/large/calibration --out results/calibration_large --sweeps controls scale=large $(ARGS)
 
-pilot-large: venv ## the scale-transfer pilot: the primary cells of ablations/large/ (scale files) into runs/large/pilot
+pilot-large: venv zoo-large ## the scale-transfer pilot: the primary cells of ablations/large/ (scale files) into runs/large/pilot
 	$(PY) -m vlmlab.ablate all --ablations ablations/large --seeds $(PILOT_SEEDS) --cells primary runs_root=runs/large/pilot $(ARGS)
 
 plan-large: venv ## the scale-transfer seed plan from that pilot -> results/plan_large [ARGS=--write]
 	$(PY) -m vlmlab.plan all --ablations ablations/large --runs runs/large/pilot --out results/plan_large $(ARGS)
 
-scale-transfer: venv ## every scale file (ablations/large/: F3, F4, F6, F7 at scale=large) into runs/large -> results/large, then scale-report
+scale-transfer: venv zoo-large ## every scale file (ablations/large/: F3, F4, F6, F7 at scale=large) into runs/large -> results/large, then scale-report
 	$(PY) -m vlmlab.ablate all --ablations ablations/large $(ARGS)
 	$(MAKE) scale-report
 

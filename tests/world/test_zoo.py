@@ -263,3 +263,62 @@ def test_an_lm_run_resumes_bit_identical(tmp_path):
     assert not state.exists()
     for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_a_pack_unpacks_into_a_new_cache_byte_for_byte(mini_zoo, tmp_path, monkeypatch):
+    """zoo_pack: a built zoo's named backbones and manifest, packed with their SHA-256s, unpack on a machine that
+    never built them into the layout ensure() finds (no build), byte for byte; other checkpoints still need a build."""
+    from vlmlab.world import zoo_pack
+
+    built = zoo.zoo_dir(mini=True)
+    pack = zoo_pack.pack("base", tmp_path / "pack", mini=True)
+    assert sorted(p.name for p in pack.iterdir()) == sorted([*zoo.NAMES, "manifest.json", "SHA256SUMS"])
+    assert len(zoo_pack.verify(pack)) == len([p for p in pack.rglob("*") if p.is_file()]) - 1
+    monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path / "fresh"))
+    monkeypatch.setenv("VLMLAB_ZOO_NO_BUILD", "1")
+    with pytest.raises(FileNotFoundError):
+        zoo.ensure("vision_strong", mini=True)
+    zoo_pack.unpack("base", pack, mini=True)
+    for name in zoo.NAMES:
+        path = zoo.ensure(name, mini=True)
+        assert path.parent == zoo.zoo_dir(mini=True) != built
+        for f in (built / name).iterdir():
+            assert (path / f.name).read_bytes() == f.read_bytes()
+    assert (zoo.zoo_dir(mini=True) / "manifest.json").read_bytes() == (built / "manifest.json").read_bytes()
+    assert type(AutoModelForCausalLM.from_pretrained(zoo.ensure("lm_weak", mini=True))).__name__ == "LlamaForCausalLM"
+    with pytest.raises(FileNotFoundError):
+        zoo.ensure("lm@4", mini=True)  # not in the pack
+    (zoo.zoo_dir(mini=True) / "lm_weak" / "marker").write_text("kept")
+    zoo_pack.unpack("base", pack, mini=True)  # a backbone already there is left alone
+    assert (zoo.zoo_dir(mini=True) / "lm_weak" / "marker").exists()
+
+
+def test_a_changed_missing_extra_or_stale_pack_file_is_refused(mini_zoo, tmp_path):
+    from vlmlab.world import zoo_pack
+
+    pack = zoo_pack.pack("base", tmp_path / "pack", mini=True)
+    zoo_pack.verify(pack)
+    weights = pack / "lm_strong" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="lm_strong/model.safetensors.*SHA-256"):
+        zoo_pack.verify(pack)
+    with pytest.raises(ValueError, match="SHA-256"):
+        zoo_pack.unpack("base", pack, mini=True)
+    weights.unlink()
+    with pytest.raises(ValueError, match="differ from SHA256SUMS"):
+        zoo_pack.verify(pack)
+    pack = zoo_pack.pack("base", tmp_path / "pack", mini=True)  # packing again replaces the whole pack
+    (pack / "lm_strong" / "extra.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="extra.bin"):
+        zoo_pack.verify(pack)
+    pack = zoo_pack.pack("base", tmp_path / "pack", mini=True)
+    manifest = json.loads((pack / "manifest.json").read_text())
+    (pack / "manifest.json").write_text(json.dumps({**manifest, "generator_version": "world-v0"}))
+    (pack / "SHA256SUMS").write_text("".join(  # hashes made to match: the world version is checked on its own
+        f"{zoo_pack._sha256(pack / f)}  {f.as_posix()}\n" for f in zoo_pack._files(pack)))
+    with pytest.raises(ValueError, match="world 'world-v0', not this code's"):
+        zoo_pack.verify(pack)
+    with pytest.raises(FileNotFoundError, match="is no zoo pack"):
+        zoo_pack.verify(tmp_path)
