@@ -54,7 +54,7 @@ import yaml
 
 from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.inherit import follow, scale_fields
-from vlmlab.contract.plugins import plugin_path
+from vlmlab.contract.plugins import load_plugins, plugin_path
 from vlmlab.contract.run import grid_cells, override_key, refusal
 
 CHECK_KINDS = ("better", "not_worse")
@@ -184,7 +184,6 @@ def load_ablation(path: str | Path) -> Ablation:
         raise ConfigError(f"{where}: `checks:` is a list of checks")
     checks = [Check.parse(c, f"{where}: check {i + 1}") for i, c in enumerate(raw.get("checks") or [])]
     from vlmlab.contract.metrics import metric
-    from vlmlab.contract.plugins import load_plugins
     from vlmlab.contract.tasks import task_names
 
     plugins = [plugin_path(str(p), path.parent) for p in raw.get("plugins") or []]
