@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from vlmlab.config import compose
 from vlmlab.train import run
 
@@ -29,6 +31,7 @@ def test_run_writes_a_complete_summary_and_metrics(tmp_path):
     assert on_disk["visual_tokens_per_image"] == 4
     assert on_disk["perf"]["train_samples_per_s"] > 0 and on_disk["wall_time_s"] > 0
     assert on_disk["config"]["optim"]["max_steps"] == 3 and "git_commit" in on_disk
+    assert on_disk["software"]["torch"] == torch.__version__ and {"transformers", "pillow", "cpu_capability"} <= set(on_disk["software"])
     logs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     train_keys = {"train/loss", "train/lr", "train/grad_norm", "perf/samples_per_s"}
     assert any(train_keys <= set(r) for r in logs)

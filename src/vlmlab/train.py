@@ -36,7 +36,7 @@ from vlmlab.model.trainable import format_table, parameter_table
 from vlmlab.optim import diverged, make_optimizer, make_schedule
 from vlmlab.paths import git_commit
 from vlmlab.world.config import world_id
-from vlmlab.perf import PeakMemory, machine_name
+from vlmlab.perf import PeakMemory, machine_name, software
 from vlmlab.tracking import Tracker, truncate_log, write_json_atomic, write_text_atomic
 from vlmlab.world.tasks import load_mixture
 
@@ -173,7 +173,7 @@ def evaluate_and_summarise(cfg: Config, env: Setup, loop: Loop, vlm, data: Data,
         skipped_samples=data.train_set.skipped,
         feature_store=vlm.feature_store.stats() if vlm.feature_store is not None else None,
         resumed=loop.resumed, wall_time_s=time.time() - env.t_start, device=str(loop.device),
-        torch_threads=torch.get_num_threads(), machine=machine_name(loop.device), git_commit=git_commit(repo_root()),
+        torch_threads=torch.get_num_threads(), machine=machine_name(loop.device), software=software(), git_commit=git_commit(repo_root()),
         world_version=world_id(cfg.scale) if cfg.eval.benchmark == "toy" else None, config=env.config)
     loop.tracker.finish({f"eval/{k}": v for k, v in metrics.items()})
     summary.save(run_dir / SUMMARY)  # written last: its existence means "finished"

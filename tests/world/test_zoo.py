@@ -33,6 +33,8 @@ def test_mini_zoo_builds_in_seconds(mini_zoo):
     assert set(summary["models"]) == set(zoo.NAMES)
     assert summary["strong_minus_weak"]["lm"]["same_parameter_count"]
     assert summary["strong_minus_weak"]["vision"]["same_parameter_count"]
+    for kind in zoo.KINDS:  # what built it: a rebuild elsewhere matches bit for bit only with the same packages and CPU
+        assert summary["software"][kind]["torch"] == torch.__version__ and "cpu_capability" in summary["software"][kind]
 
 
 def test_lm_dirs_load_with_automodel(mini_zoo):

@@ -44,6 +44,7 @@ class Summary:
     device: str = ""
     torch_threads: int = 0
     machine: str = ""
+    software: dict = field(default_factory=dict)  # perf.software(): package versions and CPU capability
     git_commit: Optional[str] = None
     world_version: Optional[str] = None           # the toy world it ran on, world_id (None: real benchmarks
                                                   # or a run made before the field existed)

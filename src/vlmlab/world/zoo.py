@@ -48,6 +48,7 @@ from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 from vlmlab.world.config import GENERATOR_VERSION, cache_root
 from vlmlab.world.corpus import build_corpus, heldout_text, reading_set
 from vlmlab.world.lm import fact_recall, perplexity, reading_accuracy, train_lm
+from vlmlab.perf import software
 from vlmlab.world.resume import saved_seconds
 from vlmlab.world.tokenizer import train_tokenizer
 from vlmlab.world.vision import retrieval_r1, train_siglip
@@ -168,7 +169,7 @@ def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
     else:
         train_siglip(tok, run_spec, desc=kind, on_checkpoint=save, state_path=state, save_every=SAVE_EVERY[kind])
     manifest = {"kind": kind, "generator_version": GENERATOR_VERSION, "train": asdict(run_spec),
-                "checkpoints": checkpoints, "build_seconds": round(time.time() - t0, 1)}
+                "checkpoints": checkpoints, "build_seconds": round(time.time() - t0, 1), "software": software()}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     shutil.rmtree(root / kind, ignore_errors=True)
     tmp.rename(root / kind)
@@ -213,7 +214,8 @@ def summarise(root: Path) -> dict:
                "aliases": {n: m["checkpoint"] for n, m in named.items()},
                "checkpoints": {k: {c["name"]: c["quality"] for c in r["checkpoints"]} for k, r in runs.items()},
                "parameters": {n: m["parameters"] for n, m in named.items()},
-               "strong_minus_weak": margins, "build_seconds": {k: r["build_seconds"] for k, r in runs.items()}}
+               "strong_minus_weak": margins, "build_seconds": {k: r["build_seconds"] for k, r in runs.items()},
+               "software": {k: r.get("software") for k, r in runs.items()}}
     (root / "manifest.json").write_text(json.dumps(summary, indent=2))
     return summary
 

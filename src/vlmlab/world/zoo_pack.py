@@ -9,8 +9,9 @@ that build. A pack holds what those steps load, the named pairs (lm_weak, lm_str
 weights, configs, tokenizer, image processor, their manifests) and the zoo's manifest, with a SHA256SUMS file.
 `unpack` checks every file against it and against this code's GENERATOR_VERSION before it lays the pack out where
 `zoo.ensure("large/lm_strong")` finds it; checkpoints other than the named four (`large/lm@1000`) still need the
-build. The build is deterministic, so `make backbones-large` on any machine remakes what a pack holds (the pack's
-manifest carries the build's scores to compare with).
+build. A pack is also what keeps a study's backbones fixed: the build is deterministic on one machine and package
+set (any thread count), but a rebuild on a new machine here gave other bits from the first checkpoint on (session
+15; perf.SOFTWARE), so the manifest records what built it (`software`) beside the scores a rebuild can be held to.
 """
 
 from __future__ import annotations
