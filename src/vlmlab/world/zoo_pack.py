@@ -10,8 +10,9 @@ weights, configs, tokenizer, image processor, their manifests) and the zoo's man
 `unpack` checks every file against it and against this code's GENERATOR_VERSION before it lays the pack out where
 `zoo.ensure("large/lm_strong")` finds it; checkpoints other than the named four (`large/lm@1000`) still need the
 build. A pack is also what keeps a study's backbones fixed: the build is deterministic on one machine and package
-set (any thread count), but a rebuild on a new machine here gave other bits from the first checkpoint on (session
-15; perf.SOFTWARE), so the manifest records what built it (`software`) beside the scores a rebuild can be held to.
+set (1 and 2 threads gave the LM the same bits), but a rebuild on a new machine here gave other bits from the
+first checkpoint on (session 15; perf.SOFTWARE), so the manifest records what built it (`software`) beside the
+scores a rebuild can be held to.
 """
 
 from __future__ import annotations
