@@ -35,6 +35,8 @@ FULL = ZooSpec()
 # fall on the encoder's pixels as at base while every picture holds more patches (F4's pooling, F5's aspect ratio,
 # F6's crops see more). Built once with `make backbones-large`: measured LM 4,620 s with one thread, vision 5,678 s
 # with two (planned ~45 min and ~2 h from the base runs' 9 and 27 min and the ~2.2x and ~4.5x compute per step).
+# That build was lost with its machine; the one in use is session 15's rebuild (LM 4,869 s, vision 8,800 s), committed
+# as a pack: `make zoo-large` lays it out in seconds (world/zoo_pack.py).
 LARGE = ZooSpec(lm=LMSpec(hidden=192, layers=6, heads=6, intermediate=576, checkpoints=FULL.lm.checkpoints),
                 vision=VisionSpec(hidden=192, layers=6, heads=6, intermediate=768, image_size=128, long_side=(213, 427),
                                   checkpoints=FULL.vision.checkpoints))
