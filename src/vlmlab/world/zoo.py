@@ -45,10 +45,10 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 
+from vlmlab.perf import software
 from vlmlab.world.config import GENERATOR_VERSION, cache_root
 from vlmlab.world.corpus import build_corpus, heldout_text, reading_set
 from vlmlab.world.lm import fact_recall, perplexity, reading_accuracy, train_lm
-from vlmlab.perf import software
 from vlmlab.world.resume import saved_seconds
 from vlmlab.world.tokenizer import train_tokenizer
 from vlmlab.world.vision import retrieval_r1, train_siglip
