@@ -8,7 +8,8 @@ checkpoints of a run have identical architectures (equal parameter counts) and e
            and reading (questions about a scene told in words), the skill a frozen LM needs to use visual tokens
   vision   the calibration's linear probes (world/probes.py) and zero-shot retrieval: its ImageNet
 Each score is also given as `unimodal`, a share of the way from chance (0) to perfect (1): lm from fact recall,
-vision the mean over the probes colour, shape, count, position and glyph (split).
+vision the mean over the probes colour, shape, count, position and glyph (split). The scoring and the choice of
+pairs are in world/zoo_quality.py.
 
 Named backbones (`zoo:lm_weak` ...) are the paper's pairs: strong is the last checkpoint; weak is the checkpoint
 whose unimodal gap to strong comes closest to the paper's gap (../shared/PAPER.md, chosen here once, before any
@@ -47,24 +48,18 @@ from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 
 from vlmlab.perf import software
 from vlmlab.world.config import GENERATOR_VERSION, cache_root
-from vlmlab.world.corpus import build_corpus, heldout_text, reading_set
-from vlmlab.world.lm import fact_recall, perplexity, reading_accuracy, train_lm
+from vlmlab.world.corpus import build_corpus
+from vlmlab.world.lm import train_lm
 from vlmlab.world.resume import saved_seconds
 from vlmlab.world.tokenizer import train_tokenizer
-from vlmlab.world.vision import retrieval_r1, train_siglip
+from vlmlab.world.vision import train_siglip
+from vlmlab.world.zoo_quality import PAPER_GAP, choose_pair, lm_scores, vision_scores
 from vlmlab.world.zoo_specs import SPECS, ZooSpec
 
 KINDS = ("lm", "vision")
 NAMES = ("lm_weak", "lm_strong", "vision_weak", "vision_strong")
-# The paper's unimodal gaps as a share of the way from chance to perfect (../shared/PAPER.md, finding 1).
-PAPER_GAP = {"lm": (60.1 - 35.1) / (100 - 25), "vision": (83.2 - 78.0) / 100}
-PAPER_GAP_SOURCE = {"lm": "MMLU 35.1 -> 60.1 (chance 25): LLaMA-1-7B -> Mistral-7B",
-                    "vision": "ImageNet 78.0 -> 83.2: CLIP-ViT-H -> SigLIP-SO400M"}
-VISION_UNIMODAL_PROBES = ("colour", "shape", "count", "position", "glyph (split)")
 CHECKPOINT = re.compile(r"^(lm|vision)@(\d+)$")
-SCALES = ("base", "large")  # world scales (issue 18's scale transfer): `zoo:large/lm_strong` names the large zoo's
-
-
+SCALES = ("base", "large")  # world scales (issue 18's scale transfer): `zoo:large/lm_strong` names the large zoo's backbones
 
 
 def zoo_dir(mini: bool = False, scale: str = "base") -> Path:
@@ -83,7 +78,7 @@ def _use_mini(mini: bool | None) -> bool:
     return os.environ.get("VLMLAB_ZOO_MINI", "0") == "1" if mini is None else mini
 
 
-def _finished(path: Path) -> bool:
+def finished(path: Path) -> bool:
     man = path / "manifest.json"
     return man.exists() and json.loads(man.read_text()).get("generator_version") == GENERATOR_VERSION
 
@@ -100,30 +95,6 @@ def _tokenizer(spec: ZooSpec, root: Path) -> PreTrainedTokenizerFast:
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
     return PreTrainedTokenizerFast.from_pretrained(str(path))
-
-
-def lm_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
-    recall = fact_recall(model, tok)
-    reading = reading_accuracy(model, tok, reading_set(spec.reading_per_type))
-    return {"heldout_perplexity": perplexity(model, tok, heldout_text(spec.corpus, spec.eval_lines), spec.lm.seq),
-            "fact_recall": recall, "fact_recall_chance": 1 / 8, "unimodal": (recall - 1 / 8) / (1 - 1 / 8),
-            "reading": reading.pop("all"), **{f"reading_{k}": v for k, v in reading.items()}}
-
-
-def vision_scores(model, tok: PreTrainedTokenizerFast, spec: ZooSpec) -> dict:
-    from vlmlab.model.navit import VisionEncoder
-    from vlmlab.world.probes import CHANCE, probe_table
-
-    tower = model.vision_model
-    use_head, head = tower.use_head, tower.head  # VisionEncoder drops the pooling head; retrieval (and training) use it
-    try:
-        probes = probe_table(VisionEncoder(tower).eval(), spec.probe_train, spec.probe_test, spec.vision.world())
-    finally:
-        tower.use_head, tower.head = use_head, head
-    norm = [(probes[p] - CHANCE[p]) / (1 - CHANCE[p]) for p in VISION_UNIMODAL_PROBES]
-    return {"retrieval_r1_at_50": retrieval_r1(model, tok, spec.vision, spec.eval_scenes), "retrieval_chance": 1 / 50,
-            **{f"probe_{k.replace(' ', '_').replace('(', '').replace(')', '')}": v for k, v in probes.items()},
-            "unimodal": sum(norm) / len(norm)}
 
 
 SAVE_EVERY = {"lm": 250, "vision": 50}  # steps between saved training states (~2-4 min of one thread at base scale)
@@ -176,17 +147,6 @@ def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
     return manifest
 
 
-def choose_pair(kind: str, checkpoints: list[dict]) -> dict:
-    """Strong = the last checkpoint; weak = the earlier one whose unimodal gap to strong is closest to the paper's."""
-    strong = max(checkpoints, key=lambda c: c["step"])
-    earlier = [c for c in checkpoints if c["step"] < strong["step"]] or [strong]
-    u = strong["quality"]["unimodal"]
-    weak = min(earlier, key=lambda c: (abs(u - c["quality"]["unimodal"] - PAPER_GAP[kind]), -c["step"]))
-    return {"weak": weak["name"], "strong": strong["name"], "gap": u - weak["quality"]["unimodal"],
-            "paper_gap": PAPER_GAP[kind], "paper": PAPER_GAP_SOURCE[kind],
-            "rule": "strong = last checkpoint; weak = the checkpoint whose unimodal gap to strong is closest to the paper's"}
-
-
 def _alias(name: str, checkpoint: str, pair: dict, root: Path) -> None:
     kind, step = CHECKPOINT.match(checkpoint).groups()
     src, tmp = root / step_dir(kind, int(step)), root / f"{name}.tmp"
@@ -200,8 +160,8 @@ def _alias(name: str, checkpoint: str, pair: dict, root: Path) -> None:
 
 def summarise(root: Path) -> dict:
     """Gather the runs' checkpoints, the chosen pairs and their margins into root/manifest.json."""
-    runs = {k: json.loads((root / k / "manifest.json").read_text()) for k in KINDS if _finished(root / k)}
-    named = {n: json.loads((root / n / "manifest.json").read_text()) for n in NAMES if _finished(root / n)}
+    runs = {k: json.loads((root / k / "manifest.json").read_text()) for k in KINDS if finished(root / k)}
+    named = {n: json.loads((root / n / "manifest.json").read_text()) for n in NAMES if finished(root / n)}
     margins = {}
     for kind in KINDS:
         weak, strong = named.get(f"{kind}_weak"), named.get(f"{kind}_strong")
@@ -256,7 +216,7 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown backbone run {unknown[0]!r}; choose from {KINDS}")
-    missing = [k for k in kinds if not _finished(root / k)]
+    missing = [k for k in kinds if not finished(root / k)]
     if jobs > 1 and len(missing) > 1:
         _tokenizer(spec, root)  # once, before the runs that share it
         ctx = multiprocessing.get_context("spawn")
@@ -264,9 +224,9 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
             for done in [pool.submit(_build_in_process, k, mini, threads, scale) for k in missing]:
                 done.result()
     for kind in kinds:
-        if not _finished(root / kind):
+        if not finished(root / kind):
             _build_run(kind, spec, root)
-        if not all(_finished(root / f"{kind}_{q}") for q in ("weak", "strong")):
+        if not all(finished(root / f"{kind}_{q}") for q in ("weak", "strong")):
             pair = choose_pair(kind, json.loads((root / kind / "manifest.json").read_text())["checkpoints"])
             for q in ("weak", "strong"):
                 _alias(f"{kind}_{q}", pair[q], pair, root)
@@ -288,7 +248,7 @@ def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -
     root = zoo_dir(mini, scale)
     path = root / (step_dir(match.group(1), int(match.group(2))) if match else name)
     kind = match.group(1) if match else name.split("_")[0]
-    if not _finished(path):
+    if not finished(path):
         man = path / "manifest.json"
         stale = json.loads(man.read_text()).get("generator_version") if man.exists() else None
         why = f"was built by {stale!r}, not this code's {GENERATOR_VERSION!r}" if stale else "is not built"
@@ -299,7 +259,7 @@ def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -
                                     f"at a zoo of this world")
         print(f"[zoo] backbone {full_name} at {path} {why}: building it (VLMLAB_ZOO_NO_BUILD=1 refuses)")
         build((kind,), mini, scale=scale)
-        if not _finished(path):
+        if not finished(path):
             steps = json.loads((root / kind / "manifest.json").read_text())["train"]["checkpoints"]
             raise ValueError(f"zoo backbone {name!r}: the {kind} run has no such checkpoint; its steps: {steps}")
     return path

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from vlmlab.config import repo_root
 from vlmlab.world.config import GENERATOR_VERSION
-from vlmlab.world.zoo import NAMES, SCALES, _finished, zoo_dir
+from vlmlab.world.zoo import NAMES, SCALES, finished, zoo_dir
 
 SUMS = "SHA256SUMS"
 
@@ -49,7 +49,7 @@ def _files(root: Path) -> list[Path]:
 def pack(scale: str = "base", dest: Path | None = None, mini: bool = False) -> Path:
     """Copy the built zoo's named backbones and manifest into dest, with every file's SHA-256 in dest/SHA256SUMS."""
     src, dest = zoo_dir(mini, scale), Path(dest or default_pack_dir(scale))
-    missing = [n for n in NAMES if not _finished(src / n)]
+    missing = [n for n in NAMES if not finished(src / n)]
     if missing or not (src / "manifest.json").exists():
         raise FileNotFoundError(f"the {scale} zoo at {src} is not built ({', '.join(missing) or 'manifest.json'} "
                                 f"missing); build it first (python -m vlmlab.world.zoo build --scale {scale})")
@@ -95,7 +95,7 @@ def unpack(scale: str = "base", src: Path | None = None, mini: bool = False) -> 
     root = zoo_dir(mini, scale)
     root.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
-        if _finished(root / name):
+        if finished(root / name):
             continue
         tmp = root / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
