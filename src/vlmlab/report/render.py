@@ -20,6 +20,7 @@ from vlmlab.contract.ablation import finding_key, first_look, load_all
 from vlmlab.perf import cpu_name
 from vlmlab.report import aggregate, plots, stats, unimodal, verdicts
 from vlmlab.report import calibration as cal
+from vlmlab.report.looks import looks_text, merged_looks
 from vlmlab.report.markup import fmt, fmt_count, fmt_p, fmt_time, to_html, to_markdown, uniq
 
 def scale_rows(seeds: pd.DataFrame, sweeps: pd.DataFrame | None = None) -> list[list[str]]:
@@ -225,44 +226,6 @@ def glance_row(finding: str, items: list, fv: dict) -> list[str]:
     paper = " / ".join(str(spec["paper"].get("numbers", "–")) for spec, *_ in items)
     effects = "; ".join(effect_text(r) for _, _, _, v, _ in items for r in v.to_dict("records"))
     return [finding, paper, effects or "no checks", fv.get(finding, "not run yet")]
-
-
-def merged_looks(runs: Path, looks: list) -> pd.DataFrame:
-    """The seeds of every look at one question (the first file, then its follow-ups), filed under the first's name."""
-    parts = []
-    for i, spec in enumerate(looks, start=1):
-        t = aggregate.seeds_table(runs, spec["name"], spec)
-        if not t.empty:
-            parts.append(t.assign(ablation=looks[0]["name"], look=i, look_file=spec["name"]))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def looks_text(seeds: pd.DataFrame, chain: list) -> str:
-    """The disclosure of a question looked at more than once: which seeds each look added, and the chance that a
-    check with no true effect comes out reproduced at one of these looks (stats.looks_false_positive)."""
-    if seeds.empty or "look" not in seeds or len(chain) < 2:
-        return ""
-    ran = seeds[seeds["status"].isin(["finished", "diverged"])]
-    done = sorted(ran["look"].unique().tolist())
-    if len(done) < 2:
-        return ""
-    by_look = {int(k): g for k, g in ran.groupby("look")}
-    parts = []
-    for k in done:
-        spec = sorted(chain, key=lambda s: len(s.looks))[k - 1]
-        seeds_k = sorted(int(x) for x in by_look[k]["seed"].unique())
-        plan = f" ({spec.plan.strip().rstrip('.')})" if spec.plan else ""
-        parts.append(f"look {k}: {spec.name}, seeds {_seed_span(seeds_k)}{plan}")
-    rate = stats.looks_false_positive([len(by_look[k]["seed"].unique()) for k in done])
-    return (f"Looked at {len(done)} times, each look a file of its own: {'; '.join(parts)}. Every check "
-            f"here pools the seeds of all looks. With {len(done)} looks, a check with no true effect comes out "
-            f"reproduced at one of them with probability {100 * rate:.1f}% (simulated; one look: 2.5%): read its "
-            "p-values with that in mind.")
-
-
-def _seed_span(seeds: list[int]) -> str:
-    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)) \
-        else ", ".join(map(str, seeds))
 
 
 def build(runs="runs", ablations="ablations", out="results", calibrations=None) -> dict:
