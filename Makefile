@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
 .PHONY: help venv test test-slow calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
-	scale-report world-docs clean-runs
+	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -64,20 +64,32 @@ zoo-large: venv ## the large zoo's named backbones from their committed pack (re
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale large
 
 calibrate-large: venv zoo-large ## the large scale's blind controls -> results/calibration_large (plan and report judge large runs by it)
+	$(PY) -m vlmlab.carry restore results/calibration_large/runs runs/large/calibration
 	$(PY) -m vlmlab.calibrate --runs runs/large/calibration --out results/calibration_large --sweeps controls scale=large $(ARGS)
+	$(PY) -m vlmlab.carry save runs/large/calibration results/calibration_large/runs
 
-pilot-large: venv zoo-large ## the scale-transfer pilot: the primary cells of ablations/large/ (scale files) into runs/large/pilot
+pilot-large: venv zoo-large ## the scale-transfer pilot: the primary cells of ablations/large/ (scale files) into runs/large/pilot, carried in results/plan_large/pilot_runs
+	$(PY) -m vlmlab.carry restore results/plan_large/pilot_runs runs/large/pilot
 	$(PY) -m vlmlab.ablate all --ablations ablations/large --seeds $(PILOT_SEEDS) --cells primary runs_root=runs/large/pilot $(ARGS)
+	$(PY) -m vlmlab.carry save runs/large/pilot results/plan_large/pilot_runs
 
 plan-large: venv ## the scale-transfer seed plan from that pilot -> results/plan_large [ARGS=--write]
 	$(PY) -m vlmlab.plan all --ablations ablations/large --runs runs/large/pilot --out results/plan_large $(ARGS)
 
 scale-transfer: venv zoo-large ## every scale file (ablations/large/: F3, F4, F6, F7 at scale=large) into runs/large -> results/large, then scale-report
+	$(PY) -m vlmlab.carry restore results/large/runs runs/large
 	$(PY) -m vlmlab.ablate all --ablations ablations/large $(ARGS)
+	$(PY) -m vlmlab.carry save runs/large results/large/runs --ablations ablations/large
 	$(MAKE) scale-report
 
 scale-report: venv ## compare the base and large reports check by check and cell by cell -> results/scale/SCALE.md
 	$(PY) -m vlmlab.report.scale --base results --large results/large --out results/scale
+
+save-runs: venv ## carry finished runs to the next machine: make save-runs RUNS=runs/large/pilot TO=results/plan_large/pilot_runs (then commit TO)
+	$(PY) -m vlmlab.carry save $(RUNS) $(TO)
+
+restore-runs: venv ## put carried runs back (the runner then skips them): make restore-runs FROM=results/plan_large/pilot_runs RUNS=runs/large/pilot
+	$(PY) -m vlmlab.carry restore $(FROM) $(RUNS)
 
 world-docs: venv ## regenerate docs/world_contact_sheet.png
 	$(PY) -m vlmlab.world.contact_sheet
