@@ -88,12 +88,28 @@ def test_a_restored_committed_ablation_reads_as_the_original(tmp_path):
 
 
 def test_save_of_named_ablations_leaves_other_sweeps_out(tmp_path):
-    """runs/large holds the scale files' runs beside the large calibration and pilot: --ablations keeps to the first."""
+    """runs/large holds the scale files' runs beside the large calibration and pilot (runs roots of their own, one
+    level deeper): neither is carried with the scale files' runs, and --ablations keeps to the named files."""
     runs, saved = tmp_path / "runs", tmp_path / "saved"
     _tree(runs)
+    _run(runs, "g/connector=mlp/seed0", finished=True)
     _run(runs, "calibration/controls/image.blind=True/seed0", finished=True)
     (runs / "calibration" / "controls" / "timing.csv").write_text("x\n")
     assert carry.save(runs, saved, ["f"]) == ["f/connector=mlp/seed0", "f/connector=perceiver/seed0"]
-    assert not (saved / "calibration").exists()
+    assert not (saved / "g").exists() and not (saved / "calibration").exists()
     carry.main(["save", str(runs), str(tmp_path / "all")])
-    assert (tmp_path / "all" / "calibration/controls/image.blind=True/seed0/summary.json").is_file()
+    assert (tmp_path / "all" / "g/connector=mlp/seed0/summary.json").is_file()
+    assert not (tmp_path / "all" / "calibration").exists()
+    carry.main(["save", str(runs / "calibration"), str(tmp_path / "cal")])  # its own root: carried from there
+    assert (tmp_path / "cal" / "controls/image.blind=True/seed0/summary.json").is_file()
+    assert (tmp_path / "cal" / "controls/timing.csv").is_file()
+
+
+def test_a_sweeps_report_under_the_runs_root_is_not_carried_as_runs(tmp_path):
+    """The runner's report of a sweep lands under its runs root (<root>/results/runs/...): copies, not runs."""
+    runs, saved = tmp_path / "runs", tmp_path / "saved"
+    _tree(runs)
+    _run(runs, "results/runs/f/connector=mlp/seed0", finished=True)
+    (runs / "results" / "runs" / "f" / "timing.csv").write_text("copy\n")
+    assert len(carry.save(runs, saved)) == 2
+    assert not (saved / "results").exists()

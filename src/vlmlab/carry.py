@@ -34,8 +34,10 @@ SEED_DIR = re.compile(r"^seed\d+$")
 
 
 def finished_runs(root: Path) -> list[Path]:
-    """Every finished run folder under root (<...>/<cell>/seed<k> holding summary.json), sorted."""
-    return sorted(p.parent for p in root.rglob(SUMMARY) if SEED_DIR.match(p.parent.name))
+    """Every finished run folder in the runner's layout under root, <ablation>/<cell>/seed<k> holding
+    summary.json, sorted. Only that depth: a sweep's report under the runs root (<root>/results/runs/...) holds
+    copies of the same runs, which are not runs of their own."""
+    return sorted(p.parent for p in root.glob(f"*/*/seed*/{SUMMARY}") if SEED_DIR.match(p.parent.name))
 
 
 def _merge_sweeps(src: Path, dest: Path) -> None:
@@ -53,7 +55,7 @@ def _root_files(src: Path, dest: Path, names: list[str] | None = None) -> None:
         if (src / name).is_file() and not (dest / name).is_file():
             write_atomic(dest / name, (src / name).read_bytes())
     tops = [src / n for n in names] if names is not None else [src]
-    for timing in (p for top in tops for name in TIMING_FILES for p in top.rglob(name)):
+    for timing in (p for top in tops for name in TIMING_FILES for p in top.glob(name if names else f"*/{name}")):
         target = dest / timing.relative_to(src)
         if not target.is_file():
             write_atomic(target, timing.read_bytes())
@@ -64,7 +66,7 @@ def save(runs: str | Path, dest: str | Path, names: list[str] | None = None) -> 
     refreshed whole); returns the saved runs."""
     runs, dest = Path(runs), Path(dest)
     saved = []
-    for run in (r for top in ([runs / n for n in names] if names is not None else [runs]) for r in finished_runs(top)):
+    for run in (r for r in finished_runs(runs) if names is None or r.relative_to(runs).parts[0] in names):
         target = dest / run.relative_to(runs)
         for name in RUN_FILES:
             if (run / name).is_file():
