@@ -48,6 +48,9 @@ def test_save_keeps_finished_runs_small_and_restore_brings_them_back(tmp_path):
     carry.save(runs, saved)  # saving again: same bytes, sweeps not duplicated
     assert (kept / "predictions.json.gz").read_bytes() == first
     assert (saved / "sweeps.jsonl").read_text().count("\n") == 1
+    (runs / "f" / "timing.csv").write_text("cell,rep,cpu_ms\nmlp,0,5\n")  # retimed after a later sweep
+    carry.save(runs, saved)
+    assert (saved / "f" / "timing.csv").read_text().endswith("mlp,0,5\n")
 
     assert len(carry.restore(saved, fresh)) == 2
     for rel in ("f/connector=mlp/seed0", "f/connector=perceiver/seed0"):

@@ -49,7 +49,9 @@ def _merge_sweeps(src: Path, dest: Path) -> None:
         write_atomic(dest / "sweeps.jsonl", "\n".join(old + new) + "\n")
 
 
-def _root_files(src: Path, dest: Path, names: list[str] | None = None) -> None:
+def _root_files(src: Path, dest: Path, names: list[str] | None = None, newer: bool = False) -> None:
+    """sweeps.jsonl merged, prior.json copied when missing, the timing files copied when missing or, on a save
+    (`newer`: src holds the live runs), refreshed, as timing.py retimes every cell after each sweep."""
     _merge_sweeps(src, dest)
     for name in ROOT_FILES:
         if (src / name).is_file() and not (dest / name).is_file():
@@ -57,7 +59,7 @@ def _root_files(src: Path, dest: Path, names: list[str] | None = None) -> None:
     tops = [src / n for n in names] if names is not None else [src]
     for timing in (p for top in tops for name in TIMING_FILES for p in top.glob(name if names else f"*/{name}")):
         target = dest / timing.relative_to(src)
-        if not target.is_file():
+        if newer or not target.is_file():
             write_atomic(target, timing.read_bytes())
 
 
@@ -75,7 +77,7 @@ def save(runs: str | Path, dest: str | Path, names: list[str] | None = None) -> 
             write_atomic(target / f"{PREDICTIONS}.gz", gzip.compress((run / PREDICTIONS).read_bytes(), mtime=0))
         saved.append(str(run.relative_to(runs)))
     if runs.is_dir():
-        _root_files(runs, dest, names)
+        _root_files(runs, dest, names, newer=True)
     return saved
 
 
