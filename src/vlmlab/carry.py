@@ -25,7 +25,7 @@ from pathlib import Path
 
 from vlmlab.contract.ablation import load_all
 from vlmlab.contract.run import CONFIG, METRICS, PREDICTIONS, SUMMARY
-from vlmlab.report.aggregate import TIMING_FILES
+from vlmlab.report.aggregate import TIMING_FILES, merge_sweeps
 from vlmlab.tracking import write_atomic
 
 RUN_FILES = (SUMMARY, METRICS, CONFIG)  # a finished run's small files (a finished run has no failure record)
@@ -40,19 +40,10 @@ def finished_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"*/*/seed*/{SUMMARY}") if SEED_DIR.match(p.parent.name))
 
 
-def _merge_sweeps(src: Path, dest: Path) -> None:
-    if not (src / "sweeps.jsonl").is_file():
-        return
-    old = (dest / "sweeps.jsonl").read_text().splitlines() if (dest / "sweeps.jsonl").is_file() else []
-    new = [line for line in (src / "sweeps.jsonl").read_text().splitlines() if line and line not in old]
-    if new or not old:
-        write_atomic(dest / "sweeps.jsonl", "\n".join(old + new) + "\n")
-
-
 def _root_files(src: Path, dest: Path, names: list[str] | None = None, newer: bool = False) -> None:
     """sweeps.jsonl merged, prior.json copied when missing, the timing files copied when missing or, on a save
     (`newer`: src holds the live runs), refreshed, as timing.py retimes every cell after each sweep."""
-    _merge_sweeps(src, dest)
+    merge_sweeps(src, dest)
     for name in ROOT_FILES:
         if (src / name).is_file() and not (dest / name).is_file():
             write_atomic(dest / name, (src / name).read_bytes())

@@ -203,11 +203,16 @@ def snapshot(runs: str | Path, dest: str | Path, names) -> None:
         for t in TIMING_FILES:  # the isolated timing is of the cells as they are now
             if (runs / name / t).is_file():
                 write_atomic(dest / name / t, (runs / name / t).read_text())
-    if (runs / "sweeps.jsonl").exists():
-        merged = [line for line in ((dest / "sweeps.jsonl").read_text().splitlines()
-                                    if (dest / "sweeps.jsonl").exists() else [])]
-        merged += [line for line in (runs / "sweeps.jsonl").read_text().splitlines() if line not in merged]
-        write_atomic(dest / "sweeps.jsonl", "\n".join(merged) + "\n")
+    merge_sweeps(runs, dest)
+
+
+def merge_sweeps(src: str | Path, dest: str | Path) -> None:
+    """Append to dest/sweeps.jsonl the lines of src/sweeps.jsonl it does not have yet (one line per sweep)."""
+    src, dest = Path(src) / "sweeps.jsonl", Path(dest) / "sweeps.jsonl"
+    if src.exists():
+        merged = dest.read_text().splitlines() if dest.exists() else []
+        merged += [line for line in src.read_text().splitlines() if line and line not in merged]
+        write_atomic(dest, "\n".join(merged) + "\n")
 
 
 def isolated_table(folder: str | Path) -> pd.DataFrame:
