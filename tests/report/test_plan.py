@@ -6,8 +6,9 @@ import pytest
 from report_fakes import make_run, write_ablation
 from statsmodels.stats.power import TTestPower
 
-from vlmlab import plan, plan_cost
+from vlmlab import plan, plan_cost, plan_power
 from vlmlab.contract.ablation import load_ablation
+from vlmlab.report.stats import seeds_for_power
 
 NONE = "/nonexistent/controls.csv"  # no world calibration: no task is set aside as blind-level
 
@@ -109,7 +110,7 @@ def test_a_one_seed_pilot_borrows_the_pooled_sd_of_the_pilots_other_comparisons(
     pooled = math.sqrt((pd.Series([2.0, 4.0]).var() + pd.Series([12.0, 15.0]).var()) / 2)
     row = df.loc["f5"]
     assert row["sd"] == pytest.approx(pooled) and row["effect"] == 3.0 and "pooled" in row["note"]
-    assert row["seeds"] == plan.seeds_for_power(pooled, 3.0, alpha=row["alpha"])
+    assert row["seeds"] == seeds_for_power(pooled, 3.0, alpha=row["alpha"])
 
 
 def test_a_one_seed_pilot_without_other_comparisons_takes_the_calibrations_seed_sd(tmp_path):
@@ -121,8 +122,8 @@ def test_a_one_seed_pilot_without_other_comparisons_takes_the_calibrations_seed_
     pd.DataFrame([{"steps": 600, "avg": 50.0, "seeds": 3, "avg_sd": 1.5}]).to_csv(cal / "curve.csv", index=False)
     row = plan.plan(["f5"], runs, folder=abl, controls_csv=cal / "controls.csv").iloc[0]
     assert row["sd"] == pytest.approx(math.sqrt(2) * 1.5) and "calibration" in row["note"]
-    assert plan.calibration_sd("vqa", cal / "controls.csv")[0] == 2.0
-    assert math.isnan(plan.calibration_sd("okvqa", cal / "controls.csv")[0])
+    assert plan_power.calibration_sd("vqa", cal / "controls.csv")[0] == 2.0
+    assert math.isnan(plan_power.calibration_sd("okvqa", cal / "controls.csv")[0])
 
 
 def test_the_pilot_needs_only_the_cells_of_powered_primary_checks(pilot):
@@ -205,7 +206,7 @@ def test_divergence_seeds_are_sized_for_the_fisher_test_the_report_runs():
     0.0022 at 6; the plan asks for the first n whose power reaches 80%."""
     from scipy.stats import fisher_exact
 
-    assert plan.event_seeds(1.0, 0.0, 0.05, 20) == 4 and plan.event_seeds(1.0, 0.0, 0.05 / 15, 20) == 6
+    assert plan_power.event_seeds(1.0, 0.0, 0.05, 20) == 4 and plan_power.event_seeds(1.0, 0.0, 0.05 / 15, 20) == 6
     assert fisher_exact([[3, 0], [0, 3]]).pvalue > 0.05 / 15 > fisher_exact([[6, 0], [0, 6]]).pvalue
-    assert plan.event_seeds(0.5, 0.5, 0.05, 20) == float("inf")
-    assert plan.event_seeds(0.3, 0.0, 0.05 / 15, 20) == float("inf")  # beyond the cap
+    assert plan_power.event_seeds(0.5, 0.5, 0.05, 20) == float("inf")
+    assert plan_power.event_seeds(0.3, 0.0, 0.05 / 15, 20) == float("inf")  # beyond the cap
