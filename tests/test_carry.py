@@ -7,7 +7,7 @@ import pandas as pd
 
 from vlmlab import carry
 from vlmlab.contract.ablation import load_ablation
-from vlmlab.report import aggregate
+from vlmlab.report import aggregate, long_tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def test_save_keeps_finished_runs_small_and_restore_brings_them_back(tmp_path):
     for rel in ("f/connector=mlp/seed0", "f/connector=perceiver/seed0"):
         for name in ("summary.json", "metrics.jsonl", "config.yaml", "predictions.json"):
             assert (fresh / rel / name).read_bytes() == (runs / rel / name).read_bytes()
-    pd.testing.assert_frame_equal(aggregate.answers_table(fresh, "f"), aggregate.answers_table(runs, "f"))
+    pd.testing.assert_frame_equal(long_tables.answers_table(fresh, "f"), long_tables.answers_table(runs, "f"))
     assert carry.restore(saved, fresh) == []  # finished here: nothing to do
 
 

@@ -7,7 +7,7 @@ import pytest
 from report_fakes import make_run, write_ablation
 
 from vlmlab.contract.ablation import load_ablation
-from vlmlab.report import aggregate
+from vlmlab.report import aggregate, long_tables
 from vlmlab.report.stats import mean_ci, t_quantile
 
 
@@ -106,7 +106,7 @@ def test_unreadable_summary_is_failed_and_loss_curves_skip_cut_lines(tmp_path):
     (bad / "summary.json").write_text("{not json")
     seeds = aggregate.seeds_table(runs, "a", {"seeds": [0, 1]})
     assert list(seeds["status"]) == ["finished", "failed"] and "unreadable" in seeds["error"].iloc[1]
-    curves = aggregate.loss_curves(seeds)
+    curves = long_tables.loss_curves(seeds)
     assert list(curves[curves["seed"] == 0]["loss"]) == [2.0, 1.0]
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from vlmlab.contract.metrics import names
-from vlmlab.contract.run import CONFIG, FAILED, METRICS, PREDICTIONS, SUMMARY, grid_cells, parse_cell, seed_of
+from vlmlab.contract.run import CONFIG, FAILED, METRICS, SUMMARY, grid_cells, parse_cell, seed_of
 from vlmlab.contract.summary import Summary
 from vlmlab.contract.tasks import task_names
 from vlmlab.report.stats import mean_ci
@@ -269,46 +269,6 @@ def prior_row(seeds: pd.DataFrame) -> dict[str, float]:
         scores = prior_scores(world, cfg["eval"].get("split", "test"), cfg["eval"].get("max_samples"))
         return {**scores, "avg": sum(scores.values()) / len(scores)} if scores else {}
     return {}
-
-
-def answers_table(runs: str | Path, name: str) -> pd.DataFrame:
-    """Every run's answers to every question, one row per question: task, id, the gold answers, then one
-    column per run (<cell>/seed<k>) holding its normalised answer. From the predictions.json files under
-    <runs>/<name>/ (empty when there are none: results/runs keeps no predictions, this table does)."""
-    rows, gold = {}, {}
-    for path in sorted(Path(runs, name).glob(f"*/seed*/{PREDICTIONS}")) if Path(runs, name).is_dir() else []:
-        run = f"{path.parent.parent.name}/{path.parent.name}"
-        try:
-            preds = json.loads(path.read_text())
-        except ValueError:
-            continue
-        for task, items in preds.items():
-            for it in items:
-                key = (task, it["id"])
-                gold.setdefault(key, " | ".join(it.get("answers", [])))
-                rows.setdefault(key, {})[run] = it.get("normalized", it.get("prediction"))
-    if not rows:
-        return pd.DataFrame()
-    out = pd.DataFrame([{"task": t, "id": i, "answers": gold[(t, i)], **r} for (t, i), r in rows.items()])
-    return out[["task", "id", "answers", *sorted(c for c in out.columns if c not in ("task", "id", "answers"))]]
-
-
-def loss_curves(seeds: pd.DataFrame) -> pd.DataFrame:
-    """Long table (cell, seed, status, step, loss) from each seed's metrics.jsonl train/loss entries."""
-    rows = []
-    for r in seeds.itertuples():
-        path = Path(r.run_dir) / "metrics.jsonl"
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if "train/loss" in rec:
-                rows.append({"cell": r.cell, "seed": r.seed, "status": r.status, "step": rec["step"],
-                             "loss": float(rec["train/loss"]) if rec["train/loss"] is not None else math.nan})
-    return pd.DataFrame(rows, columns=["cell", "seed", "status", "step", "loss"])
 
 
 def write_tables(seeds: pd.DataFrame, cells: pd.DataFrame, out: str | Path) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from vlmlab.contract.ablation import finding_key, first_look, load_all
 from vlmlab.perf import cpu_name
-from vlmlab.report import aggregate, plots, stats, unimodal, verdicts
+from vlmlab.report import aggregate, long_tables, plots, stats, unimodal, verdicts
 from vlmlab.report import calibration as cal
 from vlmlab.report.looks import looks_text, merged_looks
 from vlmlab.report.markup import fmt, fmt_count, fmt_p, fmt_time, to_html, to_markdown, uniq
@@ -236,7 +236,7 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
     calibrations = Path(calibrations) if calibrations else out
     specs = load_all(ablations) if Path(ablations).is_dir() else {}  # contract/ablation.py: the runner's loader
     for name in specs:  # each run's answers, per question (predictions.json stays out of results/runs)
-        answers = aggregate.answers_table(runs, name)
+        answers = long_tables.answers_table(runs, name)
         if not answers.empty:
             (out / name).mkdir(parents=True, exist_ok=True)
             answers.to_csv(out / name / "answers.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
@@ -265,7 +265,7 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
         if not seeds.empty and seeds["status"].ne("missing").any():
             aggregate.write_tables(seeds, cells, out / name)
             verdicts.write_verdicts(v, out / name / "verdicts.csv")
-            figs = plots.plot_ablation(cells, aggregate.loss_curves(seeds), spec["metrics"], out / name)
+            figs = plots.plot_ablation(cells, long_tables.loss_curves(seeds), spec["metrics"], out / name)
         else:  # no runs (any more): drop what an earlier report wrote for it
             for stale in ("seeds.csv", "cells.csv", "verdicts.csv", "bars.png", "loss.png", "tradeoff.png"):
                 (out / name / stale).unlink(missing_ok=True)
