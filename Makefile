@@ -73,8 +73,8 @@ pilot-large: venv zoo-large ## the scale-transfer pilot: the primary cells of ab
 	$(PY) -m vlmlab.ablate all --ablations ablations/large --seeds $(PILOT_SEEDS) --cells primary runs_root=runs/large/pilot $(ARGS)
 	$(PY) -m vlmlab.carry save runs/large/pilot results/plan_large/pilot_runs
 
-plan-large: venv ## the scale-transfer seed plan from that pilot -> results/plan_large [ARGS=--write]
-	$(PY) -m vlmlab.plan all --ablations ablations/large --runs runs/large/pilot --out results/plan_large $(ARGS)
+plan-large: venv ## the scale-transfer seed plan from that pilot's committed runs -> results/plan_large [ARGS=--write]
+	$(PY) -m vlmlab.plan all --ablations ablations/large --runs results/plan_large/pilot_runs --out results/plan_large $(ARGS)
 
 scale-transfer: venv zoo-large ## every scale file (ablations/large/: F3, F4, F6, F7 at scale=large) into runs/large -> results/large, then scale-report
 	$(PY) -m vlmlab.carry restore results/large/runs runs/large

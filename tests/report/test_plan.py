@@ -210,3 +210,24 @@ def test_divergence_seeds_are_sized_for_the_fisher_test_the_report_runs():
     assert fisher_exact([[3, 0], [0, 3]]).pvalue > 0.05 / 15 > fisher_exact([[6, 0], [0, 6]]).pvalue
     assert plan_power.event_seeds(0.5, 0.5, 0.05, 20) == float("inf")
     assert plan_power.event_seeds(0.3, 0.0, 0.05 / 15, 20) == float("inf")  # beyond the cap
+
+
+def test_the_committed_large_plan_regenerates_and_fixed_the_scale_files_seeds():
+    """results/plan_large/plan.csv comes from the committed large pilot (results/plan_large/pilot_runs) by `make
+    plan-large ARGS='--write --cap 9 --undecided 1'` (the cap from the budget: ablations/large/f4_pooling.yaml's
+    cut:), and each scale file's seeds are its figure, from seed 2, with the pilot's seeds 0-1 left out."""
+    from vlmlab.ablate import load
+    from vlmlab.config import repo_root
+    from vlmlab.contract.ablation import available
+
+    folder, abl = repo_root() / "results" / "plan_large", repo_root() / "ablations" / "large"
+    if not (folder / "plan.csv").exists():
+        pytest.skip("no committed large plan")
+    committed = pd.read_csv(folder / "plan.csv")
+    again = plan.plan(available(abl), folder / "pilot_runs", cap=9, folder=abl, undecided=1)
+    assert list(again["file_seeds"].fillna(-1)) == list(committed["file_seeds"].fillna(-1))
+    assert list(again["seeds"].fillna(-1)) == list(committed["seeds"].fillna(-1))
+    for name, g in committed.groupby("ablation"):
+        n = int(g["file_seeds"].iloc[0])
+        assert load(name, abl).seeds == list(range(2, 2 + n)), name
+    assert "9" in load("f4_pooling", abl).cut and bool(committed.loc[committed["ablation"] == "f4_pooling", "beyond_cap"].any())
