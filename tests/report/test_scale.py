@@ -61,6 +61,9 @@ def test_transfer_labels_and_the_welch_interval():
                                                ("inconclusive", "contradicted"), ("reproduced", "untestable here"),
                                                ("inconclusive", "not run yet")]] == \
         ["holds", "flips", "appears", "vanishes", "undecided"]
+    # a fact (FLOPs, parameters) is decided: it holds across scales, or flips when it fails at one of them
+    assert [scale.transfer(b, la) for b, la in [("fact: holds", "fact: holds"), ("fact: holds", "fact: does not hold"),
+                                               ("fact: holds", "not run yet")]] == ["holds", "flips", "vanishes"]
     # two effects of 1.0 +- 0.5 (95%, n = 10): their change is 0 with an interval of about +-0.68
     row = pd.Series({"base_diff": 1.0, "base_lo": 0.5, "base_hi": 1.5, "base_n": 10,
                      "large_diff": 1.0, "large_lo": 0.5, "large_hi": 1.5, "large_n": 10})

@@ -8,7 +8,8 @@ seeds.csv); only ablations reported at both scales are compared. Outputs: <out>/
 <out>/SCALE.md.
   checks  every check of those files (primary ones first): its effect (better - worse) with the 95% interval at each
           scale, each scale's verdict, and how the check transfers:
-            holds      decided the same way at both scales (both reproduced, or both contradicted)
+            holds      decided the same way at both scales (both reproduced, both contradicted, or a fact that holds,
+                       or fails, at both)
             flips      decided at both scales, opposite ways
             appears    decided at the large scale only; vanishes: at the base scale only
             undecided  decided at neither
@@ -33,7 +34,7 @@ from scipy import stats as st
 from vlmlab.report.stats import t_quantile
 from vlmlab.tracking import write_atomic
 
-DECIDED = ("reproduced", "contradicted")
+DECIDED = ("reproduced", "contradicted", "fact: holds", "fact: does not hold")  # a fact (FLOPs, parameters) is decided
 CHECK_COLUMNS = ["ablation", "finding", "index", "check", "metric", "primary", "base_diff", "base_lo", "base_hi",
                  "base_n", "base_verdict", "large_diff", "large_lo", "large_hi", "large_n", "large_verdict",
                  "same_sign", "change", "change_lo", "change_hi", "transfer"]
