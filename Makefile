@@ -32,9 +32,10 @@ ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: r
 calibrate: venv ## the world's calibration (probes, blind controls, learning curve) -> results/calibration/
 	$(PY) -m vlmlab.calibrate $(ARGS)
 
-example-smollm2: venv ## Finding 2 (both halves) with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
+example-smollm2: venv ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion_frozen --seeds 0 experiment=smollm2_cpu $(ARGS)
 	$(PY) -m vlmlab.ablate f2_fusion --seeds 0 experiment=smollm2_cpu $(ARGS)
+	$(PY) -m vlmlab.ablate f0_blind --seeds 0 experiment=smollm2_cpu $(ARGS)
 
 bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the findings grid's cost (store, reuse); encoder time square vs preserve
 	$(PY) -m vlmlab.bench $(ARGS)
