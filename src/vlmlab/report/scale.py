@@ -32,9 +32,9 @@ import pandas as pd
 from scipy import stats as st
 
 from vlmlab.report.stats import t_quantile
+from vlmlab.report.verdicts import DECIDED  # a fact (FLOPs, parameters) is decided too
 from vlmlab.tracking import write_atomic
 
-DECIDED = ("reproduced", "contradicted", "fact: holds", "fact: does not hold")  # a fact (FLOPs, parameters) is decided
 CHECK_COLUMNS = ["ablation", "finding", "index", "check", "metric", "primary", "base_diff", "base_lo", "base_hi",
                  "base_n", "base_verdict", "large_diff", "large_lo", "large_hi", "large_n", "large_verdict",
                  "same_sign", "change", "change_lo", "change_hi", "transfer"]

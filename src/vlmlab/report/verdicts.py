@@ -42,6 +42,9 @@ from vlmlab.contract.metrics import metric as metric_info
 from vlmlab.report.aggregate import parse_cell, write_atomic
 from vlmlab.report.stats import ALPHA, fisher_p, holm, mean_ci, paired_p, seeds_for_power
 
+FACT_HOLDS, FACT_FAILS = "fact: holds", "fact: does not hold"  # a deterministic check's two verdicts
+DECIDED = ("reproduced", "contradicted", FACT_HOLDS, FACT_FAILS)  # a check that settled its question
+
 
 def direction(metric: str) -> int:
     """+1 when higher is better (task scores, avg, train_samples_per_s), -1 when lower is better (the metric
@@ -160,7 +163,7 @@ def evaluate_check(seeds: pd.DataFrame, check: Check | dict, isolated: pd.DataFr
     if info.kind == "deterministic":
         test = "fact"
         if n:
-            verdict = "fact: holds" if float(good.iloc[0]) > bound else "fact: does not hold"
+            verdict = FACT_HOLDS if float(good.iloc[0]) > bound else FACT_FAILS
     elif info.kind == "event":
         test = "Fisher exact"
         bs, ws = [b for b, _ in pairs], [w for _, w in pairs]
@@ -268,7 +271,7 @@ def verdicts_table(seeds: pd.DataFrame, spec: dict, isolated: pd.DataFrame | Non
     return pd.DataFrame(rows)
 
 
-SET_ASIDE = ("not run yet", "not measured", "untestable here", "fact: holds", "fact: does not hold")
+SET_ASIDE = ("not run yet", "not measured", "untestable here", FACT_HOLDS, FACT_FAILS)
 
 
 def finding_verdict(verdicts, untestable: int = 0) -> str:
