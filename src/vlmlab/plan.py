@@ -42,7 +42,7 @@ from vlmlab.report.markup import fmt, to_markdown
 from vlmlab.report.stats import ALPHA
 from vlmlab.report.verdicts import cell_pairs
 from vlmlab.plan_cost import cost_table
-from vlmlab.plan_power import plan_check, pooled_sds, powered
+from vlmlab.plan_power import SD_FLOORS, plan_check, pooled_sds, powered
 from vlmlab.tracking import write_atomic
 from vlmlab.world.config import world_id
 
@@ -63,11 +63,11 @@ def untestable_today(scale: str = "base") -> dict[str, str]:
 
 
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
-         controls_csv: str | Path | None = None, undecided: int | None = None) -> pd.DataFrame:
+         controls_csv: str | Path | None = None, undecided: int | None = None, sd_floor: str = "none") -> pd.DataFrame:
     """Rows per primary check of each file, with the file's planned seeds (`file_seeds`: NaN while no primary check
     of the file has a pilot figure). `controls_csv`: the world's calibration (default: the one among
     results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
-    untestable."""
+    untestable. `sd_floor` (plan_power.SD_FLOORS): the least SD a check's own pilot SD may claim."""
     ablations = [load(n, folder) for n in names]
     scales = {a.scale for a in ablations}
     if len(scales) > 1:
@@ -85,7 +85,7 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
         for c in mine:
             rows.append({"ablation": abl.name, "finding": abl.finding,
                          **plan_check(seeds, c, alpha, untestable=untestable, controls_csv=controls_csv,
-                                      pooled=pooled)})
+                                      pooled=pooled, floor=sd_floor)})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--undecided", type=int,
                     help="seeds of a file no seed count can decide (its primaries beyond the cap, timings, facts or "
                          "untestable); default: the floor if some check is beyond the cap, else its seeds as they are")
+    ap.add_argument("--sd-floor", choices=SD_FLOORS, default="none",
+                    help="the least SD a check's own pilot SD may claim: the pilot's pooled SD of the metric, or "
+                         "sqrt(2) x the calibration's seed SD (a pilot of two seeds can badly underestimate it)")
     ap.add_argument("--budget", type=float, default=150.0, help="the run's wall-time budget in minutes (issue 19: 150)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time in the real run (2 on a 2-core CPU)")
     a = ap.parse_args(argv)
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         from vlmlab.contract.ablation import available
 
         names = [n for n in available(a.ablations) if not load(n, a.ablations).follow_up_of]
-    df = plan(names, a.runs, a.floor, a.cap, a.ablations, a.calibration, a.undecided)
+    df = plan(names, a.runs, a.floor, a.cap, a.ablations, a.calibration, a.undecided, a.sd_floor)
     if df.empty:
         print("[plan] no primary checks found")
         return 1
@@ -220,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                                 for x in g.to_dict("records") if x["seeds"] == x["seeds"])
             n = int(r["file_seeds"])
             apart = f", seeds {first}-{first + n - 1}, none of the pilot's" if first else ""
-            where = f"python -m vlmlab.plan, pilot of {int(g['pilot_seeds'].max())} seeds under {a.runs}, commit {_commit()}"
+            where = f"python -m vlmlab.plan, pilot of {int(g['pilot_seeds'].max())} seeds under {a.runs}, commit {_commit()}" + (
+                f", SD floor: {a.sd_floor}" if a.sd_floor != "none" else "")
             if decided:
                 text = f"{n} seeds: the pilot's figure for 80% power ({where}; {figures}), fixed before the runs{apart}"
             else:

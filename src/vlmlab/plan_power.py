@@ -80,15 +80,37 @@ def pooled_sds(tables: list[tuple[pd.DataFrame, list[Check]]]) -> dict[str, tupl
             for m, xs in acc.items()}
 
 
+SD_FLOORS = ("none", "pooled", "calibration")
+
+
+def sd_floor(metric: str, how: str, pooled: dict[str, tuple[float, int, int]] | None,
+             controls_csv: str | Path | None) -> tuple[float, str]:
+    """The least SD a pilot of few seeds may claim for a paired `metric` difference (`how`, SD_FLOORS): the pilot's
+    pooled SD over all its comparisons of the metric ("pooled"), or sqrt(2) x the calibration's seed SD
+    ("calibration"); (nan, "") for "none" or when the source lacks the metric. Two seeds give one SD from two
+    differences, which can be far too small (F7 at the large scale: 0.23 in the pilot, ~4.8 in the real run)."""
+    if how == "pooled" and metric in (pooled or {}):
+        sd, df, k = pooled[metric]
+        return sd, f"the pilot's pooled SD of paired {metric} differences ({k} comparisons, {df} df)"
+    if how == "calibration":
+        seed_sd, where = calibration_sd(metric, controls_csv)
+        if math.isfinite(seed_sd):
+            return math.sqrt(2) * seed_sd, f"sqrt(2) x the calibration's seed SD {seed_sd:.2f} ({where})"
+    if how not in SD_FLOORS:
+        raise ValueError(f"sd floor {how!r}: one of {', '.join(SD_FLOORS)}")
+    return math.nan, ""
+
+
 def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200,
                untestable: dict[str, str] | None = None, controls_csv: str | Path | None = None,
-               pooled: dict[str, tuple[float, int, int]] | None = None) -> dict:
+               pooled: dict[str, tuple[float, int, int]] | None = None, floor: str = "none") -> dict:
     """One primary check's planned seeds from a pilot's seeds table (aggregate.seeds_table); a check on a task the
     world's calibration found at blind level (`untestable`, calibration.blind_level_tasks) gets no seeds. A pilot of
     one seed gives the effect but no spread: the SD of a paired difference is then the pilot's pooled SD of paired
     differences of the same metric over its other comparisons (`pooled`, pooled_sds), else sqrt(2) x the
     calibration's seed SD of the metric (`controls_csv`; exact for independent arms, an upper bound when a seed's
-    two arms agree, as paired seeds do)."""
+    two arms agree, as paired seeds do). `floor` (SD_FLOORS, sd_floor): a pilot's own SD below that floor is
+    raised to it, and the note says so."""
     info = metric_info(check.metric)
     row = {"check": f"{_label(check.better)} vs {_label(check.worse)}", "metric": check.metric, "kind": info.kind,
            "pilot_seeds": 0, "pairs_per_seed": 0, "effect": math.nan, "sd": math.nan, "seeds": math.nan, "note": ""}
@@ -121,6 +143,10 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
     note = ""
     if len(good) >= 2:
         effect, sd = float(good.mean()) - bound, float(good.std(ddof=1))
+        least, where = sd_floor(check.metric, floor, pooled, controls_csv)
+        if math.isfinite(least) and least > sd:
+            note = f"SD: the pilot's {sd:.2f} raised to the floor {least:.2f}, {where}"
+            sd = least
     elif len(good) == 1 and check.metric in (pooled or {}):
         sd, df, k = pooled[check.metric]
         effect = float(good.mean()) - bound

@@ -113,6 +113,34 @@ def test_a_one_seed_pilot_borrows_the_pooled_sd_of_the_pilots_other_comparisons(
     assert row["seeds"] == seeds_for_power(pooled, 3.0, alpha=row["alpha"])
 
 
+def test_an_sd_floor_raises_a_pilots_too_small_sd_and_is_written_into_the_plan(pilot, tmp_path):
+    runs, abl = pilot
+    own = pd.Series([2.0, 4.0]).std(ddof=1)  # perceiver - mlp
+    pooled = math.sqrt((pd.Series([2.0, 4.0]).var() + pd.Series([12.0, 15.0]).var()) / 2)  # with perceiver - linear
+    assert pooled > own
+    none = plan.plan(["f4"], runs, folder=abl, controls_csv=NONE).iloc[0]
+    floored = plan.plan(["f4"], runs, folder=abl, controls_csv=NONE, sd_floor="pooled").iloc[0]
+    assert none["sd"] == pytest.approx(own) and "floor" not in none["note"]
+    assert floored["sd"] == pytest.approx(pooled) and "raised to the floor" in floored["note"]
+    assert floored["seeds"] == seeds_for_power(pooled, 3.0, alpha=floored["alpha"]) >= none["seeds"]
+    with pytest.raises(ValueError, match="sd floor"):
+        plan.plan(["f4"], runs, folder=abl, controls_csv=NONE, sd_floor="max")
+    assert plan.main(["f4", "--runs", str(runs), "--ablations", str(abl), "--out", str(tmp_path / "out"),
+                      "--calibration", str(NONE), "--write", "--sd-floor", "pooled"]) == 0
+    assert "SD floor: pooled" in load_ablation(abl / "f4.yaml").plan
+
+
+def test_an_sd_floor_never_lowers_a_pilots_sd(pilot):
+    runs, abl = pilot
+    for seed, p in enumerate([52.0, 60.0]):  # perceiver - mlp = (2, 9): its own SD above the pooled one
+        make_run(runs, "f4", "connector=perceiver", seed, avg=p)
+    for seed, l in enumerate([40.0, 48.0]):  # perceiver - linear = (12, 12): SD 0
+        make_run(runs, "f4", "connector=linear", seed, avg=l)
+    own = pd.Series([2.0, 9.0]).std(ddof=1)
+    row = plan.plan(["f4"], runs, folder=abl, controls_csv=NONE, sd_floor="pooled").iloc[0]
+    assert row["sd"] == pytest.approx(own) and "floor" not in row["note"]
+
+
 def test_a_one_seed_pilot_without_other_comparisons_takes_the_calibrations_seed_sd(tmp_path):
     runs, abl, cal = tmp_path / "runs", tmp_path / "ablations", tmp_path / "calibration_vx"
     _one_seed_file(runs, abl, 3.0)
