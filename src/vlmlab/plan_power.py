@@ -51,7 +51,7 @@ def calibration_sd(metric: str, controls_csv: str | Path | None) -> tuple[float,
         c = pd.read_csv(curve) if curve.exists() else pd.DataFrame()
         row = c[c["steps"] == compose([]).optim.max_steps] if {"steps", "avg_sd"} <= set(c.columns) else c.iloc[0:0]
         if row.empty:
-            return math.nan, ""
+            return _controls_avg_sd(folder)
         r = row.iloc[0]
         return float(r["avg_sd"]), f"{folder.name}/curve.csv, {int(r['seeds'])} seeds at {int(r['steps'])} steps"
     c = pd.read_csv(controls_csv)
@@ -59,6 +59,19 @@ def calibration_sd(metric: str, controls_csv: str | Path | None) -> tuple[float,
     if row.empty or not math.isfinite(float(row.iloc[0]["trained_sd"])):
         return math.nan, ""
     return float(row.iloc[0]["trained_sd"]), f"{folder.name}/controls.csv, {row.iloc[0]['seeds']} seeds"
+
+
+def _controls_avg_sd(folder: Path) -> tuple[float, str]:
+    """avg's seed SD from the calibration's sighted, unsplit control runs, for a calibration with no learning curve
+    (the large world's); (nan, "") with fewer than two."""
+    import json
+
+    runs = sorted(folder.glob("runs/controls/*image.blind=False,image.split=0/seed*/summary.json"))
+    avgs = [json.loads(p.read_text()).get("metrics", {}).get("avg", math.nan) for p in runs]
+    avgs = [float(a) for a in avgs if a == a]
+    if len(avgs) < 2:
+        return math.nan, ""
+    return float(pd.Series(avgs).std(ddof=1)), f"{folder.name}/runs/controls, {len(avgs)} seeds of the sighted recipe"
 
 
 def pooled_sds(tables: list[tuple[pd.DataFrame, list[Check]]]) -> dict[str, tuple[float, int, int]]:

@@ -259,3 +259,24 @@ def test_the_committed_large_plan_regenerates_and_fixed_the_scale_files_seeds():
         n = int(g["file_seeds"].iloc[0])
         assert load(name, abl).seeds == list(range(2, 2 + n)), name
     assert "9" in load("f4_pooling", abl).cut and bool(committed.loc[committed["ablation"] == "f4_pooling", "beyond_cap"].any())
+
+
+def test_the_calibration_floor_for_avg_reads_the_control_runs_where_there_is_no_learning_curve(tmp_path):
+    """The large world's calibration has controls but no curve.csv: avg's seed SD comes from its sighted,
+    unsplit control runs (the blind and split ones are not the recipe)."""
+    import json
+
+    cal = tmp_path / "calibration_large"
+    (cal / "controls.csv").parent.mkdir()
+    pd.DataFrame([{"split": 0, "task": "vqa", "trained_sd": 2.0}]).to_csv(cal / "controls.csv", index=False)
+    for cell, avgs in (("image.blind=False,image.split=0", (40.0, 42.0, 47.0)),
+                       ("image.blind=True,image.split=0", (10.0, 90.0, 50.0)),
+                       ("image.blind=False,image.split=2", (0.0, 100.0, 50.0))):
+        for seed, a in enumerate(avgs):
+            run = cal / "runs" / "controls" / f"eval.split=validation,{cell}" / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "summary.json").write_text(json.dumps({"metrics": {"avg": a}}))
+    sd, where = plan_power.calibration_sd("avg", cal / "controls.csv")
+    assert sd == pytest.approx(pd.Series([40.0, 42.0, 47.0]).std(ddof=1)) and "3 seeds" in where
+    assert plan_power.sd_floor("avg", "calibration", None, cal / "controls.csv")[0] == pytest.approx(math.sqrt(2) * sd)
+    assert math.isnan(plan_power.sd_floor("avg", "pooled", None, cal / "controls.csv")[0])  # no pilot: no floor
