@@ -161,10 +161,13 @@ def report(df: pd.DataFrame, runs: str, out: Path, costs: pd.DataFrame | None = 
                    ("p", f"Every cell x the planned seeds x a run's wall time in the pilot, {jobs} runs at a time: "
                          f"{total:.0f} min{verdict}. A run whose config an earlier file runs at the same seed is "
                          "reused, not retrained (`reused`); the isolated timings are not counted; a cell the pilot "
-                         "did not run is costed at its file's median pilot run (`unmeasured`).", None),
-                   ("table", ["ablation", "cells", "unmeasured", "seeds", "runs", "reused", "median run (s)",
-                              "est. min", "note"],
-                    [[r["ablation"], str(r["cells"]), str(r["unmeasured_cells"]), str(r["seeds"]), str(r["runs"]),
+                         "did not run is costed at the median of the world calibration's runs that train the same "
+                         "model (`from calibration`: their evaluation set differs, so the figure is approximate), "
+                         "else at its file's median pilot run (`unmeasured`).", None),
+                   ("table", ["ablation", "cells", "from calibration", "unmeasured", "seeds", "runs", "reused",
+                              "median run (s)", "est. min", "note"],
+                    [[r["ablation"], str(r["cells"]), str(r.get("from_calibration", 0)), str(r["unmeasured_cells"]),
+                      str(r["seeds"]), str(r["runs"]),
                       str(r["reused"]), fmt(r["run_s_median"], digits=0), fmt(r["est_min"], digits=1), r["note"]]
                      for r in costs.to_dict("records")])]
     write_atomic(out / "PLAN.md", to_markdown(blocks, out))
@@ -206,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     first = a.first_seed if a.first_seed is not None else 1 + max(
         [int(r["seed"]) for name in dict.fromkeys(df["ablation"])
          for r in aggregate.seeds_table(a.runs, name).to_dict("records") if r.get("status") != "missing"] or [-1])
-    md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs, first), a.budget, a.jobs)
+    controls = a.calibration or calibration.calibration_for(
+        world_id(load(names[0], a.ablations).scale), repo_root() / "results")
+    cal_runs = Path(controls).parent / "runs" if controls else None
+    md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs, first, cal_runs), a.budget, a.jobs)
     print(md.read_text())
     if a.write:
         for name, g in df.groupby("ablation", sort=False):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlmlab.ablate import load
+from vlmlab.ablate import launch_defaults, load
 from vlmlab.report import aggregate
 
 
-def _cell_config(abl, cell: str) -> dict:
+def _cell_config(abl, cell: str, extra: tuple[str, ...] = ()) -> dict:
     """What a run of `cell` is (contract.run.identity of its composed config, seed 0), to find cells that are one
     experiment in several files (the baseline recurs: reuse.py trains it once)."""
     from dataclasses import asdict
@@ -20,17 +20,50 @@ def _cell_config(abl, cell: str) -> dict:
     from vlmlab.config import compose
     from vlmlab.contract.run import identity, parse_cell
 
-    overrides = [*abl.fixed, *(f"{k}={v}" for k, v in parse_cell(cell).items()), "seed=0"]
+    overrides = [*abl.fixed, *(f"{k}={v}" for k, v in parse_cell(cell).items()), "seed=0", *extra]
     return identity(asdict(compose(overrides)))
 
 
+NOT_TRAINING = ("seed", "eval")  # keys that do not change what a run trains (with contract.run.FILING_KEYS)
+
+
+def _training(identity: dict) -> str:
+    """A run identity without what does not change its training (the seed, the evaluation, the validation split's
+    size), as a key: a calibration run and an ablation cell with equal keys train the same model at equal cost."""
+    import json
+
+    out = {k: v for k, v in identity.items() if k not in NOT_TRAINING}
+    out["data"] = {k: v for k, v in (out.get("data") or {}).items() if k != "validation_size"}
+    return json.dumps(out, sort_keys=True)
+
+
+def calibration_times(runs: str | Path | None) -> dict[str, list[float]]:
+    """Wall times of the world calibration's finished runs (<runs>/<sweep>/<cell>/seed<k>: config.yaml and
+    summary.json), by training key (_training): the measured cost of a cell the pilot did not run (the large
+    F6 split cell was once costed at the file median, 460 s, and took 1,518 s)."""
+    import yaml
+
+    from vlmlab.contract.run import identity
+
+    out: dict[str, list[float]] = {}
+    for summary in sorted(Path(runs).glob("*/*/seed*/summary.json")) if runs and Path(runs).is_dir() else []:
+        cfg, done = summary.parent / "config.yaml", json.loads(summary.read_text())
+        wall = done.get("wall_time_s")
+        if cfg.is_file() and done.get("status", "finished") == "finished" and wall and not done.get("reused_from"):
+            out.setdefault(_training(identity(yaml.safe_load(cfg.read_text()))), []).append(float(wall))
+    return out
+
+
 def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = None, jobs: int = 2,
-               first_seed: int = 0) -> pd.DataFrame:
+               first_seed: int = 0, calibration_runs: str | Path | None = None) -> pd.DataFrame:
     """Each file's planned cost: every cell of its grid x its planned seeds (file_seeds, else the file's current
-    seeds) x a run's wall time in the pilot (the median over the cell's trained pilot runs; a cell the pilot did
-    not run takes the median of the file's pilot runs, else of all of them, and is counted as `unmeasured`), over
-    `jobs` runs at a time. A cell whose config another file already runs at the same seed (the files run in
-    order; reuse.py) costs nothing (`reused` runs). The isolated timings are not counted: a lower bound there."""
+    seeds) x a run's wall time in the pilot (the median over the cell's trained pilot runs). A cell the pilot did
+    not run takes the median wall time of the world calibration's runs that train the same model
+    (`calibration_runs`, calibration_times; counted as `from_calibration`: their evaluation set differs, so the
+    figure is approximate), else the median of the file's pilot runs, else of all of them (counted as
+    `unmeasured`); over `jobs` runs at a time. A cell whose config another file already runs at the same seed (the
+    files run in order; reuse.py) costs nothing (`reused` runs). The isolated timings are not counted: a lower
+    bound there."""
     from vlmlab.contract.run import parse_cell
 
     rows, every = [], []
@@ -52,10 +85,13 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
         per_file[name] = measured
         every += list(trained[col].dropna()) if col else []
     overall = float(pd.Series(every).median()) if every else math.nan
+    calibrated = calibration_times(calibration_runs)
+    threads = tuple(d for d in launch_defaults([]) if d.startswith("threads="))  # as the sweep will run a cell
     seen: set[tuple[str, int]] = set()
     for name, abl in specs.items():
         if not abl.findings_run:
-            rows.append({"ablation": name, "cells": len(abl.cells()), "unmeasured_cells": 0, "seeds": 0, "runs": 0,
+            rows.append({"ablation": name, "cells": len(abl.cells()), "unmeasured_cells": 0, "from_calibration": 0,
+                         "seeds": 0, "runs": 0,
                          "reused": 0, "run_s_median": math.nan, "est_min": 0.0, "note": "cut from the findings run"})
             continue
         g = df[df["ablation"] == name]
@@ -63,6 +99,12 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
         seeds = list(range(first_seed, first_seed + int(n))) if n == n else list(abl.seeds)
         measured = per_file[name]
         fallback = float(pd.Series(list(measured.values())).median()) if measured else overall
+        from_cal = {}
+        for cell in abl.cells():
+            times = calibrated.get(_training(_cell_config(abl, cell, threads))) if cell not in measured else None
+            if times:
+                from_cal[cell] = float(pd.Series(times).median())
+        measured = {**measured, **from_cal}
         total, reused = 0.0, 0
         for cell in abl.cells():
             key = json.dumps(_cell_config(abl, cell), sort_keys=True)
@@ -74,6 +116,7 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
                 total += measured.get(cell, fallback)
         costs = [measured.get(c, fallback) for c in abl.cells()]
         rows.append({"ablation": name, "cells": len(costs), "unmeasured_cells": sum(c not in measured for c in abl.cells()),
+                     "from_calibration": len(from_cal),
                      "seeds": len(seeds), "runs": len(costs) * len(seeds), "reused": reused,
                      "run_s_median": float(pd.Series(costs).median()), "est_min": total / jobs / 60, "note": ""})
     return pd.DataFrame(rows)

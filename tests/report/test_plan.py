@@ -1,5 +1,6 @@
 """The seed plan: a pilot's paired differences give each primary check its seeds for 80% power, written into the file."""
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -188,6 +189,37 @@ def test_the_cost_counts_every_cell_at_its_pilot_time_and_says_whether_it_fits(p
     assert cost["est_min"] == pytest.approx((10 + 30 + 2) * n / 2 / 60)
     md = plan.report(df, str(runs), tmp_path / "out", plan_cost.cost_table(df, runs, abl), budget=0.01).read_text()
     assert "DOES NOT FIT" in md and (tmp_path / "out" / "cost.csv").exists()
+
+
+def test_a_cell_the_pilot_did_not_run_is_costed_at_the_calibrations_runs_of_the_same_training(pilot, tmp_path):
+    """linear has no pilot run; the calibration trained exactly its model (another seed and evaluation set) in
+    120 and 140 s, and linear with another learning rate in 999 s, which must not count."""
+    from dataclasses import asdict
+
+    from vlmlab.ablate import launch_defaults
+    from vlmlab.config import compose
+
+    runs, abl = pilot
+    for seed in (0, 1):
+        make_run(runs, "f4", "connector=perceiver", seed, avg=(52.0, 55.0)[seed], wall=10.0)
+        make_run(runs, "f4", "connector=mlp", seed, avg=(50.0, 51.0)[seed], wall=30.0)
+        shutil.rmtree(runs / "f4" / "connector=linear" / f"seed{seed}")
+    cal = tmp_path / "calibration_vx" / "runs"
+    sweep = [d for d in launch_defaults([]) if d.startswith("threads=")]
+    for seed, wall in ((0, 120.0), (1, 140.0)):
+        cfg = asdict(compose(["connector=linear", f"seed={seed}", "eval.max_samples=300", "eval.split=validation",
+                              "data.validation_size=300", *sweep]))
+        make_run(cal, "controls", "eval.split=validation", seed, wall=wall, cfg=cfg)
+    make_run(cal, "ladder", "connector=linear,optim.lr=0.5", 0, wall=999.0,
+             cfg=asdict(compose(["connector=linear", "optim.lr=0.5", *sweep])))
+    df = plan.plan(["f4"], runs, folder=abl, controls_csv=NONE)
+    n = int(df["file_seeds"].iloc[0])
+    plain = plan_cost.cost_table(df, runs, abl, jobs=2).iloc[0]
+    assert (plain["unmeasured_cells"], plain["from_calibration"]) == (1, 0)
+    assert plain["est_min"] == pytest.approx((10 + 30 + 20) * n / 2 / 60)  # linear at the file's median, 20 s
+    cost = plan_cost.cost_table(df, runs, abl, jobs=2, calibration_runs=cal).iloc[0]
+    assert (cost["unmeasured_cells"], cost["from_calibration"]) == (0, 1)
+    assert cost["est_min"] == pytest.approx((10 + 30 + 130) * n / 2 / 60)
 
 
 def test_a_file_no_seed_count_decides_gets_the_undecided_seeds_and_says_why(pilot, tmp_path):
