@@ -159,7 +159,8 @@ def report(df: pd.DataFrame, runs: str, out: Path, costs: pd.DataFrame | None = 
                                                                  "primary checks) and say so in the file's `plan:`"))
         blocks += [("h2", "Planned cost", None),
                    ("p", f"Every cell x the planned seeds x a run's wall time in the pilot, {jobs} runs at a time: "
-                         f"{total:.0f} min{verdict}. A run whose config an earlier file runs at the same seed is "
+                         f"{total:.0f} min{verdict}. A file takes at least its longest run. A run whose config an "
+                         "earlier file runs at the same seed is "
                          "reused, not retrained (`reused`); the isolated timings are not counted; a cell the pilot "
                          "did not run is costed at the median of the world calibration's runs that train the same "
                          "model (`from calibration`: their evaluation set differs, so the figure is approximate), "

@@ -62,8 +62,9 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
     (`calibration_runs`, calibration_times; counted as `from_calibration`: their evaluation set differs, so the
     figure is approximate), else the median of the file's pilot runs, else of all of them (counted as
     `unmeasured`); over `jobs` runs at a time. A cell whose config another file already runs at the same seed (the
-    files run in order; reuse.py) costs nothing (`reused` runs). The isolated timings are not counted: a lower
-    bound there."""
+    files run in order; reuse.py) costs nothing (`reused` runs). A file takes at least its longest run (the files
+    run one after another, so a file of one run leaves the other jobs idle). The isolated timings are not counted:
+    a lower bound there."""
     from vlmlab.contract.run import parse_cell
 
     rows, every = [], []
@@ -105,7 +106,7 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
             if times:
                 from_cal[cell] = float(pd.Series(times).median())
         measured = {**measured, **from_cal}
-        total, reused = 0.0, 0
+        total, reused, longest = 0.0, 0, 0.0
         for cell in abl.cells():
             key = json.dumps(_cell_config(abl, cell), sort_keys=True)
             for seed in seeds:
@@ -114,9 +115,10 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
                     continue
                 seen.add((key, seed))
                 total += measured.get(cell, fallback)
+                longest = max(longest, measured.get(cell, fallback))
         costs = [measured.get(c, fallback) for c in abl.cells()]
         rows.append({"ablation": name, "cells": len(costs), "unmeasured_cells": sum(c not in measured for c in abl.cells()),
                      "from_calibration": len(from_cal),
                      "seeds": len(seeds), "runs": len(costs) * len(seeds), "reused": reused,
-                     "run_s_median": float(pd.Series(costs).median()), "est_min": total / jobs / 60, "note": ""})
+                     "run_s_median": float(pd.Series(costs).median()), "est_min": max(total / jobs, longest) / 60, "note": ""})
     return pd.DataFrame(rows)

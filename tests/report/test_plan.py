@@ -220,6 +220,8 @@ def test_a_cell_the_pilot_did_not_run_is_costed_at_the_calibrations_runs_of_the_
     cost = plan_cost.cost_table(df, runs, abl, jobs=2, calibration_runs=cal).iloc[0]
     assert (cost["unmeasured_cells"], cost["from_calibration"]) == (0, 1)
     assert cost["est_min"] == pytest.approx((10 + 30 + 130) * n / 2 / 60)
+    one = plan_cost.cost_table(df.assign(file_seeds=1.0), runs, abl, jobs=8, calibration_runs=cal).iloc[0]
+    assert one["est_min"] == pytest.approx(130 / 60)  # 3 runs on 8 jobs: the longest run, not (10 + 30 + 130) / 8
 
 
 def test_a_file_no_seed_count_decides_gets_the_undecided_seeds_and_says_why(pilot, tmp_path):
