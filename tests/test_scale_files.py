@@ -9,7 +9,8 @@ from vlmlab.report.calibration import calibration_for
 from vlmlab.world.config import GENERATOR_VERSION, world_id
 
 LARGE = repo_root() / "ablations" / "large"
-SCALE_FILES = available(LARGE)
+SCALE_FILES = first_looks(LARGE)  # the scale files proper; a follow-up at the scale is a later look of one
+FOLLOW_UPS = sorted(set(available(LARGE)) - set(SCALE_FILES))
 
 
 def test_the_scale_transfer_covers_the_findings_issue_18_names():
@@ -80,6 +81,27 @@ def test_a_scale_file_keeps_its_base_files_name_and_needs_the_base_file(tmp_path
         _scale(tmp_path, "scale_of: f4x\nscale: large\nseeds: [5]\n", name="other")
     with pytest.raises(ConfigError, match="no such ablation file"):
         _scale(tmp_path, "scale_of: nope\nscale: large\nseeds: [5]\n", name="nope")
+
+
+def test_a_follow_up_at_a_scale_is_a_later_look_of_the_scale_file_with_new_seeds(tmp_path):
+    _base(tmp_path)
+    _scale(tmp_path, "scale_of: f4x\nscale: large\nseeds: [2, 3]\nplan: p\n")
+    more = _scale(tmp_path, "scale_of: f4x\nscale: large\nfollow_up_of: f4x\nseeds: [4, 5]\nplan: q\n",
+                  name="f4x_decide")
+    assert more.name == "f4x_decide" and more.follow_up_of == "f4x" and more.scale == "large"
+    assert more.fixed == ["scale=large"] and len(more.checks) == 2 and more.plan == "q"
+    assert more.looks == [("f4x", [2, 3]), ("f4x_decide", [4, 5])]
+    assert first_looks(tmp_path / "large") == ["f4x"]  # make scale-transfer (ablate all) does not rerun it
+    with pytest.raises(ConfigError, match="already used"):
+        _scale(tmp_path, "scale_of: f4x\nscale: large\nfollow_up_of: f4x\nseeds: [3, 4]\n", name="f4x_again")
+
+
+@pytest.mark.parametrize("name", FOLLOW_UPS)
+def test_the_committed_follow_ups_at_the_large_scale_are_later_looks_of_its_scale_files(name):
+    abl = load_ablation(LARGE / f"{name}.yaml")
+    parent = load_ablation(LARGE / f"{abl.follow_up_of}.yaml")
+    assert abl.follow_up_of in SCALE_FILES and abl.scale == "large" and abl.checks == parent.checks
+    assert abl.plan and not set(abl.seeds) & set(parent.seeds) and abl.fixed == parent.fixed
 
 
 def test_a_check_naming_a_value_the_grid_does_not_run_is_refused(tmp_path):

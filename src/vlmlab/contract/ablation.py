@@ -161,7 +161,7 @@ def load_ablation(path: str | Path) -> Ablation:
     unknown = set(raw) - set(_FIELDS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS[:-1])}")
-    scale = "base"
+    scale, stated = "base", set(raw)  # stated: before a scale file takes its base's fields
     if raw.get("scale_of") is not None or raw.get("scale") is not None:
         raw, scale = scale_fields(raw, path, where)
     for key in ("finding", "question", "seeds"):
@@ -231,7 +231,7 @@ def load_ablation(path: str | Path) -> Ablation:
         parent_path = path.parent / f"{parent}.yaml"
         if not parent_path.is_file():
             raise ConfigError(f"{where}: follow_up_of={parent!r}: no such ablation file next to it")
-        follow(out, load_ablation(parent_path), "checks" in raw, "metrics" in raw, where)
+        follow(out, load_ablation(parent_path), "checks" in stated, "metrics" in stated, where)
     return out
 
 

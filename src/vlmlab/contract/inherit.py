@@ -2,7 +2,8 @@
 
   scale_fields  a scale file (ablations/<scale>/<name>.yaml, `scale_of:`): its base file's fields, with its own
                 seeds, plan, cut and findings_run, an optional cut of the grid and subset of the checks; restating
-                anything else is an error, so the two scales cannot drift apart (issue 18's scale transfer)
+                anything else is an error, so the two scales cannot drift apart (issue 18's scale transfer). A
+                follow-up at a scale is a scale file too (`scale_of:` the base, `follow_up_of:` the scale file)
   follow        a follow-up (`follow_up_of:`): the look it follows, validated (same finding, grid and fixed; new
                 seeds) and inherited (checks, question, paper, and metrics unless it lists its own)
 """
@@ -33,9 +34,10 @@ def scale_fields(raw: dict, path: Path, where: str) -> tuple[dict, str]:
         raise ConfigError(f"{where}: a scale file names both `scale_of:` (its base file) and `scale:` (a world scale)")
     if scale not in SCALES or scale == "base":
         raise ConfigError(f"{where}: scale={scale!r} is not allowed; allowed: {', '.join(s for s in SCALES if s != 'base')}")
-    if str(raw.get("name") or path.stem) != str(base_name):
+    if str(raw.get("name") or path.stem) != str(base_name) and not raw.get("follow_up_of"):
         raise ConfigError(f"{where}: a scale file is named as its base ({base_name}.yaml), so the two scales' reports "
-                          f"pair file by file")
+                          f"pair file by file (a follow-up at this scale, `follow_up_of:` the scale file, is named "
+                          f"freely: its seeds join its first look's)")
     restated = sorted(k for k in raw if k not in SCALE_OWN)
     if restated:
         raise ConfigError(f"{where}: a scale file inherits {', '.join(restated)} from {base_name}; state them there")
