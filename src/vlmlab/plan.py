@@ -57,9 +57,14 @@ def needed_cells(abl, untestable: dict[str, str] | None = None) -> list[str]:
     return [c for c in cells if c in keep]
 
 
+def controls_today(scale: str = "base") -> Path | None:
+    """The controls.csv of today's world's calibration at `scale` (GENERATOR_VERSION), among results/calibration*/."""
+    return calibration.calibration_for(world_id(scale), repo_root() / "results")
+
+
 def untestable_today(scale: str = "base") -> dict[str, str]:
     """The tasks today's world's calibration at `scale` found at blind level (calibration.blind_level_tasks)."""
-    return calibration.blind_level_tasks(calibration.calibration_for(world_id(scale), repo_root() / "results"))
+    return calibration.blind_level_tasks(controls_today(scale))
 
 
 def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, folder: str | Path | None = None,
@@ -72,7 +77,7 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
     scales = {a.scale for a in ablations}
     if len(scales) > 1:
         raise ValueError(f"files of several world scales ({', '.join(sorted(scales))}) are planned apart")
-    controls_csv = controls_csv or calibration.calibration_for(world_id(scales.pop()), repo_root() / "results")
+    controls_csv = controls_csv or controls_today(scales.pop())
     untestable = calibration.blind_level_tasks(controls_csv)
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
     alpha = ALPHA / max(1, sum(powered(c, untestable) for _, c in checks))
@@ -210,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     first = a.first_seed if a.first_seed is not None else 1 + max(
         [int(r["seed"]) for name in dict.fromkeys(df["ablation"])
          for r in aggregate.seeds_table(a.runs, name).to_dict("records") if r.get("status") != "missing"] or [-1])
-    controls = a.calibration or calibration.calibration_for(
-        world_id(load(names[0], a.ablations).scale), repo_root() / "results")
+    controls = a.calibration or controls_today(load(names[0], a.ablations).scale)
     cal_runs = Path(controls).parent / "runs" if controls else None
     md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs, first, cal_runs), a.budget, a.jobs)
     print(md.read_text())

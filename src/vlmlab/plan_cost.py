@@ -100,15 +100,16 @@ def cost_table(df: pd.DataFrame, runs: str | Path, folder: str | Path | None = N
         seeds = list(range(first_seed, first_seed + int(n))) if n == n else list(abl.seeds)
         measured = per_file[name]
         fallback = float(pd.Series(list(measured.values())).median()) if measured else overall
+        configs = {cell: _cell_config(abl, cell, threads) for cell in abl.cells()}  # composed once per cell
         from_cal = {}
-        for cell in abl.cells():
-            times = calibrated.get(_training(_cell_config(abl, cell, threads))) if cell not in measured else None
+        for cell, config in configs.items():
+            times = calibrated.get(_training(config)) if cell not in measured else None
             if times:
                 from_cal[cell] = float(pd.Series(times).median())
         measured = {**measured, **from_cal}
         total, reused, longest = 0.0, 0, 0.0
-        for cell in abl.cells():
-            key = json.dumps(_cell_config(abl, cell), sort_keys=True)
+        for cell, config in configs.items():
+            key = json.dumps(config, sort_keys=True)
             for seed in seeds:
                 if (key, seed) in seen:
                     reused += 1

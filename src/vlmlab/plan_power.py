@@ -160,16 +160,13 @@ def plan_check(seeds: pd.DataFrame, check: Check, alpha: float, limit: int = 200
         if math.isfinite(least) and least > sd:
             note = f"SD: the pilot's {sd:.2f} raised to the floor {least:.2f}, {where}"
             sd = least
-    elif len(good) == 1 and check.metric in (pooled or {}):
-        sd, df, k = pooled[check.metric]
-        effect = float(good.mean()) - bound
-        note = f"SD: the pilot's pooled SD of paired {check.metric} differences ({k} comparisons, {df} df)"
-    elif len(good) == 1:
-        seed_sd, where = calibration_sd(check.metric, controls_csv)
-        if not math.isfinite(seed_sd):
+    elif len(good) == 1:  # no spread of its own: the pooled SD, else the calibration's (sd_floor's two sources)
+        sd, where = sd_floor(check.metric, "pooled", pooled, controls_csv)
+        if not math.isfinite(sd):
+            sd, where = sd_floor(check.metric, "calibration", pooled, controls_csv)
+        if not math.isfinite(sd):
             return {**out, "note": "1 paired difference in the pilot and no seed SD in the calibration: run 2 seeds"}
-        effect, sd = float(good.mean()) - bound, math.sqrt(2) * seed_sd
-        note = f"SD: sqrt(2) x the calibration's seed SD {seed_sd:.2f} ({where})"
+        effect, note = float(good.mean()) - bound, f"SD: {where}"
     else:
         return {**out, "note": "no paired difference in the pilot: run its cells"}
     n = seeds_for_power(sd, abs(effect), limit=limit, alpha=alpha)
