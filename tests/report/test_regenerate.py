@@ -2,6 +2,7 @@
 finding with no new runs keeps what is committed, and a rerun replaces only the runs it reran."""
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -44,24 +45,9 @@ def test_a_fresh_clone_regenerates_the_committed_verdicts_and_deletes_nothing(cl
     assert res["findings"].set_index("finding")["verdict"]["F5"] != "not run yet"
 
 
-def test_a_partial_rerun_replaces_only_the_runs_it_reran(clone):
-    tmp, out, abl = clone
-    cell = sorted(p.name for p in (out / "runs" / NAME).iterdir() if p.is_dir())[0]
-    rerun = tmp / "runs" / NAME / cell / "seed0"
-    shutil.copytree(out / "runs" / NAME / cell / "seed0", rerun)
-    summary = json.loads((rerun / "summary.json").read_text())
-    summary["metrics"]["avg"] = 99.0
-    (rerun / "summary.json").write_text(json.dumps(summary))
-    before = _files(out / "runs")
-    build(tmp / "runs", abl, out)
-    assert _files(out / "runs") == before  # replaced in place, nothing lost
-    assert json.loads((out / "runs" / NAME / cell / "seed0" / "summary.json").read_text())["metrics"]["avg"] == 99.0
-    seeds = pd.read_csv(out / NAME / "seeds.csv")
-    mine = seeds[seeds["cell"] == cell].set_index("seed")["avg"]
-    assert mine[0] == 99.0 and mine[1] != 99.0 and len(mine) == 3  # the other seeds are the committed ones
-
-
-def test_every_runs_answers_are_committed_as_one_table_per_ablation(clone):
+def test_a_partial_rerun_replaces_only_the_runs_it_reran_and_its_answers_become_a_table(clone):
+    # one report build for both (a build over every finding takes ~12 s): seed 0 of a cell is rerun with another
+    # avg, seeds 0 and 1 bring their per-question answers (predictions.json); the committed seed 2 is untouched
     tmp, out, abl = clone
     cell = sorted(p.name for p in (out / "runs" / NAME).iterdir() if p.is_dir())[0]
     for seed, said in ((0, "shoe"), (1, "red")):
@@ -69,7 +55,19 @@ def test_every_runs_answers_are_committed_as_one_table_per_ablation(clone):
         shutil.copytree(out / "runs" / NAME / cell / f"seed{seed}", d)
         (d / "predictions.json").write_text(json.dumps({"vqa": [
             {"id": "vqa-test-000000-colour", "prediction": said.upper(), "normalized": said, "answers": ["red"]}]}))
+    rerun = tmp / "runs" / NAME / cell / "seed0"
+    summary = json.loads((rerun / "summary.json").read_text())
+    summary["metrics"]["avg"] = 99.0
+    (rerun / "summary.json").write_text(json.dumps(summary))
+    before = _files(out / "runs")
     build(tmp / "runs", abl, out)
+    added = {Path(NAME, cell, f"seed{s}", "predictions.json.gz") for s in (0, 1)}  # carried gzipped (carry.py)
+    assert set(_files(out / "runs")) - set(before) <= added and set(before) <= set(_files(out / "runs"))  # nothing lost
+    assert json.loads((out / "runs" / NAME / cell / "seed0" / "summary.json").read_text())["metrics"]["avg"] == 99.0
+    seeds = pd.read_csv(out / NAME / "seeds.csv")
+    mine = seeds[seeds["cell"] == cell].set_index("seed")["avg"]
+    assert mine[0] == 99.0 and mine[1] != 99.0 and len(mine) == 3  # the other seeds are the committed ones
+
     table = pd.read_csv(out / NAME / "answers.csv.gz")
     assert list(table.columns) == ["task", "id", "answers", f"{cell}/seed0", f"{cell}/seed1"]
     assert table.iloc[0].tolist() == ["vqa", "vqa-test-000000-colour", "red", "shoe", "red"]
