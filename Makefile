@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow noise calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
@@ -48,6 +48,10 @@ pilot: venv ## a pilot for the seed plan: make pilot NAME=<finding>|all [PILOT_S
 
 plan: venv ## each primary check's seeds for 80% power from the pilot: make plan NAME=<finding>|all [ARGS=--write]
 	$(PY) -m vlmlab.plan $(NAME) --runs runs/pilot $(ARGS)
+
+noise: venv ## each check's seed noise split into training and question noise -> results/NOISE.md (and results/large/)
+	$(PY) -m vlmlab.noise
+	$(PY) -m vlmlab.noise --results results/large --ablations ablations/large
 
 report: venv ## merge runs/ into results/runs (committed runs stay unless rerun), then regenerate tables, plots, REPORT.md, report.html
 	$(PY) -m vlmlab.report --runs runs --out results

@@ -16,9 +16,21 @@ from vlmlab.metrics import caption_tokens, cider, normalize_answer, vqa_accuracy
 from vlmlab.world import questions
 
 
+def vqa_items(predictions: list[str], answers: list[list[str]]) -> list[float]:
+    """VQA accuracy of each question, in percent."""
+    return [100.0 * vqa_accuracy(p, a) for p, a in zip(predictions, answers)]
+
+
 def vqa_score(predictions: list[str], answers: list[list[str]]) -> float:
     """Mean VQA accuracy in percent."""
-    return 100.0 * sum(vqa_accuracy(p, a) for p, a in zip(predictions, answers)) / max(1, len(predictions))
+    return sum(vqa_items(predictions, answers)) / max(1, len(predictions))
+
+
+def cider_items(predictions: list[str], answers: list[list[str]]) -> list[float]:
+    """CIDEr-D (x100) of each caption against its references, with the set's IDF; their mean is the corpus score."""
+    keys = [str(i) for i in range(len(predictions))]
+    per = cider(dict(zip(keys, predictions)), dict(zip(keys, answers)))[1]
+    return [per[k] for k in keys]
 
 
 def cider_score(predictions: list[str], answers: list[list[str]]) -> float:
@@ -28,19 +40,20 @@ def cider_score(predictions: list[str], answers: list[list[str]]) -> float:
 
 
 register_task(Task(
-    "vqa", questions.make_vqa, vqa_score, normalize=normalize_answer,
+    "vqa", questions.make_vqa, vqa_score, normalize=normalize_answer, item_scores=vqa_items,
     benchmark=BenchmarkSpec("vqa", "lmms-lab/VQAv2", "validation", "validation"),
     description="VQAv2 analog: colour, shape, count, position and existence questions"))
 register_task(Task(
-    "textvqa", questions.make_textvqa, vqa_score, normalize=normalize_answer,
+    "textvqa", questions.make_textvqa, vqa_score, normalize=normalize_answer, item_scores=vqa_items,
     benchmark=BenchmarkSpec("textvqa", "lmms-lab/textvqa", "validation", "train"),
     description="TextVQA analog: read the word written in the scene"))
 register_task(Task(
-    "okvqa", questions.make_okvqa, vqa_score, normalize=normalize_answer,
+    "okvqa", questions.make_okvqa, vqa_score, normalize=normalize_answer, item_scores=vqa_items,
     benchmark=BenchmarkSpec("okvqa", "lmms-lab/OK-VQA", "val2014", "val2014", image_id=None),
     description="OK-VQA analog: a fact about a partly named object (held-out kinds at test)"))
 register_task(Task(
     "caption", questions.make_caption, cider_score, prompt=lambda q: "Caption:", normalize=caption_tokens,
+    item_scores=cider_items,
     shot_answer=first, unit="CIDEr",
     benchmark=BenchmarkSpec("caption", "lmms-lab/COCO-Caption2017", "val", "val", question=None, answers="answer",
                             image_id=None),  # one row per picture; question_id is the file name

@@ -36,6 +36,8 @@ class Task:
     benchmark: Optional[Any] = None                         # benchmarks.BenchmarkSpec of the real dataset
     unit: str = "%"                                         # of the score
     description: str = ""                                   # one line for docs and reports
+    item_scores: Optional[Callable[[list[str], list[list[str]]], list[float]]] = None  # per-question scores whose
+                                                            # mean is `score` (report/noise.py); None: not split
 
 
 _REGISTRY: dict[str, Task] = {}
