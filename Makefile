@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow noise calibrate ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow noise calibrate calibrate-margins ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
@@ -31,6 +31,13 @@ ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: r
 
 calibrate: venv ## the world's calibration (probes, blind controls, learning curve) -> results/calibration/
 	$(PY) -m vlmlab.calibrate $(ARGS)
+
+calibrate-margins: venv ## issue 16's margin targets with 1,200 validation questions and 5 seeds (calibration/margins.yaml, pre-registered) -> results/calibration_margins, with its noise split
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
+	$(PY) -m vlmlab.carry restore results/calibration_margins/runs runs/calibration_margins
+	$(PY) -m vlmlab.calibrate --controls calibration/margins.yaml --sweeps controls --visions "" --runs runs/calibration_margins --out results/calibration_margins $(ARGS)
+	$(PY) -m vlmlab.carry save runs/calibration_margins results/calibration_margins/runs
+	$(PY) -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration --results results/calibration_margins
 
 example-smollm2: venv ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion_frozen --seeds 0 experiment=smollm2_cpu $(ARGS)

@@ -65,12 +65,14 @@ COMMITTED = sorted(p.parent.name for p in (repo_root() / "results").glob("calibr
 
 @pytest.mark.parametrize("folder", COMMITTED or ["calibration"])
 def test_committed_calibration_regenerates_from_its_committed_runs(tmp_path, folder):
-    from vlmlab.calibrate import build
+    from vlmlab.calibrate import FOLDER, SWEEPS, build
 
     committed = repo_root() / "results" / folder
     if not (committed / "runs").is_dir():
         pytest.skip("no committed calibration")
-    build(str(committed / "runs"), tmp_path, pd.read_csv(committed / "probes.csv"))
+    follow_up = [f for f in FOLDER.glob("*.yaml") if f.stem not in SWEEPS and (committed / "runs" / f.stem).is_dir()]
+    probes = pd.read_csv(committed / "probes.csv") if (committed / "probes.csv").is_file() else pd.DataFrame()
+    build(str(committed / "runs"), tmp_path, probes, follow_up[0] if follow_up else None)  # --controls FILE
     for name in ("controls.csv", "curve.csv", "ladder.csv"):
         if (committed / name).exists():
             pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), pd.read_csv(committed / name))

@@ -29,7 +29,7 @@ def test_cells_are_timed_interleaved_with_an_aa_twin():
     assert abs(median["connector=mlp" + AA] - median["connector=mlp"]) < 1.0 * median["connector=mlp"]
 
 
-def test_cli_times_finished_runs_and_the_report_states_the_noise(tmp_path):
+def test_cli_times_finished_runs_and_the_report_states_the_noise(tmp_path, capsys):
     runs = tmp_path / "runs"
     for cell in ("connector=linear", "connector=mlp"):
         cfg = compose(TINY + [cell])
@@ -48,15 +48,16 @@ def test_cli_times_finished_runs_and_the_report_states_the_noise(tmp_path):
                          cwd=repo_root())
     assert out.returncode == 0, out.stderr[-2000:]
     assert (runs / "f4_x" / "timing.csv").exists() and "connector=linear (A/A)" in out.stdout
-    rep = subprocess.run([sys.executable, "-m", "vlmlab.report", "--runs", str(runs), "--ablations", str(abl),
-                          "--out", str(tmp_path / "results")], capture_output=True, text=True, timeout=300)
-    assert rep.returncode == 0, rep.stderr[-2000:]
+    # the report and the timing command's error path in this process (a fresh one imports torch again, ~8 s each)
+    from vlmlab.report.__main__ import main as report
+    from vlmlab.timing import main as timing
+
+    report(["--runs", str(runs), "--ablations", str(abl), "--out", str(tmp_path / "results")])
     md = (tmp_path / "results" / "REPORT.md").read_text()
     assert "A/A control: the first cell built twice differs by" in md and "| connector=mlp |" in md
     assert (tmp_path / "results" / "runs" / "f4_x" / "timing_summary.csv").exists()
-    empty = subprocess.run([sys.executable, "-m", "vlmlab.timing", "nothing", "--runs", str(runs)],
-                           capture_output=True, text=True, timeout=300, cwd=repo_root())
-    assert empty.returncode == 2 and "no finished runs" in empty.stderr
+    capsys.readouterr()
+    assert timing(["nothing", "--runs", str(runs)]) == 2 and "no finished runs" in capsys.readouterr().err
 
 
 def test_aa_control_two_identical_cells_are_not_told_apart_and_a_real_difference_is(tmp_path):

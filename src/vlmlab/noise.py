@@ -2,6 +2,7 @@
 
     python -m vlmlab.noise                                              # results/ and ablations/ -> results/NOISE.md
     python -m vlmlab.noise --results results/large --ablations ablations/large
+    python -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration --results results/calibration_margins
 
 Reads each ablation's answers table (<results>/<name>/answers.csv.gz, the looks of a question merged) and writes
 <results>/noise.csv and <results>/NOISE.md: per check and per cell, the seed SD, its training and question parts,
@@ -18,23 +19,31 @@ import pandas as pd
 
 from vlmlab.config import repo_root
 from vlmlab.contract.ablation import load_all
-from vlmlab.report import noise
+from vlmlab.report import long_tables, noise
 from vlmlab.report.markup import fmt, fmt_p, to_markdown
 
 ANSWERS = "answers.csv.gz"
 
 
-def table(results: Path, ablations: Path, only: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+def answers_of(name: str, results: Path, runs: Path | None = None) -> pd.DataFrame:
+    """One file's answers table: committed (<results>/<name>/answers.csv.gz), or from a carried runs folder."""
+    if runs is not None:
+        return long_tables.answers_table(runs, name, carried=True).astype(object)
+    path = results / name / ANSWERS
+    return pd.read_csv(path, keep_default_na=False, dtype=str) if path.is_file() else pd.DataFrame()
+
+
+def table(results: Path, ablations: Path, only: list[str] | None = None,
+          runs: Path | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """The noise rows of every first-look file with answers (its follow-ups' runs merged; `only`: these files), and
-    why the others have none."""
+    why the others have none. `runs`: read the answers from a carried runs folder instead of <results>."""
     specs = load_all(ablations)
     parts, without = [], {}
     for name, abl in specs.items():
         if abl.follow_up_of or (only is not None and name not in only):
             continue
         looks = [name, *(n for n, s in specs.items() if s.follow_up_of == name)]
-        answers = noise.merge_answers([pd.read_csv(results / n / ANSWERS, keep_default_na=False, dtype=str)
-                                       for n in looks if (results / n / ANSWERS).is_file()])
+        answers = noise.merge_answers([answers_of(n, results, runs) for n in looks])
         rows = noise.noise_table(answers, abl) if not answers.empty else pd.DataFrame()
         if rows.empty:
             most = max((len(s) for s in noise.runs_of(answers).values()), default=0)
@@ -92,13 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vlmlab.noise", description=__doc__.split("\n")[0])
     ap.add_argument("--results", default="results", help="folder with <ablation>/answers.csv.gz (default results)")
     ap.add_argument("--ablations", default="ablations", help="the ablation files of those results")
+    ap.add_argument("--runs", default=None, help="read the answers from this carried runs folder (vlmlab.carry: "
+                    "predictions.json.gz), e.g. a calibration's, instead of <results>/<name>/answers.csv.gz")
     ap.add_argument("--out", default=None, help="output folder (default: --results)")
     args = ap.parse_args(argv)
     root = repo_root()
     results, ablations = (root / args.results).resolve(), (root / args.ablations).resolve()
     out = Path(args.out) if args.out else results
     out.mkdir(parents=True, exist_ok=True)
-    t, without = table(results, ablations)
+    t, without = table(results, ablations, runs=(root / args.runs).resolve() if args.runs else None)
     t.to_csv(out / "noise.csv", index=False)
     (out / "NOISE.md").write_text(to_markdown(blocks(t, without, args.results), out))
     print(f"[vlmlab.noise] {len(t)} rows -> {out / 'NOISE.md'}")

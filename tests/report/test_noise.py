@@ -121,3 +121,30 @@ def test_the_cli_writes_the_tables_and_names_what_it_could_not_split(tmp_path):
     text = (res / "NOISE.md").read_text()
     assert "fy (answers of 1 seed(s) a cell at most)" in text
     assert "## Checks" not in text and (res / "noise.csv").read_text().strip() == ""  # one seed: nothing to split
+
+
+def test_the_answers_of_a_carried_runs_folder_are_split_too(tmp_path):
+    # a calibration keeps its runs carried (vlmlab.carry: predictions.json.gz), with no answers table beside them
+    import gzip
+    import json
+
+    runs, abl_dir, out = tmp_path / "runs", tmp_path / "ablations", tmp_path / "out"
+    abl_dir.mkdir()
+    (abl_dir / "fz.yaml").write_text(
+        "finding: FZ\nquestion: q?\npaper: {claim: c, numbers: n}\ngrid: {image.blind: 'false,true'}\nseeds: [0, 1]\n"
+        "metrics: [avg]\nchecks:\n  - {better: {image.blind: 'false'}, worse: {image.blind: 'true'}, metric: vqa, "
+        "primary: true}\n")
+    gold = ["red", "blue", "red", "green"]
+    said = {("False", 0): gold, ("False", 1): ["red", "blue", "red", "red"],
+            ("True", 0): ["red"] * 4, ("True", 1): ["red", "red", "blue", "red"]}
+    for (blind, seed), preds in said.items():
+        d = runs / "fz" / f"image.blind={blind}" / f"seed{seed}"
+        d.mkdir(parents=True)
+        items = [{"id": f"vqa-validation-{i:06d}-colour", "prediction": p, "normalized": p, "answers": [g]}
+                 for i, (p, g) in enumerate(zip(preds, gold))]
+        (d / "predictions.json.gz").write_bytes(gzip.compress(json.dumps({"vqa": items}).encode()))
+    assert cli.main(["--runs", str(runs), "--ablations", str(abl_dir), "--results", str(out)]) == 0
+    t = pd.read_csv(out / "noise.csv").set_index(["kind", "name"])
+    check = t.loc[("check", "image.blind=false vs image.blind=true")]
+    assert check["units"] == 2 and check["mean"] == pytest.approx(((100 - 50) + (75 - 25)) / 2)
+    assert t.loc[("cell", "image.blind=False"), "mean"] == pytest.approx(87.5)

@@ -2,6 +2,7 @@
 and every seed's training loss (from metrics.jsonl). The per-seed and per-cell tables are aggregate.py's."""
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -11,16 +12,18 @@ import pandas as pd
 from vlmlab.contract.run import PREDICTIONS
 
 
-def answers_table(runs: str | Path, name: str) -> pd.DataFrame:
+def answers_table(runs: str | Path, name: str, carried: bool = False) -> pd.DataFrame:
     """Every run's answers to every question, one row per question: task, id, the gold answers, then one
     column per run (<cell>/seed<k>) holding its normalised answer. From the predictions.json files under
-    <runs>/<name>/ (empty when there are none: results/runs keeps no predictions, this table does)."""
+    <runs>/<name>/ (empty when there are none: results/runs keeps no predictions, this table does); `carried`:
+    from a carried runs folder (vlmlab.carry), whose runs keep them gzipped (predictions.json.gz)."""
     rows, gold = {}, {}
-    for path in sorted(Path(runs, name).glob(f"*/seed*/{PREDICTIONS}")) if Path(runs, name).is_dir() else []:
+    pattern = f"*/seed*/{PREDICTIONS}.gz" if carried else f"*/seed*/{PREDICTIONS}"
+    for path in sorted(Path(runs, name).glob(pattern)) if Path(runs, name).is_dir() else []:
         run = f"{path.parent.parent.name}/{path.parent.name}"
         try:
-            preds = json.loads(path.read_text())
-        except ValueError:
+            preds = json.loads(gzip.decompress(path.read_bytes()) if carried else path.read_text())
+        except (ValueError, OSError):
             continue
         for task, items in preds.items():
             for it in items:
