@@ -77,3 +77,15 @@ def test_no_ablation_at_both_scales_says_so(tmp_path):
     (tmp_path / "b").mkdir()
     res = scale.build(tmp_path / "a", tmp_path / "b", tmp_path / "out")
     assert res["ablations"] == [] and "No ablation is reported at both scales" in (tmp_path / "out" / "SCALE.md").read_text()
+
+
+def test_a_check_pooled_over_two_looks_is_named_with_its_files_and_seeds(tmp_path):
+    effects = {"avgpool": 0.0, "mlp": 2.0, "perceiver": 4.0, "pixel_shuffle": 6.0}
+    base, large = reported(tmp_path, "base", effects, 0), reported(tmp_path, "large", effects, 1)
+    seeds = pd.read_csv(large / "f4_x" / "seeds.csv")  # as a follow-up file's seeds 2-3 merged in look to look
+    seeds["look_file"] = np.where(seeds["seed"] < 2, "f4_x", "f4_x_decide")
+    seeds.to_csv(large / "f4_x" / "seeds.csv", index=False)
+    scale.build(base, large, tmp_path / "scale")
+    md = (tmp_path / "scale" / "SCALE.md").read_text()
+    assert "- f4_x at the large scale: 2 looks, f4_x (seeds 0, 1); f4_x_decide (seeds 2, 3)" in md
+    assert "at the base scale" not in md  # one look there: nothing to disclose
