@@ -54,7 +54,8 @@ def table(results: Path, ablations: Path, only: list[str] | None = None,
 
 
 def _seeds(x) -> str:
-    return "–" if not math.isfinite(x) else ("> 200" if x > 200 else str(int(math.ceil(x))))
+    """Seeds for 80% power: '–' undefined (no spread), '> 200' beyond the search (stats.seeds_for_power's inf)."""
+    return "–" if math.isnan(x) else ("> 200" if x > 200 else str(int(math.ceil(x))))
 
 
 def blocks(t: pd.DataFrame, without: dict[str, str], results: str) -> list:

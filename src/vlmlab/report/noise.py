@@ -144,8 +144,9 @@ def noise_table(answers: pd.DataFrame, abl, primary_only: bool = False) -> pd.Da
             continue
         bound = -abs(check.margin) if check.kind == "not_worse" else 0.0
         distance = abs(direction(check.metric) * got["mean"] - bound)
-        now = seeds_for_power(got["sd"], distance) if got["sd"] > 0 else math.nan
-        more = seeds_for_power(got["sd_4x"], distance) if got["sd_4x"] > 0 else math.nan
+        # a check pooling k cell pairs gets k units a seed (as plan.py counts them)
+        now = seeds_for_power(got["sd"], distance) / len(pairs) if got["sd"] > 0 else math.nan
+        more = seeds_for_power(got["sd_4x"], distance) / len(pairs) if got["sd_4x"] > 0 else math.nan
         label = lambda want: ", ".join(f"{k}={v}" for k, v in want.items())  # noqa: E731
         rows.append({"ablation": abl.name, "kind": "check", "name": f"{label(check.better)} vs {label(check.worse)}",
                      "metric": check.metric, "primary": check.primary, **got,
