@@ -23,7 +23,7 @@ venv: $(VENV)/.installed ## create .venv and install vlmlab (editable) with its 
 test: venv ## run the test suite (CPU, offline, < 10 minutes; the `slow` end-to-end tests apart: make test-slow)
 	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
-test-slow: venv ## the slow end-to-end tests (the calibration command, FSDP kill-and-resume, the GGUF SmolLM2), ~2.5 min; CI runs both
+test-slow: venv ## the slow end-to-end tests (the calibration command, FSDP kill-and-resume, the GGUF SmolLM2, the submitit launcher), ~3 min; CI runs both
 	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile -m slow $(PYTEST_ARGS)
 
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report

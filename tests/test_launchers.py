@@ -7,7 +7,9 @@ import pytest
 from vlmlab.config import repo_root
 
 
-@pytest.mark.parametrize("launcher", ["submitit_local", "local"])
+@pytest.mark.parametrize("launcher", [
+    pytest.param("submitit_local", marks=pytest.mark.slow),  # the cluster launcher's local twin: make test-slow (~25 s)
+    "local"])  # the default of every CPU sweep (ablate.launch_defaults)
 def test_two_cell_smoke_sweep(tmp_path, launcher):
     cmd = [sys.executable, "-m", "vlmlab.train", "-m", f"hydra/launcher={launcher}", "name=launch", "debug=smoke",
            f"runs_root={tmp_path}", "connector=mlp,perceiver", "threads=1"]
