@@ -123,7 +123,7 @@ def metric_noise(scores: QuestionScores, units: list[tuple[str, str | None]], me
     return {"units": len(units), "mean": float(np.mean([m.mean() for m in mats])), **_row(c)}
 
 
-def noise_table(answers: pd.DataFrame, abl, primary_only: bool = False) -> pd.DataFrame:
+def noise_table(answers: pd.DataFrame, abl) -> pd.DataFrame:
     """One row per quality check on a score (cell pairs matched as the verdicts match them) and one per cell and
     task metric: the observed SD across units, its training and question parts, the SD at 2x and 4x questions,
     and for a check the paired seeds a decision needs now and with 4x questions (stats.seeds_for_power)."""
@@ -131,8 +131,6 @@ def noise_table(answers: pd.DataFrame, abl, primary_only: bool = False) -> pd.Da
     cells, scores = list(runs), QuestionScores(answers)
     rows = []
     for check in abl.checks:
-        if primary_only and not check.primary:
-            continue
         if metric_info(check.metric).kind != "quality":
             continue
         pairs = cell_pairs(cells, check.better, check.worse)
