@@ -88,7 +88,10 @@ def blocks(t: pd.DataFrame, without: dict[str, str], results: str) -> list:
                    fmt(r.sd_training), fmt(r.sd_questions), fmt(r.questions_share), fmt_p(r.p_training), fmt(r.sd_4x),
                    f"{_seeds(r.seeds_to_decide)} -> {_seeds(r.seeds_to_decide_4x)}"] for _, r in checks.iterrows()])]
     if not cells.empty:
+        medians = cells.groupby("metric", sort=False)["questions_share"].median()
         out += [("h2", "Cells (scores across seeds)", None),
+                ("p", "Median question share over cells: " + ", ".join(
+                    f"{task} {fmt(m)}" for task, m in medians.items()) + ".", None),
                 ("table", ["ablation", "cell", "task", "seeds", "mean", "SD", "training SD", "question SD",
                            "question share", "p(training)", "SD at 2x", "SD at 4x"],
                  [[r.ablation, r["name"], r.metric, int(r.units), fmt(r["mean"]), fmt(r.sd), fmt(r.sd_training),

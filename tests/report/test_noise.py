@@ -148,3 +148,5 @@ def test_the_answers_of_a_carried_runs_folder_are_split_too(tmp_path):
     check = t.loc[("check", "image.blind=false vs image.blind=true")]
     assert check["units"] == 2 and check["mean"] == pytest.approx(((100 - 50) + (75 - 25)) / 2)
     assert t.loc[("cell", "image.blind=False"), "mean"] == pytest.approx(87.5)
+    median = t.xs("cell")["questions_share"].median()  # the README quotes NOISE.md's medians over cells
+    assert f"Median question share over cells: vqa {median:.2f}." in (out / "NOISE.md").read_text()

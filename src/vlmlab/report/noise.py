@@ -29,7 +29,7 @@ import pandas as pd
 from vlmlab.contract.metrics import metric as metric_info
 from vlmlab.contract.tasks import tasks
 from vlmlab.report.stats import seeds_for_power
-from vlmlab.report.verdicts import cell_pairs, direction
+from vlmlab.report.verdicts import _label, cell_pairs, direction
 
 SCALES = (2, 4)  # question multiples the table projects to
 
@@ -145,8 +145,7 @@ def noise_table(answers: pd.DataFrame, abl) -> pd.DataFrame:
         # a check pooling k cell pairs gets k units a seed (as plan.py counts them)
         now = seeds_for_power(got["sd"], distance) / len(pairs) if got["sd"] > 0 else math.nan
         more = seeds_for_power(got["sd_4x"], distance) / len(pairs) if got["sd_4x"] > 0 else math.nan
-        label = lambda want: ", ".join(f"{k}={v}" for k, v in want.items())  # noqa: E731
-        rows.append({"ablation": abl.name, "kind": "check", "name": f"{label(check.better)} vs {label(check.worse)}",
+        rows.append({"ablation": abl.name, "kind": "check", "name": f"{_label(check.better)} vs {_label(check.worse)}",
                      "metric": check.metric, "primary": check.primary, **got,
                      "seeds_to_decide": now, "seeds_to_decide_4x": more})
     for cell, seeds in runs.items():
