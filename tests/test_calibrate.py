@@ -38,7 +38,7 @@ def test_calibration_command_writes_probes_controls_curve_and_targets(tmp_path):
 
 
 def test_the_ceiling_is_for_accuracy_tasks_not_cider():
-    from vlmlab.calibrate import targets
+    from vlmlab.calibrate_report import targets
 
     controls = pd.DataFrame([{"split": 0, "task": t, "trained": v, "margin": 10.0, "margin_in_sd": 6.0}
                              for t, v in (("vqa", 60.0), ("okvqa", 40.0), ("caption", 104.0))])
@@ -51,7 +51,7 @@ def test_the_ceiling_is_for_accuracy_tasks_not_cider():
 
 
 def test_largest_stable_learning_rate_stops_at_the_first_diverged_rung():
-    from vlmlab.calibrate import largest_stable
+    from vlmlab.calibrate_report import largest_stable
 
     ladder = pd.DataFrame({"trainable": ["full"] * 3 + ["lora"] * 3, "lr": [0.01, 0.003, 0.03] * 2,
                            "status": ["finished", "finished", "diverged", "finished", "diverged", "finished"]})
@@ -65,15 +65,17 @@ COMMITTED = sorted(p.parent.name for p in (repo_root() / "results").glob("calibr
 
 @pytest.mark.parametrize("folder", COMMITTED or ["calibration"])
 def test_committed_calibration_regenerates_from_its_committed_runs(tmp_path, folder):
-    from vlmlab.calibrate import FOLDER, SWEEPS, build
+    from vlmlab.calibrate_report import FOLDER, SWEEPS, build
+    from vlmlab.contract.ablation import load_ablation
 
     committed = repo_root() / "results" / folder
     if not (committed / "runs").is_dir():
         pytest.skip("no committed calibration")
-    follow_up = [f for f in FOLDER.glob("*.yaml") if f.stem not in SWEEPS and (committed / "runs" / f.stem).is_dir()]
+    follow_ups = {("curve" if "optim.max_steps" in load_ablation(f).grid else "controls"): f  # --curve / --controls FILE
+                  for f in FOLDER.glob("*.yaml") if f.stem not in SWEEPS and (committed / "runs" / f.stem).is_dir()}
     probes = pd.read_csv(committed / "probes.csv") if (committed / "probes.csv").is_file() else pd.DataFrame()
-    build(str(committed / "runs"), tmp_path, probes, follow_up[0] if follow_up else None)  # --controls FILE
-    for name in ("controls.csv", "curve.csv", "ladder.csv"):
+    build(str(committed / "runs"), tmp_path, probes, follow_ups)
+    for name in ("controls.csv", "curve.csv", "curve_gains.csv", "ladder.csv"):
         if (committed / name).exists():
             pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), pd.read_csv(committed / name))
     strip = lambda p: (p / "CALIBRATION.md").read_text().split("\n", 3)[3]  # noqa: E731 -- after the line naming the folder
@@ -81,7 +83,7 @@ def test_committed_calibration_regenerates_from_its_committed_runs(tmp_path, fol
 
 
 def test_the_curve_criterion_is_on_seed_means_with_an_interval():
-    from vlmlab.calibrate import targets
+    from vlmlab.calibrate_report import targets
     from vlmlab.calibrate_curve import curve_check, curve_table
 
     rows = [{"max_steps": s, "seed": k, "avg": base + d, "vqa": 0.0}
@@ -98,3 +100,39 @@ def test_the_curve_criterion_is_on_seed_means_with_an_interval():
     one = curve_table(pd.DataFrame([r for r in rows if r["seed"] == 0]), ["vqa", "avg"])
     assert curve_check(one)[2] != curve_check(one)[2]  # one seed: no interval
     assert curve_check(one.iloc[1:]) is None  # 150 missing
+
+
+def test_the_paired_curve_criterion_takes_differences_within_each_seed():
+    from scipy.stats import t
+
+    from vlmlab.calibrate_curve import curve_check_paired, late_gains
+    from vlmlab.calibrate_report import targets
+
+    # seed k scores base + 3k at every budget: a seed effect the unpaired interval counts and the paired one cancels
+    late_by_seed = {0: 2.0, 1: 3.0, 2: 4.0}  # the last doubling's gain per seed; early is 10 for every seed
+    rows = [{"max_steps": s, "seed": k, "avg": {150: 40.0, 600: 50.0, 1200: 50.0 + late_by_seed[k]}[s] + 3 * k,
+             "vqa": float(k)} for s in (150, 600, 1200) for k in range(3)]
+    rows.append({"max_steps": 1200, "seed": 3, "avg": 99.0, "vqa": 0.0})  # seed 3 ran one budget only: left out
+    late, early, lo, hi, n = curve_check_paired(pd.DataFrame(rows))
+    assert (late, early, n) == (3.0, 10.0, 3)
+    half = t.ppf(0.975, 2) * 1.0 / 3 ** 0.5  # d = late - 2.5 per seed: -0.5, 0.5, 1.5, SD 1
+    assert abs(lo - (0.5 - half)) < 1e-9 and abs(hi - (0.5 + half)) < 1e-9
+    row = [r for r in targets(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=["vision", "probe", "accuracy"]),
+                              paired=(late, early, lo, hi, n)) if "paired by seed" in r[0]][0]
+    assert row[2] == "NOT met" and "spans 0: unresolved" in row[1]  # 3.0 > 2.5, but the interval holds 0
+    gains = late_gains(pd.DataFrame(rows), ["avg", "vqa"]).set_index("metric")
+    assert gains.at["avg", "gain"] == 3.0 and gains.at["vqa", "gain"] == 0.0 and (gains["seeds"] == 3).all()
+    one = [r for r in rows if r["seed"] == 0]
+    assert curve_check_paired(pd.DataFrame(one))[4] == 1  # one seed: no interval, and no target row
+    assert not [r for r in targets(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=["vision", "probe", "accuracy"]),
+                                   paired=curve_check_paired(pd.DataFrame(one))) if "paired" in r[0]]
+    assert curve_check_paired(pd.DataFrame([r for r in rows if r["max_steps"] != 150])) is None  # a budget missing
+
+
+def test_a_follow_up_replaces_only_its_own_sweep():
+    from vlmlab.calibrate_report import FOLDER, sweep_files
+
+    files = sweep_files({"curve": "calibration/curve_followup.yaml"})
+    assert files["curve"].name == "curve_followup.yaml" and files["controls"] == FOLDER / "controls.yaml"
+    with pytest.raises(ValueError, match="replaces one of"):
+        sweep_files({"probes": "x.yaml"})
