@@ -39,11 +39,12 @@ calibrate-margins: venv ## issue 16's margin targets with 1,200 validation quest
 	$(PY) -m vlmlab.carry save runs/calibration_margins results/calibration_margins/runs
 	$(PY) -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration --results results/calibration_margins
 
-calibrate-curve: venv ## issue 16's learning-curve target paired by seed, 6 seeds, 1,200 validation questions (calibration/curve_followup.yaml, pre-registered) -> results/calibration_curve
+calibrate-curve: venv ## issue 16's learning-curve target paired by seed, 6 seeds, 1,200 validation questions (calibration/curve_followup.yaml, pre-registered) -> results/calibration_curve, with its noise split
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.carry restore results/calibration_curve/runs runs/calibration_curve
 	$(PY) -m vlmlab.calibrate --curve calibration/curve_followup.yaml --sweeps curve --visions "" --runs runs/calibration_curve --out results/calibration_curve $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_curve results/calibration_curve/runs
+	$(PY) -m vlmlab.noise --runs results/calibration_curve/runs --ablations calibration --results results/calibration_curve
 
 example-smollm2: venv ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion_frozen --seeds 0 experiment=smollm2_cpu $(ARGS)
