@@ -26,17 +26,21 @@ def vqa_score(predictions: list[str], answers: list[list[str]]) -> float:
     return sum(vqa_items(predictions, answers)) / max(1, len(predictions))
 
 
+def _cider(predictions: list[str], answers: list[list[str]]) -> tuple[float, list[float]]:
+    """pycocoevalcap's CIDEr-D (x100) over the set, keyed by position: (corpus score, each caption's score)."""
+    keys = [str(i) for i in range(len(predictions))]
+    corpus, per = cider(dict(zip(keys, predictions)), dict(zip(keys, answers)))
+    return corpus, [per[k] for k in keys]
+
+
 def cider_items(predictions: list[str], answers: list[list[str]]) -> list[float]:
     """CIDEr-D (x100) of each caption against its references, with the set's IDF; their mean is the corpus score."""
-    keys = [str(i) for i in range(len(predictions))]
-    per = cider(dict(zip(keys, predictions)), dict(zip(keys, answers)))[1]
-    return [per[k] for k in keys]
+    return _cider(predictions, answers)[1]
 
 
 def cider_score(predictions: list[str], answers: list[list[str]]) -> float:
     """Corpus CIDEr-D (x100)."""
-    keys = [str(i) for i in range(len(predictions))]
-    return cider(dict(zip(keys, predictions)), dict(zip(keys, answers)))[0]
+    return _cider(predictions, answers)[0]
 
 
 register_task(Task(
