@@ -88,6 +88,8 @@ def plot_curve(curve: pd.DataFrame, path: Path) -> None:
     for col in [c for c in curve.columns if c not in ("steps", "final_train_loss", "seeds", "avg_sd")]:
         ax.plot(curve["steps"], curve[col], marker="o", label=col, linewidth=2.5 if col == "avg" else 1)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(list(curve["steps"]), [str(s) for s in curve["steps"]])  # the budgets, not powers of 2
+    ax.minorticks_off()
     ax.set_xlabel("training steps (log scale)")
     ax.set_ylabel("validation score")
     ax.legend(fontsize=8)

@@ -77,7 +77,7 @@ def blocks(t: pd.DataFrame, without: dict[str, str], results: str) -> list:
         "looked at twice (a follow-up file) has its looks' runs merged."), None)]
     if not checks.empty:
         share = checks["questions_share"]
-        out += [("p", f"Of {len(checks)} checks on scores, question noise is at least half the variance of the paired "
+        out += [("p", f"Of {len(checks)} check{'s' * (len(checks) != 1)} on scores, question noise is at least half the variance of the paired "
                       f"difference in {int((share >= 0.5).sum())} and under a quarter in {int((share < 0.25).sum())}.",
                  None),
                 ("h2", "Checks (paired differences, better - worse)", None),
