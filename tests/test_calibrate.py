@@ -136,3 +136,24 @@ def test_a_follow_up_replaces_only_its_own_sweep():
     assert files["curve"].name == "curve_followup.yaml" and files["controls"] == FOLDER / "controls.yaml"
     with pytest.raises(ValueError, match="replaces one of"):
         sweep_files({"probes": "x.yaml"})
+
+
+def test_the_curve_follow_ups_600_step_runs_repeat_the_margins_runs_exactly():
+    """An A/A check of determinism across commits and sessions: at 600 steps, seeds 0-4 of the curve follow-up have
+    the configs of the margins follow-up's sighted cells (calibration/curve_followup.yaml says so before its runs)."""
+    from vlmlab.contract.ablation import load_ablation
+    from vlmlab.report import aggregate
+
+    res = repo_root() / "results"
+    if not ((res / "calibration_curve" / "runs").is_dir() and (res / "calibration_margins" / "runs").is_dir()):
+        pytest.skip("the follow-ups are not committed")
+    curve_abl, margins_abl = (load_ablation(repo_root() / "calibration" / f) for f in ("curve_followup.yaml", "margins.yaml"))
+    curve = aggregate.seeds_table(res / "calibration_curve" / "runs", curve_abl.name, curve_abl.__dict__)
+    margins = aggregate.seeds_table(res / "calibration_margins" / "runs", margins_abl.name, margins_abl.__dict__)
+    cols = ["vqa", "textvqa", "okvqa", "caption", "final_train_loss"]
+    a = curve[curve["max_steps"].astype(int) == 600].set_index("seed")[cols]
+    b = margins[margins["image.blind"].astype(str).str.lower() == "false"].set_index("seed")[cols]
+    shared = sorted(set(a.index) & set(b.index))
+    assert shared == [0, 1, 2, 3, 4]
+    pd.testing.assert_frame_equal(a.loc[shared], b.loc[shared])  # bit for bit, not within a tolerance
+    assert curve.loc[curve["seed"] == 0, "git_commit"].iloc[0] != margins.loc[margins["seed"] == 0, "git_commit"].iloc[0]
