@@ -47,7 +47,9 @@ def table(results: Path, ablations: Path, only: list[str] | None = None,
         rows = noise.noise_table(answers, abl) if not answers.empty else pd.DataFrame()
         if rows.empty:
             most = max((len(s) for s in noise.runs_of(answers).values()), default=0)
-            without[name] = "no answers table" if answers.empty else f"answers of {most} seed(s) a cell at most"
+            ran = any(((runs or results / "runs") / n).is_dir() for n in looks)  # its run folders, committed or carried
+            without[name] = ("not run here" if answers.empty and not ran else "no answers table" if answers.empty
+                             else f"answers of {most} seed(s) a cell at most")
         else:
             parts.append(rows.assign(looks=len(looks)))
     return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), without

@@ -117,9 +117,14 @@ def test_the_cli_writes_the_tables_and_names_what_it_could_not_split(tmp_path):
         "primary: true}\n")
     _answers({"connector=perceiver/seed0": ["red"], "connector=mlp/seed0": ["blue"]}, ["red"]).to_csv(
         res / "fy" / "answers.csv.gz", index=False)
+    spec = (abl_dir / "fy.yaml").read_text().replace("FY", "FX")
+    (abl_dir / "fx.yaml").write_text(spec)  # never run: no run folders at all
+    (abl_dir / "fw.yaml").write_text(spec.replace("FX", "FW"))  # run, but its answers were not kept
+    (res / "runs" / "fw" / "connector=mlp" / "seed0").mkdir(parents=True)
     assert cli.main(["--results", str(res), "--ablations", str(abl_dir)]) == 0
     text = (res / "NOISE.md").read_text()
     assert "fy (answers of 1 seed(s) a cell at most)" in text
+    assert "fx (not run here)" in text and "fw (no answers table)" in text
     assert "## Checks" not in text and (res / "noise.csv").read_text().strip() == ""  # one seed: nothing to split
 
 
