@@ -52,7 +52,12 @@ def test_sweep_values_are_each_checked():
         check_command_line(["-m", "optim.max_steps=2,oops"])
 
 
-@pytest.mark.parametrize("override", ["optim.lrr=0.1", "eval.split=train"])
+def test_training_on_the_test_split_is_refused_before_any_run():
+    with pytest.raises(ConfigError, match="eval.split"):  # the command line's one line for it: the CLI test below
+        check_command_line([*TINY, "eval.split=train"])
+
+
+@pytest.mark.parametrize("override", ["optim.lrr=0.1"])
 def test_cli_bad_config_exits_nonzero_with_one_line_and_no_run_folder(tmp_path, override):
     env = dict(os.environ, VLMLAB_CACHE=str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-m", "vlmlab.train", *TINY, override, "name=badcfg"], cwd=tmp_path,

@@ -23,7 +23,6 @@ def train_cli(tmp_path, *args):
     (["vision.name_or_path=/no/such/encoder"], "/no/such/encoder: no such directory"),
     (["llm.name_or_path=vlmlab-test/no-such-lm"], "vlmlab-test/no-such-lm"),
     (["image.size=7"], "image.size=7"),
-    (["connector.n_latents=0"], "connector.n_latents=0"),
 ])
 def test_cli_mistakes_exit_with_one_line_and_no_summary(tmp_path, args, culprit):
     out, run_dir = train_cli(tmp_path, *args)
@@ -38,8 +37,8 @@ def test_cli_mistakes_exit_with_one_line_and_no_summary(tmp_path, args, culprit)
     (["plugins=[/no/such/plugin.py]"], "plugins: cannot load '/no/such/plugin.py'"),
 ])
 def test_config_mistakes_are_one_line_naming_the_culprit(args, culprit):
-    # the command line turns a ConfigError into its one line (connector.n_latents=0 above, two more in
-    # test_config.py); these mistakes are ConfigErrors of the same check, tested here without a process per case
+    # the command line turns a ConfigError into its one line (test_config.py's CLI case, an unknown key); these
+    # mistakes are ConfigErrors of the same check, tested here without a process per case
     with pytest.raises(ConfigError) as e:
         check_command_line([*TINY, *args])
     assert "\n" not in str(e.value) and culprit in str(e.value)
