@@ -6,7 +6,7 @@ import torch
 from vlmlab import compute
 from vlmlab.config import compose
 from vlmlab.model.build import build_vlm
-from vlmlab.train import build_data
+from vlmlab.runner import build_data
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke"]
 

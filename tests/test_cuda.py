@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vlmlab.config import compose
-from vlmlab.train import run
+from vlmlab.runner import run
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

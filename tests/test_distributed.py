@@ -57,7 +57,7 @@ def test_fsdp_matches_one_process_and_resumes_after_a_kill(tmp_path):
     import time
 
     from vlmlab.config import compose
-    from vlmlab.train import run
+    from vlmlab.runner import run
 
     long = ["optim.max_steps=24", "checkpoint_every=3"]
     cfg = compose([*ARGS, *long])

@@ -12,7 +12,7 @@ from vlmlab.config import compose
 from vlmlab.model.build import build_vlm
 from vlmlab.model import feature_store
 from vlmlab.model.feature_store import FeatureStore, fingerprint
-from vlmlab.train import run
+from vlmlab.runner import run
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=12", "data.train_size=8", "reuse_finished=false"]
 

@@ -15,7 +15,7 @@ from vlmlab.config import compose, repo_root
 from vlmlab.data import BadSample, Processor, TaskDataset
 from vlmlab.images import build_image_processor
 from vlmlab.model.build import build_vlm
-from vlmlab.train import run
+from vlmlab.runner import run
 
 ARGS = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=40", "checkpoint_every=4", "logger.every=1",
         "trainable=lora", "trainable.lora.dropout=0.1"]  # LoRA + dropout: frozen, adapted and random parts resume

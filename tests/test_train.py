@@ -6,7 +6,7 @@ import sys
 import torch
 
 from vlmlab.config import compose
-from vlmlab.train import run
+from vlmlab.runner import run
 
 TINY = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=3"]
 
@@ -85,10 +85,10 @@ def test_cross_attention_few_shot_reads_each_shots_own_image(tmp_path):
 
 
 def test_an_identical_finished_run_elsewhere_is_reused_not_retrained(tmp_path, monkeypatch):
-    from vlmlab import reuse, train
+    from vlmlab import reuse, runner
 
     def commit(sha):  # the code version a summary records, and the one reuse compares it with
-        for module in (train, reuse):
+        for module in (runner, reuse):
             monkeypatch.setattr(module, "git_commit", lambda *_: sha)
 
     def filed(name, extra=()):

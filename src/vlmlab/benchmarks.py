@@ -23,13 +23,15 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import datasets
+from typing import TYPE_CHECKING
 
 from vlmlab.contract.errors import ConfigError, UserError
 from vlmlab.contract.tasks import get_task, task_names
 from vlmlab.data import Encoded, prompt_text
 from vlmlab.model.llm import IMAGE_TOKEN
+
+if TYPE_CHECKING:  # datasets costs a second to import: the functions that need it import it
+    import datasets
 
 log = logging.getLogger(__name__)
 SEP = "\n"  # ends each shot
@@ -77,6 +79,8 @@ def normalize_answers(value) -> list[str]:
 
 def to_samples(raw: datasets.Dataset, spec: BenchmarkSpec) -> datasets.Dataset:
     """A raw split -> the sample schema (id, task, image, question, answers); images are passed through untouched."""
+    import datasets
+
     cols = raw.column_names
     missing = [c for c in (spec.question, spec.answers, spec.image, spec.qid) if c and c not in cols]
     if missing:
@@ -106,6 +110,8 @@ def load_benchmark(task: str, split: str | None = None, limit: int = 0, cache_di
                    **spec_overrides) -> datasets.Dataset:
     """One split of a benchmark in the sample schema (the spec's evaluated split by default; the first `limit` rows
     if limit > 0). `spec_overrides` replace fields of its BenchmarkSpec, e.g. path="/data/vqav2"."""
+    import datasets
+
     spec = dataclasses.replace(spec_of(task), **spec_overrides)
     split = split or spec.split
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from vlmlab.calibrate_curve import CURVE_SHARE, curve_check, curve_check_paired, curve_table, late_gains, plot_curve
-from vlmlab.config import repo_root
+from vlmlab.paths import repo_root
 from vlmlab.contract.ablation import load_ablation
 from vlmlab.report import aggregate
 from vlmlab.report.calibration import runs_world

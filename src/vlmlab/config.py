@@ -25,6 +25,7 @@ from vlmlab.model.connector import ConnectorConfig
 from vlmlab.model.cross_attention import CrossAttentionConfig
 from vlmlab.model.llm import LLMConfig
 from vlmlab.model.trainable import TrainableConfig
+from vlmlab.paths import repo_root  # callers import it from here too
 from vlmlab.world.config import WorldConfig
 
 SCALES = ("base", "large")  # world scales: world/zoo.py SCALES (not imported here: the zoo imports transformers)
@@ -197,12 +198,6 @@ def to_config(cfg: DictConfig | dict) -> Config:
 
 
 # ---- Hydra glue: resolvers, and composing + validating the command line before anything is written ----
-def repo_root():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2]
-
-
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("vlmlab_cell"):  # the run folder's cell, from the command line's overrides
         OmegaConf.register_new_resolver("vlmlab_cell", lambda overrides: cell_name(list(overrides or [])))

@@ -1,6 +1,6 @@
 """The training loop: optimizer steps over the loader, divergence checks, logging, checkpoints, preemption.
 
-`Loop` holds everything the loop reads and updates (train.py's `resume` builds it); `train(loop)` runs the
+`Loop` holds everything the loop reads and updates (runner.py's `resume` builds it); `train(loop)` runs the
 steps under signal handlers: SIGTERM or SIGUSR1 (SLURM's warning before the time limit) saves a checkpoint
 at the end of the current step and stops with exit code 143, and a rerun resumes from it.
 """

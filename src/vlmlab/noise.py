@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlmlab.config import repo_root
+from vlmlab.paths import repo_root
 from vlmlab.contract.ablation import load_all
 from vlmlab.report import long_tables, noise
 from vlmlab.report.markup import fmt, fmt_p, to_markdown

@@ -10,6 +10,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("VLMLAB_CACHE", Path.home() / ".cache" / "vlmlab")).expanduser()
 
 
+def repo_root() -> Path:
+    """The repository's root (conf/, ablations/, results/ are under it)."""
+    return Path(__file__).resolve().parents[2]
+
+
 def git_commit(cwd: str | Path | None = None) -> str | None:
     """The commit of the code that ran (with '-dirty' when the tree has changes); None outside git."""
     import subprocess

@@ -11,8 +11,6 @@ import platform
 import threading
 from pathlib import Path
 
-import torch
-
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -30,7 +28,11 @@ def cpu_name() -> str:
 def machine_name(device=None) -> str:
     """Where a run ran: the CPU model and core count, plus the GPU model when the device is CUDA."""
     name = f"{cpu_name()}, {os.cpu_count()} cores"
-    if device is not None and torch.device(device).type == "cuda":
+    if device is None:
+        return name
+    import torch  # here, not above: reports and the sweep runner import this file and need no torch
+
+    if torch.device(device).type == "cuda":
         name += f", {torch.cuda.get_device_name(device)}"
     return name
 
@@ -45,6 +47,8 @@ SOFTWARE = ("torch", "transformers", "tokenizers", "numpy", "pillow", "peft", "s
 def software() -> dict[str, str]:
     """Python's and those packages' versions and the processor's SIMD level: what a bit-level rerun must match."""
     from importlib.metadata import PackageNotFoundError, version
+
+    import torch
 
     out = {"python": platform.python_version()}
     for name in SOFTWARE:
@@ -80,6 +84,8 @@ class PeakMemory:
 
     def start(self) -> "PeakMemory":
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
             self.peak_mb = rss_mb()
@@ -89,6 +95,8 @@ class PeakMemory:
 
     def read(self) -> float:
         if self.device.type == "cuda":
+            import torch
+
             return torch.cuda.max_memory_allocated(self.device) / 2**20
         return max(self.peak_mb, rss_mb())
 

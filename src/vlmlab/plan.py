@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from vlmlab.ablate import ABLATIONS, load
-from vlmlab.config import repo_root
+from vlmlab.paths import repo_root
 from vlmlab.report import aggregate, calibration
 from vlmlab.report.markup import fmt, to_markdown
 from vlmlab.report.stats import ALPHA

@@ -5,7 +5,7 @@
 A sweep's own samples/s comes from two jobs sharing the cores, so it measures the neighbour as well (in the
 committed 17-seed F1 runs, four cells of identical compute differ by 4-6 samples/s). Here each cell's model is
 rebuilt from its finished seed-0 run's config, on a fixed batch (the first batch_size training samples), and
-its training step (forward, backward, clip, AdamW: bench/measure.py's Trainer, as train.py) is timed rep after
+its training step (forward, backward, clip, AdamW: bench/measure.py's Trainer, as a run) is timed rep after
 rep, the order alternating ABC CBA so that drift in the machine's load falls on every cell alike. The feature
 store is off here: the step includes the frozen tower, as the model's cost does.
 
@@ -36,7 +36,7 @@ from vlmlab.data import collate
 from vlmlab.model.build import build_vlm
 from vlmlab.report.stats import mean_ci
 from vlmlab.tracking import write_atomic
-from vlmlab.train import build_data
+from vlmlab.runner import build_data
 
 AA = " (A/A)"
 
@@ -49,7 +49,7 @@ class CellStep:
         self.model, tok = build_vlm(cfg, seed=cfg.seed)
         if not store:
             self.model.feature_store = None  # time the model's step, frozen tower included
-        data = build_data(cfg, self.model, tok)  # train.py's data phase
+        data = build_data(cfg, self.model, tok)  # runner.py's data phase
         self.batch = collate([data.train_set[i] for i in range(cfg.optim.batch_size)], self.model.ids.pad,
                              data.images.patch_size)
         self.samples = cfg.optim.batch_size

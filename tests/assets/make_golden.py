@@ -28,7 +28,7 @@ BASE = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=6", "data.tra
 
 def record(name: str, extra: list[str], root: Path) -> dict:
     from vlmlab.config import compose
-    from vlmlab.train import run
+    from vlmlab.runner import run
 
     cfg = compose(BASE + extra)
     cfg.run_dir = str(root / name)

@@ -1,8 +1,8 @@
 """Measurements: the fp32 matmul peak, training steps (time, peak memory, FLOPs), generation latency.
 
-A training step is what train.py does per optimizer step: forward, loss.item(), backward, grad-norm clip,
-AdamW step (vlmlab.optim.make_optimizer), zero_grad. Every timing is taken twice: wall clock, what a user
-waits, as noisy as the machine's load; and this process's CPU time, which with one torch thread (the
+A training step is what a run (runner.py, loop.py) does per optimizer step: forward, loss.item(), backward,
+grad-norm clip, AdamW step (vlmlab.optim.make_optimizer), zero_grad. Every timing is taken twice: wall clock,
+what a user waits, as noisy as the machine's load; and this process's CPU time, which with one torch thread (the
 default) is the compute the step received, far less sensitive to other processes (not immune: they still
 share caches and memory bandwidth, expect ~10-20% drift between a quiet and a busy machine).
 
@@ -76,7 +76,7 @@ def matmul_peak(device: torch.device, sizes=(1024, 2048), reps: int = 5) -> dict
 
 
 class Trainer:
-    """One subject's optimizer (train.py's: vlmlab.optim.make_optimizer with the default optim config) and
+    """One subject's optimizer (a run's: vlmlab.optim.make_optimizer with the default optim config) and
     its train step; the same for ours and the reference."""
 
     def __init__(self, subject):

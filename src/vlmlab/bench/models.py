@@ -213,7 +213,7 @@ def _ours_subject(name: str, fusion: str, d: Dims, trainable: str, seed: int, de
     parts = _our_parts(vlm)
     if vlm.xattn is not None:
         parts["xattn blocks"] = list(vlm.xattn.blocks.values())
-    # the training step exactly as train.py runs it: LM head on the supervised positions only
+    # the training step exactly as runner.py runs it: LM head on the supervised positions only
     return Subject(name, vlm, lambda: vlm(**b, view_to_sample=views, return_logits=False)[0], generate, parts)
 
 

@@ -118,7 +118,7 @@ def overhead_floor(build, d: Dims, steps: int) -> float:
 
 def data_pipeline(d: Dims, batches: int = 8) -> dict[str, float]:
     """CPU ms per batch of the toy world's encode (image resize, tokenise) + collate, in the main process, as
-    train.py's DataLoader(num_workers=0) does it. Generates a small toy-world split if missing."""
+    runner.py's DataLoader(num_workers=0) does it. Generates a small toy-world split if missing."""
     from vlmlab.config import compose
     from vlmlab.data import Processor, TaskDataset, collate
     from vlmlab.images import ImageProcessor

@@ -167,7 +167,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from vlmlab.config import repo_root
+    from vlmlab.paths import repo_root
 
     ap = argparse.ArgumentParser(prog="python -m vlmlab.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=SIZE_NAMES, default="toy",

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from vlmlab.contract.errors import ConfigError
 from vlmlab.model.loading import from_pretrained
@@ -39,6 +38,8 @@ class TokenIds:
 
 def load_llm(cfg: LLMConfig) -> tuple[torch.nn.Module, object, TokenIds]:
     """Load the LM and tokenizer; add the VLM's tokens (and a pad token) where missing and resize the embeddings."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # here, not above: config imports this file
+
     kw = {"revision": cfg.revision} if cfg.revision else {}
     tok = from_pretrained(AutoTokenizer, cfg.name_or_path, cfg.trust_remote_code, **kw)
     model = from_pretrained(AutoModelForCausalLM, cfg.name_or_path, cfg.trust_remote_code,

@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch.nn as nn
-from peft import LoraConfig as PeftLoraConfig
-from peft import inject_adapter_in_model
-from peft.tuners.tuners_utils import BaseTunerLayer
 
 from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
@@ -54,6 +51,8 @@ def _set(module: nn.Module, policy: str, lora: LoraConfig) -> None:
         target = lora.target_modules
         if target != "all-linear" and ("," in target or target.isidentifier()):
             target = [t.strip() for t in target.split(",") if t.strip()]  # names; anything else is a regex
+        from peft import LoraConfig as PeftLoraConfig, inject_adapter_in_model  # peft costs seconds: only for LoRA
+
         cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                              target_modules=target)
         inject_adapter_in_model(cfg, module)  # marks only the adapters trainable within `module`
@@ -101,6 +100,8 @@ def format_table(table: dict[str, dict[str, int]]) -> str:
 
 def merge_lora(module: nn.Module) -> None:
     """Fold every LoRA adapter into its base weight (outputs unchanged; used for export and tests)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     for m in module.modules():
         if isinstance(m, BaseTunerLayer):
             m.merge()

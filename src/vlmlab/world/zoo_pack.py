@@ -23,7 +23,7 @@ import json
 import shutil
 from pathlib import Path
 
-from vlmlab.config import repo_root
+from vlmlab.paths import repo_root
 from vlmlab.world.config import GENERATOR_VERSION
 from vlmlab.world.zoo import NAMES, SCALES, finished, zoo_dir
 
