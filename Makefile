@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow noise calibrate calibrate-margins calibrate-curve ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow noise calibrate calibrate-margins calibrate-curve calibrate-probes ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
@@ -45,6 +45,11 @@ calibrate-curve: venv ## issue 16's learning-curve target paired by seed, 6 seed
 	$(PY) -m vlmlab.calibrate --curve calibration/curve_followup.yaml --sweeps curve --visions "" --runs runs/calibration_curve --out results/calibration_curve $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_curve results/calibration_curve/runs
 	$(PY) -m vlmlab.noise --runs results/calibration_curve/runs --ablations calibration --results results/calibration_curve
+
+calibrate-probes: venv ## issue 16's probe targets with a tuned estimator beside the calibrated one (calibration/probe_followup.yaml, pre-registered) -> results/calibration_probes
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale large
+	$(PY) -m vlmlab.calibrate_probes calibration/probe_followup.yaml --out results/calibration_probes --jobs 2 $(ARGS)
 
 example-smollm2: venv ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion_frozen --seeds 0 experiment=smollm2_cpu $(ARGS)

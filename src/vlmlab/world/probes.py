@@ -99,33 +99,37 @@ def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch
     return torch.stack(out)
 
 
-def probe_table(encoder, n_train: int = 600, n_test: int = 400, world: WorldConfig | None = None) -> dict[str, float]:
-    """Probe accuracies {probe: test accuracy} of one encoder (see the module docstring)."""
+def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, tuple[torch.Tensor, list[int]]]:
+    """Each probe's features and labels over its first n scenes ({probe: (x (n, F), labels)}); a fit takes the
+    first n_train as train scenes and the next ones as test scenes, so a larger n extends the same scene streams."""
     world = world or WorldConfig()
-    n = n_train + n_test
-
-    def fit(x: torch.Tensor, y: list[int]) -> float:
-        y = torch.tensor(y)
-        return _probe(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
-
     out = {}
     single = scenes("probe/single", n, (1, 1), False, world)
     x = local_features(encoder, single, [object_box(s.objects[0]) for s in single])
-    out["colour"] = fit(x, [list(kb.COLOURS).index(s.objects[0].colour) for s in single])
-    out["shape"] = fit(x, [kb.SHAPES.index(s.objects[0].shape) for s in single])
+    out["colour"] = (x, [list(kb.COLOURS).index(s.objects[0].colour) for s in single])
+    out["shape"] = (x, [kb.SHAPES.index(s.objects[0].shape) for s in single])
     multi = scenes("probe/multi", n, (1, 5), False, world)
-    out["count"] = fit(features(encoder, multi), [len(s.objects) - 1 for s in multi])
+    out["count"] = (features(encoder, multi), [len(s.objects) - 1 for s in multi])
     pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, world)
              if s.objects[0].colour != s.objects[1].colour][:n]
     order = list(kb.COLOURS)
     first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
     other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
-    out["position"] = fit(features(encoder, pairs), [int(f.x < o.x) for f, o in zip(first, other)])
+    out["position"] = (features(encoder, pairs), [int(f.x < o.x) for f, o in zip(first, other)])
     words = scenes("probe/words", n, (1, 1), True, world)
     labels = [kb.WORDS.index(s.word) for s in words]
     boxes = [word_box(s) for s in words]
-    out["glyph (base)"] = fit(local_features(encoder, words, boxes), labels)
-    out["glyph (split)"] = fit(local_features(encoder, words, boxes, split=2), labels)
+    out["glyph (base)"] = (local_features(encoder, words, boxes), labels)
+    out["glyph (split)"] = (local_features(encoder, words, boxes, split=2), labels)
+    return out
+
+
+def probe_table(encoder, n_train: int = 600, n_test: int = 400, world: WorldConfig | None = None) -> dict[str, float]:
+    """Probe accuracies {probe: test accuracy} of one encoder (see the module docstring)."""
+    out = {}
+    for probe, (x, y) in probe_sets(encoder, n_train + n_test, world).items():
+        y = torch.tensor(y)
+        out[probe] = _probe(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
     return out
 
 
