@@ -8,8 +8,9 @@ the scene counts and the two estimators, fitted on the same features (world/prob
   adam  world/vision.py's probe_predict, the zoo's and the calibration's (300 Adam steps, fixed weight decay)
   cv    the field's linear probe (CLIP's protocol): scikit-learn's LogisticRegressionCV (L-BFGS, L2), its C chosen
         by stratified k-fold cross-validation on the train scenes alone, on features standardised as adam's are
-Each encoder's fits are kept as <out>/parts/<scale>_<vision>.json (accuracy, chosen C and every test scene's
-correctness), so a rerun fits only what is missing and `--no-fit` rebuilds the report from them. The estimators are
+Each encoder's fits at one train size are kept as <out>/parts/<scale>_<vision>_<train scenes>.json (accuracy,
+chosen C, seconds and every test scene's correctness), the primary's first, so a stopped run resumes with the parts it
+lacks and `--no-fit` rebuilds the report from them. The estimators are
 compared per probe by McNemar's exact test on the same test scenes (statsmodels), Holm-corrected over each
 encoder's probes; the report marks every target met or not (issue 16, world/probes.py's TARGETS).
 """
@@ -66,6 +67,8 @@ def cv_predict(train_x, train_y, test_x, cs: list[float], folds: int, max_iter: 
 
 def fits(sets: dict, n_train: int, n_test: int, plan: dict) -> list[dict]:
     """Every probe x estimator fit at one train size: train on the first n_train scenes, test on the next n_test."""
+    import time
+
     import torch
 
     from vlmlab.world.vision import probe_predict
@@ -75,64 +78,74 @@ def fits(sets: dict, n_train: int, n_test: int, plan: dict) -> list[dict]:
         y = torch.tensor(labels)
         train_x, train_y, test_x, test_y = x[:n_train], y[:n_train], x[n_train:n_train + n_test], y[n_train:n_train + n_test]
         for est in plan["estimators"]:
-            c = None
+            c, t0 = None, time.time()
             if est == "adam":
                 pred = probe_predict(train_x, train_y, test_x).tolist()
             else:
                 pred, c = cv_predict(train_x, train_y, test_x, plan["cv"]["Cs"], plan["cv"]["folds"], plan["cv"]["max_iter"])
             correct = [int(p == t) for p, t in zip(pred, test_y.tolist())]
             rows.append({"probe": probe, "estimator": est, "train_scenes": n_train, "test_scenes": len(correct),
-                         "accuracy": 100 * sum(correct) / len(correct), "C": c, "correct": correct})
+                         "accuracy": 100 * sum(correct) / len(correct), "C": c, "seconds": round(time.time() - t0, 1),
+                         "correct": correct})
     return rows
 
 
-def fit_encoder(scale: str, vision: str, plan: dict, threads: int = 1) -> dict:
-    """One encoder's part: its probe features over as many scenes as its largest fit needs, every fit on them."""
+def fit_encoder(scale: str, vision: str, n_train: int, plan: dict, threads: int = 1) -> dict:
+    """One part: an encoder's probe features over n_train + test scenes, and every estimator's fit on them."""
     import time
 
     import torch
+    from threadpoolctl import threadpool_limits  # sklearn's BLAS: one job, `threads` threads, as torch's
 
     from vlmlab.config import compose
     from vlmlab.model.navit import load_vision_encoder
     from vlmlab.world.probes import probe_sets
 
     torch.set_num_threads(threads)
-    t0 = time.time()
-    sizes = [plan["train_scenes"]]
-    sec = plan["secondary"]
-    if [sec["scale"], sec["vision"]] == [scale, vision]:
-        sizes.append(sec["train_scenes"])
+    t0, commit = time.time(), git_commit(repo_root())
     cfg = compose([f"scale={scale}", f"vision={vision}"])
     encoder = load_vision_encoder(cfg.vision.name_or_path).eval()
-    sets = probe_sets(encoder, max(sizes) + plan["test_scenes"])
-    rows = [r for n in sizes for r in fits(sets, n, plan["test_scenes"], plan)]
-    return {"scale": scale, "vision": vision, "encoder": cfg.vision.name_or_path, "git_commit": git_commit(repo_root()),
-            "wall_s": round(time.time() - t0, 1), "threads": threads, "rows": rows}
+    sets = probe_sets(encoder, n_train + plan["test_scenes"])
+    t1 = time.time()
+    with threadpool_limits(threads):
+        rows = fits(sets, n_train, plan["test_scenes"], plan)
+    return {"scale": scale, "vision": vision, "train_scenes": n_train, "encoder": cfg.vision.name_or_path,
+            "git_commit": commit, "threads": threads, "features_s": round(t1 - t0, 1),
+            "fits_s": round(time.time() - t1, 1), "rows": rows}
 
 
-def _part(out: Path, scale: str, vision: str) -> Path:
-    return out / "parts" / f"{scale}_{vision}.json"
+def jobs_of(plan: dict) -> list[tuple[str, str, int]]:
+    """(scale, vision, train scenes) of every part: the primary's first, the secondary last."""
+    pr, sec = plan["primary"], plan["secondary"]
+    first = [(pr["scale"], pr["vision"], plan["train_scenes"])]
+    rest = [(s, v, plan["train_scenes"]) for s, v in plan["encoders"] if (s, v, plan["train_scenes"]) not in first]
+    return first + rest + [(sec["scale"], sec["vision"], sec["train_scenes"])]
 
 
-def _fit_and_save(scale: str, vision: str, plan: dict, out: str) -> str:
-    part = fit_encoder(scale, vision, plan)
-    path = _part(Path(out), scale, vision)
+def _part(out: Path, scale: str, vision: str, n_train: int) -> Path:
+    return out / "parts" / f"{scale}_{vision}_{n_train}.json"
+
+
+def _fit_and_save(scale: str, vision: str, n_train: int, plan: dict, out: str) -> str:
+    part = fit_encoder(scale, vision, n_train, plan)
+    path = _part(Path(out), scale, vision, n_train)
     write_atomic(path, json.dumps(part) + "\n")
     return str(path)
 
 
 def run_fits(plan: dict, out: Path, jobs: int = 1) -> None:
-    """Fits every encoder whose part is missing, `jobs` encoders at a time (one thread each)."""
-    todo = [(s, v) for s, v in plan["encoders"] if not _part(out, s, v).exists()]
-    _part(out, "x", "y").parent.mkdir(parents=True, exist_ok=True)
+    """Fits every part that is missing, `jobs` at a time (one thread each), in jobs_of's order; each part is saved as
+    it ends, so a stopped run resumes with the parts it lacks."""
+    todo = [j for j in jobs_of(plan) if not _part(out, *j).exists()]
+    (out / "parts").mkdir(parents=True, exist_ok=True)
     if jobs <= 1:
-        for s, v in todo:
-            print(f"[calibrate_probes] {s} {v}: {_fit_and_save(s, v, plan, str(out))}", flush=True)
+        for j in todo:
+            print(f"[calibrate_probes] {' '.join(map(str, j))}: {_fit_and_save(*j, plan, str(out))}", flush=True)
         return
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_fit_and_save, s, v, plan, str(out)): (s, v) for s, v in todo}
-        for f, (s, v) in futures.items():
-            print(f"[calibrate_probes] {s} {v}: {f.result()}", flush=True)
+        futures = {pool.submit(_fit_and_save, *j, plan, str(out)): j for j in todo}
+        for f, j in futures.items():
+            print(f"[calibrate_probes] {' '.join(map(str, j))}: {f.result()}", flush=True)
 
 
 def tables(parts: list[dict], plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -232,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         plan, out = load_plan(args.plan), Path(args.out)
         if not args.no_fit:
             run_fits(plan, out, args.jobs)
-        parts = [json.loads(p.read_text()) for s, v in plan["encoders"] if (p := _part(out, s, v)).exists()]
+        parts = [json.loads(p.read_text()) for j in jobs_of(plan) if (p := _part(out, *j)).exists()]
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
     build(parts, plan, os.path.relpath(args.plan, repo_root()) if Path(args.plan).is_absolute() else args.plan, out)
