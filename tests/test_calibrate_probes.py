@@ -95,3 +95,15 @@ def test_the_command_fits_every_encoder_once_and_rebuilds_from_its_parts(tmp_pat
     assert main([str(plan), "--out", str(out)]) == 0  # nothing left to fit: the report from the kept part
     assert (out / "PROBES.md").read_text() == report
     assert json.loads((out / "parts" / "base_tiny_40.json").read_text()) == part
+
+
+def test_the_committed_follow_up_regenerates_from_its_parts(tmp_path):
+    from vlmlab.calibrate_probes import _part
+
+    committed = repo_root() / "results" / "calibration_probes"
+    plan = load_plan(repo_root() / "calibration" / "probe_followup.yaml")
+    parts = [json.loads(_part(committed, *j).read_text()) for j in jobs_of(plan)]  # every part ran
+    assert {p["git_commit"][:7] for p in parts} <= {"fba4bcf", "507860c"}  # the plan's commit, then its amendment's
+    build(parts, plan, "calibration/probe_followup.yaml", tmp_path)
+    for name in ("PROBES.md", "probes.csv", "tests.csv"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), name
