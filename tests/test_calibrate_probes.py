@@ -68,6 +68,7 @@ def test_the_comparison_counts_discordant_scenes_and_the_primary_reads_the_targe
     probes, tests = tables([_part(met, [1, 1, 0, 0], [1, 0, 1, 1])], plan)
     row = tests[tests.probe == "shape"].iloc[0]
     assert (row.only_cv_right, row.only_adam_right) == (2, 1) and row.p == pytest.approx(1.0)  # exact binomial, 3 pairs
+    assert not row.differ and tests.differ.dtype == bool
     assert primary(probes, plan)[0] == "met: every probe reads at its target"
     probes, _ = tables([_part({**met, "shape": (70, 89.9)}, [1] * 4, [1] * 4)], plan)
     assert primary(probes, plan)[0] == "missed: shape under target"

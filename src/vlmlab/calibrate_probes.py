@@ -150,7 +150,8 @@ def run_fits(plan: dict, out: Path, jobs: int = 1) -> None:
 
 def tables(parts: list[dict], plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(probes: one row per encoder x probe x train size x estimator, with chance, target and met;
-    tests: McNemar's exact test of the two estimators per encoder x probe x train size, Holm-corrected)."""
+    tests: McNemar's exact test of the two estimators per encoder x probe x train size, Holm-corrected; `differ`
+    where the corrected p is under the plan's alpha)."""
     from statsmodels.stats.contingency_tables import mcnemar
 
     from vlmlab.world.probes import CHANCE, TARGETS, meets
@@ -181,7 +182,7 @@ def tables(parts: list[dict], plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         for n in sorted({g["train_scenes"] for g in group}):  # Holm over the encoder's probes at one train size
             same = [g for g in group if g["train_scenes"] == n]
             for g, ph in zip(same, holm([g["p"] for g in same])):
-                g["p_holm"] = ph
+                g["p_holm"], g["differ"] = ph, bool(ph < plan["alpha"])
         tests += group
     return probes, pd.DataFrame(tests)
 
@@ -210,7 +211,8 @@ def build(parts: list[dict], plan: dict, plan_path: str, out: Path) -> str:
                   *(fmt(getattr(r, e), digits=1) if e in wide.columns else "-" for e in ESTIMATORS),
                   fmt(c.get((r.scale, r.vision, r.train_scenes, r.probe)), digits=4)] for r in wide.itertuples()]
     test_rows = [[t.scale, t.vision, t.train_scenes, t.probe, fmt(t.adam, digits=1), fmt(t.cv, digits=1),
-                  t.only_cv_right, t.only_adam_right, fmt_p(t.p), fmt_p(t.p_holm)] for t in tests.itertuples()]
+                  t.only_cv_right, t.only_adam_right, fmt_p(t.p), fmt_p(t.p_holm), "yes" if t.differ else "no"]
+                 for t in tests.itertuples()]
     blocks = [
         ("h1", "The probes' estimator follow-up", None),
         ("p", f"Plan: `{plan_path}` (pre-registered; its comments give the question, the primary and the prediction). "
@@ -227,7 +229,7 @@ def build(parts: list[dict], plan: dict, plan_path: str, out: Path) -> str:
         ("p", "McNemar's exact test on the test scenes: scenes only cv reads right against scenes only adam reads right; "
               "p Holm-corrected over each encoder's probes at one train size.", None),
         ("table", ["scale", "vision", "train scenes", "probe", "adam", "cv", "only cv right", "only adam right", "p",
-                   "p (Holm)"], test_rows),
+                   "p (Holm)", f"differ (Holm p < {plan['alpha']})"], test_rows),
     ]
     text = to_markdown(blocks, out)
     write_atomic(out / "PROBES.md", text)
