@@ -8,8 +8,9 @@ interrupted at any point (SIGTERM saves a checkpoint first; SIGKILL loses at mos
 resumes from its latest checkpoint and ends with the same metrics as an uninterrupted run. A mistake in the
 config or the files (contract.errors.UserError) ends the run with one line naming it, and no summary.json.
 
-This file imports no torch, transformers or datasets at the top (~6 s): a sweep's parent process only composes
-and launches, and a mistake on the command line is named in about 2 s. The process that trains imports runner.py.
+This file imports no transformers, peft or datasets at the top (~6 s; torch comes with the config's parts): a
+sweep's parent process only composes and launches, and a mistake on the command line is named in about 4 s, not
+10. The process that trains imports runner.py.
 """
 from __future__ import annotations
 
