@@ -56,37 +56,52 @@ SCRIPTS = {  # name -> (cells per glyph side, letter -> cell greys, -1 = paper)
 }
 
 
-def page(rng: random.Random, script: str, cell_view: float, one_word: bool = False):
-    """A page of the world's words in `script`, its cell `cell_view` pixels once shown at VIEW.
-    Returns pixels (3, VIEW, VIEW) uint8, the letter under each patch centre (GRID*GRID,) int64 (0 = none), and the
-    page's words as (word index, patch mask (GRID*GRID,) bool of the patches over its ink box)."""
+def page(rng: random.Random, script: str, cell_view: float, one_word: bool = False, canvas: int = CANVAS,
+         max_words: int | None = None):
+    """A page of the world's words in `script`, its cell `cell_view` pixels once shown at VIEW, drawn on a `canvas`
+    pixels square: rows of words (max_words None), or up to `max_words` words at random places, none overlapping
+    (scene text, sparse at every cell size).
+    Returns pixels (3, VIEW, VIEW) uint8; targets (2, GRID*GRID) int64: the letter under each patch centre and the
+    word whose ink box covers most of the patch (0 = none, else index + 1); and the page's words as (word index,
+    patch mask (GRID*GRID,) bool of the patches over its ink box)."""
     k, glyphs = SCRIPTS[script]
-    cell = cell_view * CANVAS / VIEW
+    cell = cell_view * canvas / VIEW
     adv = k + 1
     bg = tuple(rng.randint(222, 250) for _ in range(3))
     placed = []  # (word, x, y) canvas pixels, top-left of the ink box
     if one_word:
         w = rng.choice(kb.WORDS)
         tw, th = (adv * len(w) - 1) * cell, k * cell
-        placed.append((w, rng.uniform(2, CANVAS - tw - 2), rng.uniform(2, CANVAS - th - 2)))
+        placed.append((w, rng.uniform(2, canvas - tw - 2), rng.uniform(2, canvas - th - 2)))
+    elif max_words is not None:
+        boxes = []
+        for _ in range(max_words):
+            w = rng.choice(kb.WORDS)
+            tw, th = (adv * len(w) - 1) * cell, k * cell
+            x, y = rng.uniform(2, canvas - tw - 2), rng.uniform(2, canvas - th - 2)
+            m = 2 * cell
+            if all(x + tw + m < b[0] or b[2] + m < x or y + th + m < b[1] or b[3] + m < y for b in boxes):
+                boxes.append((x, y, x + tw, y + th))
+                placed.append((w, x, y))
     else:
         y = rng.uniform(2, 2 + 2 * k * cell)
-        while y + k * cell + 2 <= CANVAS:
+        while y + k * cell + 2 <= canvas:
             x = rng.uniform(2, 2 + 2 * adv * cell)
             while True:
                 w = rng.choice(kb.WORDS)
                 tw = (adv * len(w) - 1) * cell
-                if x + tw + 2 > CANVAS:
+                if x + tw + 2 > canvas:
                     break
                 if rng.random() < 0.8:
                     placed.append((w, x, y))
                 x += tw + adv * cell * rng.uniform(1.0, 3.0)
             y += k * cell + cell * rng.uniform(1.5, 4.0)
     s = SUPERSAMPLE
-    img = Image.new("RGB", (CANVAS * s, CANVAS * s), bg)
+    img = Image.new("RGB", (canvas * s, canvas * s), bg)
     draw = ImageDraw.Draw(img)
-    centres = (np.arange(GRID) + 0.5) / GRID * CANVAS
+    centres = (np.arange(GRID) + 0.5) / GRID * canvas
     letters = np.zeros((GRID, GRID), np.int64)
+    word_map, best = np.zeros(GRID * GRID, np.int64), np.zeros(GRID * GRID)
     words = []
     for w, x0, y0 in placed:
         for i, ch in enumerate(w):
@@ -98,20 +113,25 @@ def page(rng: random.Random, script: str, cell_view: float, one_word: bool = Fal
             cols = (centres >= gx) & (centres < gx + k * cell)
             rows = (centres >= y0) & (centres < y0 + k * cell)
             letters[np.ix_(rows, cols)] = LETTERS.index(ch) + 1
-        edges = np.arange(GRID + 1) / GRID * CANVAS
+        edges = np.arange(GRID + 1) / GRID * canvas
         r1, b1 = x0 + (adv * len(w) - 1) * cell, y0 + k * cell
-        cols = (edges[1:] > x0) & (edges[:-1] < r1)
-        rows = (edges[1:] > y0) & (edges[:-1] < b1)
-        words.append((kb.WORDS.index(w), (rows[:, None] & cols[None, :]).reshape(-1)))
-    img = img.resize((CANVAS, CANVAS), Image.Resampling.LANCZOS).resize((VIEW, VIEW), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.array(img)).permute(2, 0, 1), torch.from_numpy(letters.reshape(-1)), words
+        ox = np.clip(np.minimum(edges[1:], r1) - np.maximum(edges[:-1], x0), 0, None)  # (GRID,) overlap per column
+        oy = np.clip(np.minimum(edges[1:], b1) - np.maximum(edges[:-1], y0), 0, None)
+        area = (oy[:, None] * ox[None, :]).reshape(-1)
+        wins = area > best
+        word_map[wins], best[wins] = kb.WORDS.index(w) + 1, area[wins]
+        words.append((kb.WORDS.index(w), area > 0))
+    img = img.resize((canvas, canvas), Image.Resampling.LANCZOS).resize((VIEW, VIEW), Image.Resampling.BICUBIC)
+    targets = torch.from_numpy(np.stack([letters.reshape(-1), word_map]))
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1), targets, words
 
 
-def pages(seed: str, script: str, n: int, cell_view: float | None, one_word: bool = False):
-    """n pages; cell_view None = each page draws its cell log-uniformly from TRAIN_CELLS."""
+def pages(seed: str, script: str, n: int, cell_view: float | None, one_word: bool = False,
+          train_cells: tuple[float, float] = TRAIN_CELLS, **kw):
+    """n pages; cell_view None = each page draws its cell log-uniformly from train_cells."""
     rng = random.Random(seed)
-    lo, hi = (math.log(v) for v in TRAIN_CELLS)
-    out = [page(rng, script, cell_view or math.exp(rng.uniform(lo, hi)), one_word) for _ in range(n)]
+    lo, hi = (math.log(v) for v in train_cells)
+    out = [page(rng, script, cell_view or math.exp(rng.uniform(lo, hi)), one_word, **kw) for _ in range(n)]
     return torch.stack([p for p, _, _ in out]), torch.stack([t for _, t, _ in out]), [w for _, _, w in out]
 
 
@@ -129,28 +149,38 @@ def features(model, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def letter_accuracy(model, head, sets) -> dict[str, float]:
-    """Per-patch letter accuracy (%) on the patches whose centre lies on a glyph, at each eval cell size."""
+    """Per-patch accuracy (%) of a head (row 0: letters, on the patches whose centre lies on a glyph; row 1: words,
+    on the patches a word's ink box covers) at each eval cell size."""
     model.eval()
     out = {}
     for c, (px, tg, _) in sets.items():
-        pred = head(features(model, px)).argmax(-1)
-        on = tg > 0
-        out[str(c)] = round(100 * (pred[on] == tg[on]).float().mean().item(), 1)
+        f = features(model, px)
+        for row, h in enumerate(head):
+            if h is not None:
+                on = tg[:, row] > 0
+                acc = (h(f).argmax(-1)[on] == tg[:, row][on]).float().mean().item()
+                out.setdefault(("letter", "word")[row], {})[str(c)] = round(100 * acc, 1)
     model.train()
     return out
 
 
-def glyph_probe(model, script: str, cell_view: float, n_train: int, n_test: int) -> float:
+def glyph_probe(model, script: str, cell_view: float, n_train: int, n_test: int, **kw) -> float:
     """The world's glyph probe (world/probes.py): the word (48, chance 2%) from the mean of the patches over its ink
     box, one word per page, read by the tuned linear probe (calibrate_probes.cv_predict)."""
     from vlmlab.calibrate_probes import cv_predict
 
-    px, _, words = pages(f"glyph/{script}/{cell_view}", script, n_train + n_test, cell_view, one_word=True)
+    px, _, words = pages(f"glyph/{script}/{cell_view}", script, n_train + n_test, cell_view, one_word=True, **kw)
     f = features(model, px)
     x = torch.stack([f[i][torch.from_numpy(ws[0][1])].mean(0) for i, ws in enumerate(words)])
     y = np.array([ws[0][0] for ws in words])
     pred, _ = cv_predict(x[:n_train], y[:n_train], x[n_train:], [0.01, 0.1, 1.0, 10.0], 5, 2000)
     return round(100 * float((np.array(pred) == y[n_train:]).mean()), 1)
+
+
+def _commit() -> str:
+    import subprocess
+
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
@@ -167,12 +197,18 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=500)
     ap.add_argument("--glyph", type=int, nargs=2, default=(2400, 400),
                     help="glyph probe's train and test pages (as the calibration's probes)")
+    ap.add_argument("--train-cells", type=float, nargs=2, default=TRAIN_CELLS, help="training pages' cell range")
+    ap.add_argument("--eval-cells", type=float, nargs="+", default=EVAL_CELLS, help="cell sizes measured")
+    ap.add_argument("--canvas", type=int, default=CANVAS, help="a page's canvas side, pixels")
+    ap.add_argument("--max-words", type=int, default=None, help="words per dense page at most")
+    ap.add_argument("--word-head", action="store_true", help="also a per-patch word head (text spotting)")
+    ap.add_argument("--tag", default="", help="suffix of the output file: <script><tag>.jsonl")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
     threadpool_limits(1)
     a.out.mkdir(parents=True, exist_ok=True)
-    log = a.out / f"{a.script}.jsonl"
+    log = a.out / f"{a.script}{a.tag}.jsonl"
     log.write_text("")
 
     def emit(row: dict) -> None:
@@ -181,13 +217,16 @@ def main() -> None:
             fh.write(json.dumps(row) + "\n")
 
     t0 = time.time()
-    px, tg, _ = pages(f"train/{a.script}", a.script, a.pool, None)
-    sets = {c: pages(f"test/{a.script}/{c}", a.script, a.test_pages, c) for c in EVAL_CELLS}
-    emit({"script": a.script, "event": "data", "pool": a.pool, "letter patches per train page": round(
-        (tg > 0).sum().item() / a.pool, 1), "seconds": round(time.time() - t0)})
+    kw = {"canvas": a.canvas, "max_words": a.max_words}
+    px, tg, _ = pages(f"train/{a.script}", a.script, a.pool, None, train_cells=tuple(a.train_cells), **kw)
+    sets = {c: pages(f"test/{a.script}/{c}", a.script, a.test_pages, c, **kw) for c in a.eval_cells}
+    emit({"script": a.script, "event": "data", "git": _commit(), "train cells": list(a.train_cells), "canvas": a.canvas,
+          "max words": a.max_words, "pool": a.pool, "letter patches per train page": round(
+        (tg[:, 0] > 0).sum().item() / a.pool, 1), "word patches per train page": round(
+        (tg[:, 1] > 0).sum().item() / a.pool, 1), "word head": a.word_head, "seconds": round(time.time() - t0)})
     model = tower()
-    head = torch.nn.Linear(128, len(LETTERS) + 1)
-    params = list(model.parameters()) + list(head.parameters())
+    head = [torch.nn.Linear(128, len(LETTERS) + 1), torch.nn.Linear(128, len(kb.WORDS) + 1) if a.word_head else None]
+    params = list(model.parameters()) + [p for h in head if h is not None for p in h.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.05)
     g = torch.Generator().manual_seed(0)
     t0 = time.time()
@@ -195,21 +234,25 @@ def main() -> None:
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, a.steps, a.lr)
         i = torch.randint(0, a.pool, (a.batch,), generator=g)
-        y = tg[i].flatten()
-        logits = head(model(pixel_values=px[i].float() / 127.5 - 1).last_hidden_state).flatten(0, 1)
-        ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
-        fg = y > 0
-        loss = ce[fg].mean() + ce[~fg].mean()  # letters and background weighted alike, as the zoo's letter head
+        f = model(pixel_values=px[i].float() / 127.5 - 1).last_hidden_state
+        loss = 0.0
+        for row, h in enumerate(head):
+            if h is None:
+                continue
+            y = tg[i, row].flatten()
+            ce = torch.nn.functional.cross_entropy(h(f).flatten(0, 1), y, reduction="none")
+            fg = y > 0  # foreground and background weighted alike, as the zoo's letter head
+            loss = loss + (ce[fg].mean() if fg.any() else 0.0) + ce[~fg].mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad()
         if (step + 1) % a.every == 0 or step + 1 == a.steps:
             emit({"script": a.script, "event": "letters", "step": step + 1, "loss": round(loss.item(), 3),
-                  "letter % by cell px": letter_accuracy(model, head, sets), "train seconds": round(time.time() - t0)})
+                  **{f"{k} % by cell px": v for k, v in letter_accuracy(model, head, sets).items()}, "train seconds": round(time.time() - t0)})
     model.eval()
     emit({"script": a.script, "event": "glyph", "step": a.steps, "glyph % by cell px": {
-        str(c): glyph_probe(model, a.script, c, *a.glyph) for c in EVAL_CELLS}, "seconds": round(time.time() - t0)})
+        str(c): glyph_probe(model, a.script, c, *a.glyph, canvas=a.canvas) for c in a.eval_cells}, "seconds": round(time.time() - t0)})
 
 
 if __name__ == "__main__":
