@@ -11,7 +11,9 @@ learn from a patch, as real objects give texture besides outline:
 - words are written in the world's *script*: each letter is a 2 x 2 block of grey cells (GLYPHS), every glyph
   holding the same greys in a different arrangement, so all glyphs have the same mean and a word is legible
   only where its cells are resolved. The cell is a fixed fraction of the canvas long side (`word_height` / 2),
-  so whether a word can be read depends only on the resolution the model sees the image at.
+  so whether a word can be read depends only on the resolution the model sees the image at. (The premise that
+  1.15-px cells, the base view's, cannot be read did not hold: a tower of the zoo's geometry trained on text pages
+  reads their letters at 98.7%; docs/world.md, "Toward world v3", and results/script_study.)
 """
 
 from __future__ import annotations
