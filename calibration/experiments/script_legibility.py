@@ -57,7 +57,7 @@ SCRIPTS = {  # name -> (cells per glyph side, letter -> cell greys, -1 = paper)
 
 
 def page(rng: random.Random, script: str, cell_view: float, one_word: bool = False, canvas: int = CANVAS,
-         max_words: int | None = None):
+         max_words: int | None = None, noise: float = 0.0):
     """A page of the world's words in `script`, its cell `cell_view` pixels once shown at VIEW, drawn on a `canvas`
     pixels square: rows of words (max_words None), or up to `max_words` words at random places, none overlapping
     (scene text, sparse at every cell size).
@@ -122,6 +122,9 @@ def page(rng: random.Random, script: str, cell_view: float, one_word: bool = Fal
         word_map[wins], best[wins] = kb.WORDS.index(w) + 1, area[wins]
         words.append((kb.WORDS.index(w), area > 0))
     img = img.resize((canvas, canvas), Image.Resampling.LANCZOS).resize((VIEW, VIEW), Image.Resampling.BICUBIC)
+    if noise > 0:  # loss in the picture the tower sees: Gaussian grain of `noise` grey levels, fixed per page
+        grain = np.random.default_rng(rng.getrandbits(32)).normal(0.0, noise, (VIEW, VIEW, 3))
+        img = Image.fromarray(np.clip(np.rint(np.asarray(img, np.float64) + grain), 0, 255).astype(np.uint8))
     targets = torch.from_numpy(np.stack([letters.reshape(-1), word_map]))
     return torch.from_numpy(np.array(img)).permute(2, 0, 1), targets, words
 
@@ -201,6 +204,7 @@ def main() -> None:
     ap.add_argument("--eval-cells", type=float, nargs="+", default=EVAL_CELLS, help="cell sizes measured")
     ap.add_argument("--canvas", type=int, default=CANVAS, help="a page's canvas side, pixels")
     ap.add_argument("--max-words", type=int, default=None, help="words per dense page at most")
+    ap.add_argument("--noise", type=float, default=0.0, help="Gaussian grain added to every view, grey levels (SD)")
     ap.add_argument("--word-head", action="store_true", help="also a per-patch word head (text spotting)")
     ap.add_argument("--tag", default="", help="suffix of the output file: <script><tag>.jsonl")
     ap.add_argument("--out", type=Path, required=True)
@@ -217,11 +221,11 @@ def main() -> None:
             fh.write(json.dumps(row) + "\n")
 
     t0 = time.time()
-    kw = {"canvas": a.canvas, "max_words": a.max_words}
+    kw = {"canvas": a.canvas, "max_words": a.max_words, "noise": a.noise}
     px, tg, _ = pages(f"train/{a.script}", a.script, a.pool, None, train_cells=tuple(a.train_cells), **kw)
     sets = {c: pages(f"test/{a.script}/{c}", a.script, a.test_pages, c, **kw) for c in a.eval_cells}
     emit({"script": a.script, "event": "data", "git": _commit(), "train cells": list(a.train_cells), "canvas": a.canvas,
-          "max words": a.max_words, "pool": a.pool, "letter patches per train page": round(
+          "max words": a.max_words, "noise": a.noise, "pool": a.pool, "letter patches per train page": round(
         (tg[:, 0] > 0).sum().item() / a.pool, 1), "word patches per train page": round(
         (tg[:, 1] > 0).sum().item() / a.pool, 1), "word head": a.word_head, "seconds": round(time.time() - t0)})
     model = tower()
@@ -252,7 +256,7 @@ def main() -> None:
                   **{f"{k} % by cell px": v for k, v in letter_accuracy(model, head, sets).items()}, "train seconds": round(time.time() - t0)})
     model.eval()
     emit({"script": a.script, "event": "glyph", "step": a.steps, "glyph % by cell px": {
-        str(c): glyph_probe(model, a.script, c, *a.glyph, canvas=a.canvas) for c in a.eval_cells}, "seconds": round(time.time() - t0)})
+        str(c): glyph_probe(model, a.script, c, *a.glyph, canvas=a.canvas, noise=a.noise) for c in a.eval_cells}, "seconds": round(time.time() - t0)})
 
 
 if __name__ == "__main__":
