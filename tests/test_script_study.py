@@ -80,3 +80,21 @@ def test_final_values_take_the_plans_last_step():
 def test_committed_report_regenerates_from_its_logs():
     results = repo_root() / "results" / "script_study"
     assert (results / "STUDY.md").read_text() == S.build(results)
+
+
+def test_grain_changes_pixels_not_targets(legibility):
+    clean = legibility.page(random.Random(1), "binary4x4", 0.86, canvas=480, max_words=40)
+    again = legibility.page(random.Random(1), "binary4x4", 0.86, canvas=480, max_words=40, noise=0.0)
+    grainy = legibility.page(random.Random(1), "binary4x4", 0.86, canvas=480, max_words=40, noise=16.0)
+    assert (clean[0] == again[0]).all()  # no grain: the page studies 1 and 2 measured
+    assert (clean[1] == grainy[1]).all() and [w for w, _ in clean[2]] == [w for w, _ in grainy[2]]
+    diff = grainy[0].float() - clean[0].float()
+    assert 10 < float(diff.std()) < 17 and abs(float(diff.mean())) < 2  # SD 16, a little less where 255 clips it
+
+
+def test_plans_with_grain_levels_name_a_run_per_level():
+    plan = {"scripts": ["binary4x4"], "noise_levels": {"_noise8": 8, "_noise16": 16}}
+    assert S.runs_of("any.yaml", plan) == [("binary4x4, grain 8", "binary4x4_noise8.jsonl"),
+                                           ("binary4x4, grain 16", "binary4x4_noise16.jsonl")]
+    assert S.runs_of("calibration/script_study_small.yaml", {"scripts": ["grey2x2"]}) == [
+        ("grey2x2", "grey2x2_small.jsonl")]

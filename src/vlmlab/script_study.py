@@ -1,6 +1,6 @@
 """The world v3 script pre-studies' verdicts (calibration/script_study*.yaml), computed from their runs' logs.
 
-Each plan names its scripts, the cell sizes measured, the (base, split) pairs of cell sizes, and a primary and a
+Each plan names its scripts (and grain levels, if any), the cell sizes measured, the (base, split) pairs of cell sizes, and a primary and a
 secondary check: a measure (letter or word: the per-patch heads' accuracy; glyph: the glyph probe), read at the
 plan's last step, must be at most `base_at_most` at the base cell and at least `split_at_least` at twice it. A value
 within `unresolved_within` points of its threshold leaves that pair unresolved at one seed. A check is met where any
@@ -17,8 +17,16 @@ from pathlib import Path
 
 from vlmlab.paths import repo_root
 
-PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml")
-TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}
+PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml")
+TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
+
+
+def runs_of(plan_path: str, plan: dict) -> list[tuple[str, str]]:
+    """(label, log file name) of each run a plan governs: one per script, or per script and grain level."""
+    levels = plan.get("noise_levels")
+    if levels:
+        return [(f"{s}, grain {v}", f"{s}{tag}.jsonl") for s in plan["scripts"] for tag, v in levels.items()]
+    return [(s, f"{s}{TAGS[plan_path]}.jsonl") for s in plan["scripts"]]
 
 
 def final_values(rows: list[dict], measure: str, steps: int) -> dict[str, float] | None:
@@ -60,9 +68,9 @@ def section(plan_path: str, results: Path) -> str:
     root = repo_root()
     plan = yaml.safe_load((root / plan_path).read_text())
     out = [f"## {plan_path}", "", plan["question"], ""]
-    for script in plan["scripts"]:
-        rows = load_rows(results / f"{script}{TAGS[plan_path]}.jsonl")
-        out.append(f"### {script} (`{script}{TAGS[plan_path]}.jsonl`)")
+    for label, name in runs_of(plan_path, plan):
+        rows = load_rows(results / name)
+        out.append(f"### {label} (`{name}`)")
         out.append("")
         measures = [m for m in ("letter", "word", "glyph") if final_values(rows, m, plan["steps"]) is not None]
         if measures:
