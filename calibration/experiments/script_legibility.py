@@ -7,7 +7,8 @@
 #   python calibration/experiments/script_legibility.py SCRIPT --steps N --out DIR
 # SCRIPT: grey2x2 (world v2's script, scenes.GLYPHS: 2 x 2 cells of four greys of equal sum, one cell of space) or
 # binary4x4 (4 x 4 cells of ink or paper, two inked cells in every row, column and 2 x 2 quadrant, so that a glyph is
-# a uniform grey at the scale of two cells: unreadable by construction where two cells fall within a pixel or so).
+# a uniform grey at the scale of two cells; the premise that this makes it unreadable where two cells fall within a
+# pixel did not hold: results/script_study/STUDY.md).
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ from vlmlab.world.scenes import GLYPHS, SUPERSAMPLE
 VIEW, PATCH, CANVAS = 96, 8, 240  # the tower's square view and patch; a page's canvas (the world's canvases: 160-320)
 GRID = VIEW // PATCH
 LETTERS = sorted(set("".join(kb.WORDS)))  # 25 letters, as vision_targets.LETTERS
-INK, PAPER = 20, None  # binary4x4's inked cell; its other cells are the page's own background
+INK = 20  # binary4x4's inked cell; its other cells are the page's own background
 EVAL_CELLS = (0.86, 1.15, 1.73, 2.3, 3.45)  # script cell side in view pixels (world v2: 1.15 base view, 2.3 split)
 TRAIN_CELLS = (0.8, 3.6)  # training pages draw their cell log-uniformly in this range
 
@@ -151,7 +152,7 @@ def features(model, pixels: torch.Tensor) -> torch.Tensor:
         return torch.cat([model(pixel_values=x.float() / 127.5 - 1).last_hidden_state for x in pixels.split(100)])
 
 
-def letter_accuracy(model, head, sets) -> dict[str, float]:
+def head_accuracy(model, head, sets) -> dict[str, float]:
     """Per-patch accuracy (%) of a head (row 0: letters, on the patches whose centre lies on a glyph; row 1: words,
     on the patches a word's ink box covers) at each eval cell size."""
     model.eval()
@@ -253,7 +254,7 @@ def main() -> None:
         opt.zero_grad()
         if (step + 1) % a.every == 0 or step + 1 == a.steps:
             emit({"script": a.script, "event": "letters", "step": step + 1, "loss": round(loss.item(), 3),
-                  **{f"{k} % by cell px": v for k, v in letter_accuracy(model, head, sets).items()}, "train seconds": round(time.time() - t0)})
+                  **{f"{k} % by cell px": v for k, v in head_accuracy(model, head, sets).items()}, "train seconds": round(time.time() - t0)})
     model.eval()
     emit({"script": a.script, "event": "glyph", "step": a.steps, "glyph % by cell px": {
         str(c): glyph_probe(model, a.script, c, *a.glyph, canvas=a.canvas, noise=a.noise) for c in a.eval_cells}, "seconds": round(time.time() - t0)})

@@ -1,7 +1,7 @@
 """The world v3 script pre-studies' verdicts (calibration/script_study*.yaml), computed from their runs' logs.
 
-Each plan names its scripts (and grain levels, if any), the cell sizes measured, the (base, split) pairs of cell sizes, and a primary and a
-secondary check: a measure (letter or word: the per-patch heads' accuracy; glyph: the glyph probe), read at the
+Each plan names its scripts (and grain levels, if any), the cell sizes measured, the (base, split) pairs of cell
+sizes, and a primary and a secondary check: a measure (letter or word: the per-patch heads' accuracy; glyph: the glyph probe), read at the
 plan's last step, must be at most `base_at_most` at the base cell and at least `split_at_least` at twice it. A value
 within `unresolved_within` points of its threshold leaves that pair unresolved at one seed. A check is met where any
 pair is met, unresolved where none is met and one is unresolved, else missed.
@@ -72,18 +72,18 @@ def section(plan_path: str, results: Path) -> str:
         rows = load_rows(results / name)
         out.append(f"### {label} (`{name}`)")
         out.append("")
-        measures = [m for m in ("letter", "word", "glyph") if final_values(rows, m, plan["steps"]) is not None]
-        if measures:
+        values = {m: final_values(rows, m, plan["steps"]) for m in ("letter", "word", "glyph")}
+        values = {m: v for m, v in values.items() if v is not None}
+        if values:
             out.append("| measure at step %d | " % plan["steps"] + " | ".join(f"{c} px" for c in plan["eval_cells"]) + " |")
             out.append("|---|" + "---|" * len(plan["eval_cells"]))
-            for m in measures:
-                v = final_values(rows, m, plan["steps"])
+            for m, v in values.items():
                 out.append(f"| {m} % | " + " | ".join(f"{v[str(c)]:.1f}" for c in plan["eval_cells"]) + " |")
             out.append("")
-        for name in ("primary", "secondary"):
-            check = plan[name]
+        for which in ("primary", "secondary"):
+            check = plan[which]
             overall, pairs = verdict(final_values(rows, check["measure"], plan["steps"]), plan, check)
-            out.append(f"- {name} ({check['measure']} <= {check['base_at_most']} at c, >= {check['split_at_least']} "
+            out.append(f"- {which} ({check['measure']} <= {check['base_at_most']} at c, >= {check['split_at_least']} "
                        f"at 2c): **{overall}**"
                        + ("" if not pairs else "; " + ", ".join(f"{c}/{c2}: {b:.1f}/{s:.1f} {v}" for c, c2, b, s, v in pairs)))
         out.append("")
