@@ -139,10 +139,10 @@ def pages(seed: str, script: str, n: int, cell_view: float | None, one_word: boo
     return torch.stack([p for p, _, _ in out]), torch.stack([t for _, t, _ in out]), [w for _, _, w in out]
 
 
-def tower():
+def tower(seed: int = 0):
     from transformers import SiglipVisionConfig, SiglipVisionModel  # the zoo's tower geometry (world/vision.py)
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return SiglipVisionModel(SiglipVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=4,
                                                 num_attention_heads=4, image_size=VIEW, patch_size=PATCH))
 
@@ -207,6 +207,9 @@ def main() -> None:
     ap.add_argument("--max-words", type=int, default=None, help="words per dense page at most")
     ap.add_argument("--noise", type=float, default=0.0, help="Gaussian grain added to every view, grey levels (SD)")
     ap.add_argument("--word-head", action="store_true", help="also a per-patch word head (text spotting)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the tower's and heads' init, the training pages and the batch order (the measurement pages "
+                         "do not change); 0 = studies 1-3")
     ap.add_argument("--tag", default="", help="suffix of the output file: <script><tag>.jsonl")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
@@ -223,17 +226,18 @@ def main() -> None:
 
     t0 = time.time()
     kw = {"canvas": a.canvas, "max_words": a.max_words, "noise": a.noise}
-    px, tg, _ = pages(f"train/{a.script}", a.script, a.pool, None, train_cells=tuple(a.train_cells), **kw)
+    train_seed = f"train/{a.script}" + (f"/seed{a.seed}" if a.seed else "")
+    px, tg, _ = pages(train_seed, a.script, a.pool, None, train_cells=tuple(a.train_cells), **kw)
     sets = {c: pages(f"test/{a.script}/{c}", a.script, a.test_pages, c, **kw) for c in a.eval_cells}
     emit({"script": a.script, "event": "data", "git": _commit(), "train cells": list(a.train_cells), "canvas": a.canvas,
-          "max words": a.max_words, "noise": a.noise, "pool": a.pool, "letter patches per train page": round(
+          "max words": a.max_words, "noise": a.noise, "seed": a.seed, "pool": a.pool, "letter patches per train page": round(
         (tg[:, 0] > 0).sum().item() / a.pool, 1), "word patches per train page": round(
         (tg[:, 1] > 0).sum().item() / a.pool, 1), "word head": a.word_head, "seconds": round(time.time() - t0)})
-    model = tower()
+    model = tower(a.seed)
     head = [torch.nn.Linear(128, len(LETTERS) + 1), torch.nn.Linear(128, len(kb.WORDS) + 1) if a.word_head else None]
     params = list(model.parameters()) + [p for h in head if h is not None for p in h.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.05)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
     for step in range(a.steps):
         for group in opt.param_groups:
