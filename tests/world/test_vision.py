@@ -153,3 +153,36 @@ def test_the_letter_weight_scales_the_letter_loss_alone():
         heads = DenseHeads(16, centre=False, letter_weight=w)
         losses[w] = (heads.loss(feats, batch) - heads.loss(feats, no_letters)).item()
     assert abs(losses[3.0] - 3 * losses[1.0]) < 1e-4 and abs(losses[1.0]) > 1e-6
+
+
+def test_an_extra_objective_trains_with_the_tower_and_leaves_the_scene_batches_alone(monkeypatch):
+    """train_siglip's `extra` (an experiment's added loss, e.g. text pages): its parameters train, it is called once
+    per step, and the scenes' batches are drawn as in the run without it (its randomness is its own)."""
+    import vlmlab.world.vision as V
+    from vlmlab.world.corpus import CorpusSpec, build_corpus
+    from vlmlab.world.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(build_corpus(CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100)))
+    spec = VisionSpec(hidden=32, layers=1, heads=2, intermediate=64, image_size=32, text_len=16, steps=3, batch=4,
+                      pool=8)
+
+    class Extra(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.calls = torch.nn.Linear(spec.hidden, 1), 0
+
+        def loss(self, vision_model):
+            self.calls += 1
+            px = torch.zeros(2, 3, spec.image_size, spec.image_size)
+            return self.w(vision_model(pixel_values=px).last_hidden_state).pow(2).mean()
+
+    seen = []
+    real = torch.randperm
+    monkeypatch.setattr(V.torch, "randperm", lambda n, generator=None: seen.append(real(n, generator=generator)) or seen[-1])
+    V.train_siglip(tok, spec)
+    plain, seen[:] = list(seen), []
+    extra = Extra()
+    before = extra.w.weight.detach().clone()
+    V.train_siglip(tok, spec, extra=extra)
+    assert extra.calls == spec.steps and not torch.equal(before, extra.w.weight)
+    assert len(plain) == len(seen) and all(torch.equal(a, b) for a, b in zip(plain, seen))

@@ -186,10 +186,13 @@ def build_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec) -> SiglipModel:
 
 
 def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vision",
-                 on_checkpoint=None, state_path=None, save_every: int = 50) -> SiglipModel:
+                 on_checkpoint=None, state_path=None, save_every: int = 50,
+                 extra: torch.nn.Module | None = None) -> SiglipModel:
     """One pretraining run; `on_checkpoint(step, model)` is called at each of spec.checkpoints (model in eval mode).
     `state_path`: the training state is saved there every `save_every` steps and a run finds it to resume
-    (resume.py); the file is removed when the run ends."""
+    (resume.py); the file is removed when the run ends. `extra`: an experiment's added objective (e.g. text pages,
+    calibration/experiments/text_pages.py), a module whose `loss(vision_model)` is added to every step's loss
+    and whose parameters train with the tower's; it is not part of the resumable state."""
     scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob, spec.world())
     views = make_views(scenes, spec, f"siglip-views/{spec.seed}")  # whole + crop per scene (make_views)
     pixels = views["pixels"]  # (pool,2,3,S,S) uint8
@@ -197,7 +200,7 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     model = build_siglip(tok, spec)
     torch.manual_seed(spec.seed + 1)
     heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head, spec.letter_weight)
-    params = list(model.parameters()) + list(heads.parameters())
+    params = list(model.parameters()) + list(heads.parameters()) + (list(extra.parameters()) if extra else [])
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
     state = TrainState(state_path, save_every, model=model, heads=heads, opt=opt, gen=gen)
@@ -218,6 +221,8 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
             feats = torch.cat([out.vision_model_output.last_hidden_state, crop_feats])  # (2B,P,D)
             batch = {k: torch.cat([v[idx, 0], v[crops, 1]]) for k, v in views.items() if k != "pixels"}
             loss = loss + spec.dense_weight * heads.loss(feats, batch)
+        if extra is not None:
+            loss = loss + extra.loss(model.vision_model)  # its own randomness: the scenes' batches stay as without it
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
