@@ -98,3 +98,75 @@ def test_plans_with_grain_levels_name_a_run_per_level():
                                            ("binary4x4, grain 16", "binary4x4_noise16.jsonl")]
     assert S.runs_of("calibration/script_study_small.yaml", {"scripts": ["grey2x2"]}) == [
         ("grey2x2", "grey2x2_small.jsonl")]
+
+
+def test_replication_needs_every_fresh_seed_and_misses_on_the_mean():
+    check = {"base_at_most": 20, "split_at_least": 80}
+    assert S.replication([(12, 83), (15, 81)], check, 3) == "met"
+    assert S.replication([(12, 83), (15, 79)], check, 3) == "unresolved"  # one seed under 80, the mean 81
+    assert S.replication([(12, 76), (15, 77)], check, 3) == "missed"  # mean 76.5: more than 3 under 80
+    assert S.replication([(24, 90), (23, 90)], check, 3) == "missed"  # mean 23.5 at the base cell
+    assert S.replication([], check, 3) == "not run"
+
+
+def test_t_interval_is_scipys():
+    m, sd, lo, hi = S.t_interval([80.0, 82.0, 84.0])
+    assert (m, sd) == (82.0, 2.0)
+    assert abs(hi - m - 4.303 * 2 / 3 ** 0.5) < 0.01 and abs(m - lo - (hi - m)) < 1e-9
+    assert S.t_interval([5.0])[1] != S.t_interval([5.0])[1]  # nan SD from one value
+
+
+def _seeds_plan():
+    return {"scripts": ["binary4x4"], "noise": 8, "seed_runs": {"_a": 0, "_b": 1, "_c": 2}, "fresh_seeds": [1, 2],
+            "steps": 10, "eval_cells": [0.43, 0.86], "pair": [0.43, 0.86], "unresolved_within": 3,
+            "primary": {"measure": "glyph", "base_at_most": 20, "split_at_least": 80}}
+
+
+def test_seeds_section_reads_the_fresh_seeds_only(tmp_path):
+    import json
+
+    for tag, (b, s) in {"_a": (30, 60), "_b": (12, 84), "_c": (14, 82)}.items():  # seed 0 far off: not counted
+        (tmp_path / f"binary4x4{tag}.jsonl").write_text(
+            json.dumps({"step": 10, "event": "glyph", "glyph % by cell px": {"0.43": b, "0.86": s}}) + "\n")
+    text = "\n".join(S.seeds_section(_seeds_plan(), tmp_path))
+    assert "**met**; 12.0/84.0, 14.0/82.0" in text and "| 1 (fresh) | 12.0 | 84.0 |" in text
+    assert "mean of 3 (SD" in text
+    (tmp_path / "binary4x4_c.jsonl").write_text("")  # a fresh seed still running
+    assert "**not run**" in "\n".join(S.seeds_section(_seeds_plan(), tmp_path))
+
+
+def test_zoo_section_finds_a_cost_by_mcnemar(tmp_path):
+    import json
+
+    n = 400
+    plan = {"arms": {"control": "c.json", "pages": "p.json"}, "steps": 5, "noise": 8, "cells": [0.43, 0.86],
+            "reading": {"arm": "pages", "measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20,
+                        "split_at_least": 80},
+            "cost": {"probes": ["colour", "shape"], "alpha": 0.05}, "unresolved_within": 3}
+
+    def arm(glyph, shape_right, name):
+        probes = {"colour": [1] * n, "shape": [1] * shape_right + [0] * (n - shape_right)}
+        return {"arm": name, "git": "abcdef0123", "train seconds": 1, "glyph % by cell px": glyph,
+                "probes": {p: {"accuracy": 100 * sum(c) / n, "C": 1.0, "correct": c} for p, c in probes.items()}}
+
+    (tmp_path / "c.json").write_text(json.dumps(arm({"0.43": 2.0, "0.86": 3.0}, 320, "control")))
+    (tmp_path / "p.json").write_text(json.dumps(arm({"0.43": 10.0, "0.86": 90.0}, 280, "pages")))
+    text = "\n".join(S.zoo_section(plan, tmp_path))
+    assert "reading" in text and "**met**; 10.0/90.0" in text
+    assert "**cost: shape**" in text and "shape -10.0 (0 scenes only pages reads, 40 only control" in text
+    (tmp_path / "p.json").write_text(json.dumps(arm({"0.43": 10.0, "0.86": 70.0}, 318, "pages")))
+    text = "\n".join(S.zoo_section(plan, tmp_path))
+    assert "**missed**" in text and "**no difference found**" in text
+    (tmp_path / "p.json").unlink()
+    assert S.zoo_section(plan, tmp_path)[0].startswith("Not run")
+
+
+def test_mcnemar_exact_counts_the_discordant_items():
+    from vlmlab.report.stats import mcnemar_exact
+
+    a, b = [1, 1, 0, 0, 1] * 20, [1, 0, 1, 0, 0] * 20
+    only_a, only_b, p = mcnemar_exact(a, b)
+    assert (only_a, only_b) == (40, 20) and 0.01 < p < 0.02  # binomial(60, 0.5), two-sided, at 20
+    assert mcnemar_exact([1, 0], [1, 0])[2] == 1.0
+    with pytest.raises(ValueError):
+        mcnemar_exact([1], [1, 0])

@@ -29,7 +29,7 @@ import yaml
 from vlmlab.contract.errors import UserError
 from vlmlab.paths import git_commit, repo_root
 from vlmlab.report.markup import fmt, fmt_p, to_markdown
-from vlmlab.report.stats import holm
+from vlmlab.report.stats import holm, mcnemar_exact
 from vlmlab.tracking import write_atomic
 
 ESTIMATORS = ("adam", "cv")
@@ -152,8 +152,6 @@ def tables(parts: list[dict], plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(probes: one row per encoder x probe x train size x estimator, with chance, target and met;
     tests: McNemar's exact test of the two estimators per encoder x probe x train size, Holm-corrected; `differ`
     where the corrected p is under the plan's alpha)."""
-    from statsmodels.stats.contingency_tables import mcnemar
-
     from vlmlab.world.probes import CHANCE, TARGETS, meets
 
     rows = []
@@ -172,10 +170,7 @@ def tables(parts: list[dict], plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
             if est != "adam" or (probe, n, "cv") not in by:
                 continue
             cv = by[(probe, n, "cv")]
-            only_cv = sum(1 for a, c in zip(adam, cv) if c and not a)
-            only_adam = sum(1 for a, c in zip(adam, cv) if a and not c)
-            both = sum(1 for a, c in zip(adam, cv) if a and c)
-            p = mcnemar([[both, only_adam], [only_cv, len(adam) - both - only_adam - only_cv]], exact=True).pvalue
+            only_adam, only_cv, p = mcnemar_exact(adam, cv)
             group.append({"scale": part["scale"], "vision": part["vision"], "probe": probe, "train_scenes": n,
                           "adam": 100 * sum(adam) / len(adam), "cv": 100 * sum(cv) / len(cv),
                           "only_cv_right": only_cv, "only_adam_right": only_adam, "p": float(p)})

@@ -6,6 +6,12 @@ plan's last step, must be at most `base_at_most` at the base cell and at least `
 within `unresolved_within` points of its threshold leaves that pair unresolved at one seed. A check is met where any
 pair is met, unresolved where none is met and one is unresolved, else missed.
 
+Two later plans read differently. A seeds plan (`seed_runs`) replicates one pair in fresh seeds: met when every
+fresh seed meets both thresholds, missed when the fresh seeds' mean is past either by more than `unresolved_within`,
+else unresolved; the seeds' mean, SD and 95% t interval are shown beside it. A zoo plan (`arms`) compares a tower
+trained with text pages against its control: `reading` is a one-seed pair check on one arm, `cost` compares the arms'
+probes by McNemar's exact test on the same test scenes, Holm-corrected over the probes (report/stats.py).
+
     python -m vlmlab.script_study            # every plan under calibration/ -> results/script_study/STUDY.md
 """
 
@@ -17,7 +23,8 @@ from pathlib import Path
 
 from vlmlab.paths import repo_root
 
-PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml")
+PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml",
+         "calibration/script_study_seeds.yaml", "calibration/script_study_zoo.yaml")
 TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
 
 
@@ -58,6 +65,91 @@ def verdict(values: dict[str, float] | None, plan: dict, check: dict) -> tuple[s
     return overall, pairs
 
 
+def replication(fresh: list[tuple[float, float]], check: dict, margin: float) -> str:
+    """A pair replicated in fresh seeds, each (base %, split %): met when every seed meets both thresholds, missed
+    when the seeds' mean is past either by more than `margin`, else unresolved."""
+    if not fresh:
+        return "not run"
+    lo, hi = check["base_at_most"], check["split_at_least"]
+    if all(b <= lo and s >= hi for b, s in fresh):
+        return "met"
+    mb, ms = (sum(v) / len(fresh) for v in zip(*fresh))
+    return "missed" if mb > lo + margin or ms < hi - margin else "unresolved"
+
+
+def t_interval(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, SD, low, high) of a 95% t interval (scipy); SD and bounds nan under two values."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float("nan"), float("nan"), float("nan")
+    sd = float(x.std(ddof=1))
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sd / np.sqrt(len(x))) if sd > 0 else (x.mean(),) * 2
+    return float(x.mean()), sd, float(lo), float(hi)
+
+
+def seeds_section(plan: dict, results: Path) -> list[str]:
+    check, (c, c2) = plan["primary"], plan["pair"]
+    glyph = {seed: final_values(load_rows(results / f"{plan['scripts'][0]}{tag}.jsonl"), "glyph", plan["steps"])
+             for tag, seed in plan["seed_runs"].items()}
+    out = ["| seed (grain %s), glyph %% at step %d | " % (plan["noise"], plan["steps"])
+           + " | ".join(f"{x} px" for x in plan["eval_cells"]) + " |", "|---|" + "---|" * len(plan["eval_cells"])]
+    out += [f"| {seed}{' (fresh)' if seed in plan['fresh_seeds'] else ''} | "
+            + " | ".join(f"{v[str(x)]:.1f}" for x in plan["eval_cells"]) + " |" for seed, v in glyph.items() if v]
+    ran = {seed: v for seed, v in glyph.items() if v}
+    if len(ran) > 1:
+        stats = [t_interval([v[str(x)] for v in ran.values()]) for x in plan["eval_cells"]]
+        out.append(f"| mean of {len(ran)} (SD; 95% t interval) | "
+                   + " | ".join(f"{m:.1f} ({sd:.1f}; {lo:.1f} to {hi:.1f})" for m, sd, lo, hi in stats) + " |")
+    fresh = [(ran[s][str(c)], ran[s][str(c2)]) for s in plan["fresh_seeds"] if s in ran]
+    done = len(fresh) == len(plan["fresh_seeds"])
+    out += ["", f"- primary (fresh seeds {plan['fresh_seeds']} at {c}/{c2} px, glyph <= {check['base_at_most']} and "
+                f">= {check['split_at_least']}): **{replication(fresh, check, plan['unresolved_within']) if done else 'not run'}**"
+            + ("" if not fresh else "; " + ", ".join(f"{b:.1f}/{s2:.1f}" for b, s2 in fresh)), ""]
+    return out
+
+
+PROBES = ("colour", "shape", "count", "position", "glyph (base)", "glyph (split)")
+
+
+def zoo_section(plan: dict, results: Path) -> list[str]:
+    from vlmlab.report.stats import holm, mcnemar_exact
+
+    arms = {arm: json.loads((results / f).read_text()) for arm, f in plan["arms"].items() if (results / f).exists()}
+    if len(arms) < len(plan["arms"]):
+        return [f"Not run (have {sorted(arms)} of {sorted(plan['arms'])}).", ""]
+    names = list(arms)
+    out = [f"| measure (step {plan['steps']}) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    out += [f"| script glyph % at {c} px (grain {plan['noise']}) | "
+            + " | ".join(f"{arms[a]['glyph % by cell px'][str(c)]:.1f}" for a in names) + " |" for c in plan["cells"]]
+    out += [f"| world probe: {p} % | " + " | ".join(f"{arms[a]['probes'][p]['accuracy']:.1f}" for a in names) + " |"
+            for p in PROBES if all(p in arms[a]["probes"] for a in names)]
+    out += [f"| training seconds | " + " | ".join(str(arms[a]["train seconds"]) for a in names) + " |",
+            f"| commit | " + " | ".join(f"`{arms[a]['git'][:7]}`" for a in names) + " |", ""]
+    r = plan["reading"]
+    g = arms[r["arm"]]["glyph % by cell px"]
+    b, s2 = g[str(r["pair"][0])], g[str(r["pair"][1])]
+    out.append(f"- primary A, reading ({r['arm']} arm, glyph <= {r['base_at_most']} at {r['pair'][0]} px, "
+               f">= {r['split_at_least']} at {r['pair'][1]} px): **{pair_verdict(b, s2, r, plan['unresolved_within'])}**"
+               f"; {b:.1f}/{s2:.1f}")
+    cost, (ctl, arm) = plan["cost"], ("control", r["arm"])
+    tests = [(p, *mcnemar_exact(arms[arm]["probes"][p]["correct"], arms[ctl]["probes"][p]["correct"]))
+             for p in cost["probes"]]
+    adjusted = holm([t[-1] for t in tests])
+    rows, kinds = [], {"cost": [], "gain": []}
+    for (p, only_arm, only_ctl, pv), ph in zip(tests, adjusted):
+        d = arms[arm]["probes"][p]["accuracy"] - arms[ctl]["probes"][p]["accuracy"]
+        if ph < cost["alpha"]:
+            kinds["cost" if d < 0 else "gain"].append(p)
+        rows.append(f"{p} {d:+.1f} ({only_arm} scenes only {arm} reads, {only_ctl} only {ctl}; p {pv:.3g}, Holm {ph:.3g})")
+    found = "; ".join(f"{k}: {', '.join(v)}" for k, v in kinds.items() if v) or "no difference found"
+    out += [f"- primary B, cost ({arm} against {ctl}, McNemar exact, Holm over {len(tests)}): **{found}**; "
+            + ", ".join(rows), ""]
+    return out
+
+
 def load_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
@@ -68,6 +160,10 @@ def section(plan_path: str, results: Path) -> str:
     root = repo_root()
     plan = yaml.safe_load((root / plan_path).read_text())
     out = [f"## {plan_path}", "", plan["question"], ""]
+    if "seed_runs" in plan:
+        return "\n".join(out + seeds_section(plan, results))
+    if "arms" in plan:
+        return "\n".join(out + zoo_section(plan, results))
     for label, name in runs_of(plan_path, plan):
         rows = load_rows(results / name)
         out.append(f"### {label} (`{name}`)")
@@ -94,7 +190,8 @@ def build(results: Path, plans: tuple[str, ...] = PLANS) -> str:
     head = ["# World v3 script pre-studies", "",
             "Generated by `python -m vlmlab.script_study` from the runs' logs in this folder "
             "(calibration/experiments/script_legibility.py); the plans, with their predictions, are the yaml files "
-            "each section names. One seed per script; chance is 4% for letters and 2% for words.", ""]
+            "each section names. One seed per script unless a section says otherwise; chance is 4% for letters and 2% "
+            "for words.", ""]
     return "\n".join(head + [section(p, results) for p in plans if (repo_root() / p).exists()])
 
 

@@ -74,6 +74,19 @@ def fisher_p(events_better: int, n_better: int, events_worse: int, n_worse: int)
     return float(st.fisher_exact(table).pvalue)
 
 
+def mcnemar_exact(a: list, b: list) -> tuple[int, int, float]:
+    """Two classifiers' correctness on the same test items (sequences of 0/1): (items only a gets right, items only
+    b gets right, McNemar's exact p, statsmodels)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    if len(a) != len(b):
+        raise ValueError(f"paired correctness of different lengths: {len(a)} and {len(b)}")
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    both = sum(1 for x, y in zip(a, b) if x and y)
+    return only_a, only_b, float(mcnemar([[both, only_a], [only_b, len(a) - both - only_a - only_b]], exact=True).pvalue)
+
+
 def holm(pvalues) -> list[float]:
     """Holm-adjusted p-values (nan stays nan and is not counted in the family)."""
     p = np.asarray(pvalues, dtype=float)
