@@ -230,7 +230,8 @@ def main() -> None:
     px, tg, _ = pages(train_seed, a.script, a.pool, None, train_cells=tuple(a.train_cells), **kw)
     sets = {c: pages(f"test/{a.script}/{c}", a.script, a.test_pages, c, **kw) for c in a.eval_cells}
     emit({"script": a.script, "event": "data", "git": _commit(), "train cells": list(a.train_cells), "canvas": a.canvas,
-          "max words": a.max_words, "noise": a.noise, "seed": a.seed, "pool": a.pool, "letter patches per train page": round(
+          "max words": a.max_words, "noise": a.noise, "seed": a.seed, "pool": a.pool,
+          "letter patches per train page": round(
         (tg[:, 0] > 0).sum().item() / a.pool, 1), "word patches per train page": round(
         (tg[:, 1] > 0).sum().item() / a.pool, 1), "word head": a.word_head, "seconds": round(time.time() - t0)})
     model = tower(a.seed)

@@ -105,8 +105,9 @@ def seeds_section(plan: dict, results: Path) -> list[str]:
                    + " | ".join(f"{m:.1f} ({sd:.1f}; {lo:.1f} to {hi:.1f})" for m, sd, lo, hi in stats) + " |")
     fresh = [(ran[s][str(c)], ran[s][str(c2)]) for s in plan["fresh_seeds"] if s in ran]
     done = len(fresh) == len(plan["fresh_seeds"])
+    kind = replication(fresh, check, plan["unresolved_within"]) if done else "not run"
     out += ["", f"- primary (fresh seeds {plan['fresh_seeds']} at {c}/{c2} px, glyph <= {check['base_at_most']} and "
-                f">= {check['split_at_least']}): **{replication(fresh, check, plan['unresolved_within']) if done else 'not run'}**"
+                f">= {check['split_at_least']}): **{kind}**"
             + ("" if not fresh else "; " + ", ".join(f"{b:.1f}/{s2:.1f}" for b, s2 in fresh)), ""]
     return out
 
@@ -131,9 +132,9 @@ def zoo_section(plan: dict, results: Path) -> list[str]:
     r = plan["reading"]
     g = arms[r["arm"]]["glyph % by cell px"]
     b, s2 = g[str(r["pair"][0])], g[str(r["pair"][1])]
+    kind = pair_verdict(b, s2, r, plan["unresolved_within"])
     out.append(f"- primary A, reading ({r['arm']} arm, glyph <= {r['base_at_most']} at {r['pair'][0]} px, "
-               f">= {r['split_at_least']} at {r['pair'][1]} px): **{pair_verdict(b, s2, r, plan['unresolved_within'])}**"
-               f"; {b:.1f}/{s2:.1f}")
+               f">= {r['split_at_least']} at {r['pair'][1]} px): **{kind}**; {b:.1f}/{s2:.1f}")
     cost, (ctl, arm) = plan["cost"], ("control", r["arm"])
     tests = [(p, *mcnemar_exact(arms[arm]["probes"][p]["correct"], arms[ctl]["probes"][p]["correct"]))
              for p in cost["probes"]]
@@ -143,7 +144,8 @@ def zoo_section(plan: dict, results: Path) -> list[str]:
         d = arms[arm]["probes"][p]["accuracy"] - arms[ctl]["probes"][p]["accuracy"]
         if ph < cost["alpha"]:
             kinds["cost" if d < 0 else "gain"].append(p)
-        rows.append(f"{p} {d:+.1f} ({only_arm} scenes only {arm} reads, {only_ctl} only {ctl}; p {pv:.3g}, Holm {ph:.3g})")
+        rows.append(f"{p} {d:+.1f} ({only_arm} scenes only {arm} reads, {only_ctl} only {ctl}; "
+                    f"p {pv:.3g}, Holm {ph:.3g})")
     found = "; ".join(f"{k}: {', '.join(v)}" for k, v in kinds.items() if v) or "no difference found"
     out += [f"- primary B, cost ({arm} against {ctl}, McNemar exact, Holm over {len(tests)}): **{found}**; "
             + ", ".join(rows), ""]

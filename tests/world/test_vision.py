@@ -178,7 +178,8 @@ def test_an_extra_objective_trains_with_the_tower_and_leaves_the_scene_batches_a
 
     seen = []
     real = torch.randperm
-    monkeypatch.setattr(V.torch, "randperm", lambda n, generator=None: seen.append(real(n, generator=generator)) or seen[-1])
+    monkeypatch.setattr(V.torch, "randperm",
+                        lambda n, generator=None: seen.append(real(n, generator=generator)) or seen[-1])
     V.train_siglip(tok, spec)
     plain, seen[:] = list(seen), []
     extra = Extra()

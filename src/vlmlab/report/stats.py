@@ -5,6 +5,8 @@
                      same (zero variance) no t exists: the exact sign test (scipy.stats.binomtest) decides, so
                      3 identical pairs give p = 0.25, not certainty.
   event (divergence) Fisher's exact test (scipy.stats.fisher_exact) of diverged / not diverged on each side.
+  paired accuracy    two classifiers on the same test items (probes): McNemar's exact test (statsmodels), on the
+                     items only one of them gets right (mcnemar_exact).
   deterministic      no test: a fact of the architecture, reported as holding or not.
 Multiplicity: Holm's step-down adjustment (statsmodels multipletests) over a family of tested checks (the
 report's primary checks; separately, its secondary ones); the verdict reads the adjusted p, the raw one is
@@ -84,7 +86,8 @@ def mcnemar_exact(a: list, b: list) -> tuple[int, int, float]:
     only_a = sum(1 for x, y in zip(a, b) if x and not y)
     only_b = sum(1 for x, y in zip(a, b) if y and not x)
     both = sum(1 for x, y in zip(a, b) if x and y)
-    return only_a, only_b, float(mcnemar([[both, only_a], [only_b, len(a) - both - only_a - only_b]], exact=True).pvalue)
+    neither = len(a) - both - only_a - only_b
+    return only_a, only_b, float(mcnemar([[both, only_a], [only_b, neither]], exact=True).pvalue)
 
 
 def holm(pvalues) -> list[float]:
