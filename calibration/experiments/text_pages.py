@@ -39,7 +39,7 @@ class TextPages(torch.nn.Module):
     """A pool of text pages and the heads that read them; `loss(vision_model)` is one batch's letter and word loss,
     foreground and background patches averaged apart (as script_legibility.py and the zoo's letter head)."""
 
-    def __init__(self, hidden: int, pool: int, batch: int, noise: float, seed: int = 0):
+    def __init__(self, hidden: int, pool: int, batch: int, noise: float, seed: int = 0):  # seed 0: study 5's
         super().__init__()
         L = legibility()
         self.batch = batch
@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--cells", type=float, nargs="+", default=(0.43, 0.86), help="the script glyph probe's cells")
     ap.add_argument("--probe-scenes", type=int, nargs=2, default=(2400, 400))
     ap.add_argument("--glyph", type=int, nargs=2, default=(2400, 400))
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the zoo recipe's seed (scenes, init, order) and the pages' pool and order; 0 = study 5")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -87,11 +89,11 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     tok = PreTrainedTokenizerFast.from_pretrained(os.path.expanduser(
         os.environ.get("TOKENIZER", "~/.cache/vlmlab/zoo/vision_strong")))  # the zoo tower's tokenizer
-    spec = replace(VisionSpec(), steps=a.steps, pool=a.scene_pool)
-    row = {"arm": a.arm, "git": git_commit(repo_root()), "steps": a.steps, "noise": a.noise,
+    spec = replace(VisionSpec(), steps=a.steps, pool=a.scene_pool, seed=a.seed)
+    row = {"arm": a.arm, "git": git_commit(repo_root()), "steps": a.steps, "noise": a.noise, "seed": a.seed,
            "pages batch": a.pages_batch if a.arm == "pages" else 0}
     t0 = time.time()
-    extra = TextPages(spec.hidden, a.pages_pool, a.pages_batch, a.noise) if a.arm == "pages" else None
+    extra = TextPages(spec.hidden, a.pages_pool, a.pages_batch, a.noise, a.seed) if a.arm == "pages" else None
     model = train_siglip(tok, spec, desc=a.arm, extra=extra)
     row["train seconds"] = round(time.time() - t0)
     L = legibility()
@@ -103,7 +105,7 @@ def main() -> None:
     row["probes"] = {r["probe"]: {"accuracy": round(r["accuracy"], 2), "C": r["C"], "correct": r["correct"]}
                      for r in rows}
     row["seconds"] = round(time.time() - t0)
-    (a.out / f"text_pages_{a.arm}.json").write_text(json.dumps(row) + "\n")
+    (a.out / f"text_pages_{a.arm}{f'_seed{a.seed}' if a.seed else ''}.json").write_text(json.dumps(row) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "probes"}), flush=True)
 
 
