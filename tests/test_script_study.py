@@ -170,3 +170,35 @@ def test_mcnemar_exact_counts_the_discordant_items():
     assert mcnemar_exact([1, 0], [1, 0])[2] == 1.0
     with pytest.raises(ValueError):
         mcnemar_exact([1], [1, 0])
+
+
+def test_replicates_needs_every_fresh_seed_in_seed_zeros_direction():
+    assert S.replicates([(+12.0, 0.001), (+8.0, 0.02)], +1, 0.05, 3) == "replicates"
+    assert S.replicates([(+12.0, 0.001), (+8.0, 0.2)], +1, 0.05, 3) == "mixed"  # one pair not significant
+    assert S.replicates([(-4.0, 0.03), (+2.0, 0.6)], +1, 0.05, 3) == "fails"  # the other way, or under 3 points
+    assert S.replicates([(-9.0, 0.001), (-6.0, 0.01)], -1, 0.05, 3) == "replicates"  # a cost replicates too
+    assert S.replicates([], +1, 0.05, 3) == "not run"
+
+
+def test_zoo_seeds_section_pairs_each_seeds_towers(tmp_path):
+    import json
+
+    n = 400
+    plan = {"arms": {"control": "c", "pages": "p"}, "seed_zero": 0, "fresh_seeds": [1, 2], "probes": ["shape"],
+            "seed_zero_direction": {"shape": 1}, "alpha": 0.05, "fails_within": 3, "cells": [0.43, 0.86]}
+
+    def write(name, right):
+        c = [1] * right + [0] * (n - right)
+        (tmp_path / f"{name}.json").write_text(json.dumps({"glyph % by cell px": {"0.43": 5.0, "0.86": 50.0}, "probes": {
+            "shape": {"accuracy": 100 * right / n, "correct": c}}}))
+
+    for name, right in {"c": 300, "p": 380, "c_seed1": 300, "p_seed1": 360}.items():
+        write(name, right)
+    text = "\n".join(S.zoo_seeds_section(plan, tmp_path))
+    assert "| 0 | +20.0" in text and "| 1 (fresh) | +15.0" in text and "**not run**" in text  # seed 2 missing
+    write("c_seed2", 300)
+    write("p_seed2", 304)  # +1 point: neither a replication nor a reversal
+    text = "\n".join(S.zoo_seeds_section(plan, tmp_path))
+    assert "**mixed**" in text and "mean of 3 (95% t interval) | +12.0" in text
+    write("p_seed2", 340)
+    assert "**replicates**" in "\n".join(S.zoo_seeds_section(plan, tmp_path))

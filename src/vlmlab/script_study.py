@@ -10,7 +10,10 @@ Two later plans read differently. A seeds plan (`seed_runs`) replicates one pair
 fresh seed meets both thresholds, missed when the fresh seeds' mean is past either by more than `unresolved_within`,
 else unresolved; the seeds' mean, SD and 95% t interval are shown beside it. A zoo plan (`arms`) compares a tower
 trained with text pages against its control: `reading` is a one-seed pair check on one arm, `cost` compares the arms'
-probes by McNemar's exact test on the same test scenes, Holm-corrected over the probes (report/stats.py).
+probes by McNemar's exact test on the same test scenes, Holm-corrected over the probes (report/stats.py). A zoo seeds
+plan (`seed_zero_direction`) repeats that comparison per fresh seed: a probe replicates when every fresh pair moves in
+seed 0's direction with a corrected p under alpha, fails when every fresh pair moves the other way or by less than
+`fails_within` points, and is mixed otherwise.
 
     python -m vlmlab.script_study            # every plan under calibration/ -> results/script_study/STUDY.md
 """
@@ -24,7 +27,8 @@ from pathlib import Path
 from vlmlab.paths import repo_root
 
 PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml",
-         "calibration/script_study_seeds.yaml", "calibration/script_study_zoo.yaml")
+         "calibration/script_study_seeds.yaml", "calibration/script_study_zoo.yaml",
+         "calibration/script_study_zoo_seeds.yaml")
 TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
 
 
@@ -152,6 +156,57 @@ def zoo_section(plan: dict, results: Path) -> list[str]:
     return out
 
 
+def seed_pair_tests(pages: dict, control: dict, probes: list[str]) -> dict[str, tuple[float, float]]:
+    """{probe: (pages - control accuracy, McNemar p Holm-corrected over `probes`)} for one seed's two towers."""
+    from vlmlab.report.stats import holm, mcnemar_exact
+
+    ps = [mcnemar_exact(pages["probes"][p]["correct"], control["probes"][p]["correct"])[2] for p in probes]
+    return {p: (pages["probes"][p]["accuracy"] - control["probes"][p]["accuracy"], ph)
+            for p, ph in zip(probes, holm(ps))}
+
+
+def replicates(fresh: list[tuple[float, float]], direction: int, alpha: float, within: float) -> str:
+    """A probe's move in fresh seeds, each (difference, corrected p), against seed 0's direction (+1 / -1)."""
+    if not fresh:
+        return "not run"
+    if all(d * direction > 0 and p < alpha for d, p in fresh):
+        return "replicates"
+    if all(d * direction < 0 or abs(d) < within for d, _ in fresh):
+        return "fails"
+    return "mixed"
+
+
+def zoo_seeds_section(plan: dict, results: Path) -> list[str]:
+    def load(arm: str, seed: int) -> dict | None:
+        f = results / f"{plan['arms'][arm]}{f'_seed{seed}' if seed else ''}.json"
+        return json.loads(f.read_text()) if f.exists() else None
+
+    seeds = [plan["seed_zero"], *plan["fresh_seeds"]]
+    towers = {s: (load("pages", s), load("control", s)) for s in seeds}
+    tests = {s: seed_pair_tests(pg, ct, plan["probes"]) for s, (pg, ct) in towers.items() if pg and ct}
+    out = ["| seed | " + " | ".join(f"{p}: pages - control (Holm p)" for p in plan["probes"])
+           + " | pages' script glyph % at " + " / ".join(f"{c}" for c in plan["cells"]) + " px |",
+           "|---|" + "---|" * (len(plan["probes"]) + 1)]
+    for s, t in tests.items():
+        g = towers[s][0]["glyph % by cell px"]
+        out.append(f"| {s}{' (fresh)' if s in plan['fresh_seeds'] else ''} | "
+                   + " | ".join(f"{t[p][0]:+.1f} ({t[p][1]:.2g})" for p in plan["probes"]) + " | "
+                   + " / ".join(f"{g[str(c)]:.1f}" for c in plan["cells"]) + " |")
+    if len(tests) > 1:
+        cells = []
+        for p in plan["probes"]:
+            m, _, lo, hi = t_interval([t[p][0] for t in tests.values()])
+            cells.append(f"{m:+.1f} ({lo:+.1f} to {hi:+.1f})")
+        out.append(f"| mean of {len(tests)} (95% t interval) | " + " | ".join(cells) + " | |")
+    done = all(s in tests for s in plan["fresh_seeds"])
+    out.append("")
+    for p in plan["probes"]:
+        fresh = [tests[s][p] for s in plan["fresh_seeds"] if s in tests]
+        kind = replicates(fresh, plan["seed_zero_direction"][p], plan["alpha"], plan["fails_within"]) if done else "not run"
+        out.append(f"- primary, {p} (seed 0's direction {plan['seed_zero_direction'][p]:+d}): **{kind}**")
+    return out + [""]
+
+
 def load_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
@@ -164,6 +219,8 @@ def section(plan_path: str, results: Path) -> str:
     out = [f"## {plan_path}", "", plan["question"], ""]
     if "seed_runs" in plan:
         return "\n".join(out + seeds_section(plan, results))
+    if "seed_zero_direction" in plan:
+        return "\n".join(out + zoo_seeds_section(plan, results))
     if "arms" in plan:
         return "\n".join(out + zoo_section(plan, results))
     for label, name in runs_of(plan_path, plan):
