@@ -189,8 +189,9 @@ def test_zoo_seeds_section_pairs_each_seeds_towers(tmp_path):
 
     def write(name, right):
         c = [1] * right + [0] * (n - right)
-        (tmp_path / f"{name}.json").write_text(json.dumps({"glyph % by cell px": {"0.43": 5.0, "0.86": 50.0}, "probes": {
-            "shape": {"accuracy": 100 * right / n, "correct": c}}}))
+        glyph = {"0.43": 5.0, "0.86": 50.0}
+        probes = {"shape": {"accuracy": 100 * right / n, "correct": c}}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"glyph % by cell px": glyph, "probes": probes}))
 
     for name, right in {"c": 300, "p": 380, "c_seed1": 300, "p_seed1": 360}.items():
         write(name, right)

@@ -202,7 +202,8 @@ def zoo_seeds_section(plan: dict, results: Path) -> list[str]:
     out.append("")
     for p in plan["probes"]:
         fresh = [tests[s][p] for s in plan["fresh_seeds"] if s in tests]
-        kind = replicates(fresh, plan["seed_zero_direction"][p], plan["alpha"], plan["fails_within"]) if done else "not run"
+        way = plan["seed_zero_direction"][p]
+        kind = replicates(fresh, way, plan["alpha"], plan["fails_within"]) if done else "not run"
         out.append(f"- primary, {p} (seed 0's direction {plan['seed_zero_direction'][p]:+d}): **{kind}**")
     return out + [""]
 
