@@ -203,3 +203,23 @@ def test_zoo_seeds_section_pairs_each_seeds_towers(tmp_path):
     assert "**mixed**" in text and "mean of 3 (95% t interval) | +12.0" in text
     write("p_seed2", 340)
     assert "**replicates**" in "\n".join(S.zoo_seeds_section(plan, tmp_path))
+
+
+def test_page_loss_averages_ink_and_paper_apart(legibility):
+    """Uniform heads: each head's loss is log(classes) on the ink patches plus log(classes) on the paper ones,
+    however few ink patches there are; a missing word head adds nothing."""
+    import math
+
+    import torch
+
+    letter, word = torch.nn.Linear(8, 26), torch.nn.Linear(8, 49)
+    for h in (letter, word):
+        torch.nn.init.zeros_(h.weight), torch.nn.init.zeros_(h.bias)
+    targets = torch.zeros(2, 2, 144, dtype=torch.long)
+    targets[0, 0, :3], targets[1, 1, :1] = 5, 7  # 3 letter patches of 288, one word patch
+    f = torch.randn(2, 144, 8)
+    with torch.no_grad():
+        alone = float(legibility.page_loss((letter, None), f, targets))
+        both = float(legibility.page_loss((letter, word), f, targets))
+    assert abs(alone - 2 * math.log(26)) < 1e-5
+    assert abs(both - 2 * math.log(26) - 2 * math.log(49)) < 1e-5

@@ -152,6 +152,20 @@ def features(model, pixels: torch.Tensor) -> torch.Tensor:
         return torch.cat([model(pixel_values=x.float() / 127.5 - 1).last_hidden_state for x in pixels.split(100)])
 
 
+def page_loss(heads, f: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The heads' loss on a batch of pages: f (B, P, D) patch features, targets (B, 2, P); heads[0] reads letters,
+    heads[1] (or None) words; foreground and background patches averaged apart, as the zoo's letter head."""
+    loss = 0.0
+    for row, h in enumerate(heads):
+        if h is None:
+            continue
+        y = targets[:, row].flatten()
+        ce = torch.nn.functional.cross_entropy(h(f).flatten(0, 1), y, reduction="none")
+        fg = y > 0
+        loss = loss + (ce[fg].mean() if fg.any() else 0.0) + ce[~fg].mean()
+    return loss
+
+
 def head_accuracy(model, head, sets) -> dict[str, float]:
     """Per-patch accuracy (%) of a head (row 0: letters, on the patches whose centre lies on a glyph; row 1: words,
     on the patches a word's ink box covers) at each eval cell size."""
@@ -245,14 +259,7 @@ def main() -> None:
             group["lr"] = cosine_lr(step, a.steps, a.lr)
         i = torch.randint(0, a.pool, (a.batch,), generator=g)
         f = model(pixel_values=px[i].float() / 127.5 - 1).last_hidden_state
-        loss = 0.0
-        for row, h in enumerate(head):
-            if h is None:
-                continue
-            y = tg[i, row].flatten()
-            ce = torch.nn.functional.cross_entropy(h(f).flatten(0, 1), y, reduction="none")
-            fg = y > 0  # foreground and background weighted alike, as the zoo's letter head
-            loss = loss + (ce[fg].mean() if fg.any() else 0.0) + ce[~fg].mean()
+        loss = page_loss(head, f, tg[i])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

@@ -36,12 +36,12 @@ def legibility():
 
 
 class TextPages(torch.nn.Module):
-    """A pool of text pages and the heads that read them; `loss(vision_model)` is one batch's letter and word loss,
-    foreground and background patches averaged apart (as script_legibility.py and the zoo's letter head)."""
+    """A pool of text pages and the heads that read them; `loss(vision_model)` is one batch's letter and word loss
+    (script_legibility.page_loss)."""
 
     def __init__(self, hidden: int, pool: int, batch: int, noise: float, seed: int = 0):  # seed 0: study 5's
         super().__init__()
-        L = legibility()
+        L = self.legibility = legibility()
         self.batch = batch
         self.px, self.tg, _ = L.pages(f"train/binary4x4/zoo{seed}", "binary4x4", pool, None, train_cells=(0.25, 2.0),
                                       canvas=480, max_words=40, noise=noise)
@@ -52,13 +52,7 @@ class TextPages(torch.nn.Module):
     def loss(self, vision_model) -> torch.Tensor:
         i = torch.randint(0, len(self.px), (self.batch,), generator=self.gen)
         f = vision_model(pixel_values=self.px[i].float() / 127.5 - 1).last_hidden_state
-        total = 0.0
-        for row, head in enumerate((self.letter, self.word)):
-            y = self.tg[i, row].flatten()
-            ce = torch.nn.functional.cross_entropy(head(f).flatten(0, 1), y, reduction="none")
-            fg = y > 0
-            total = total + (ce[fg].mean() if fg.any() else 0.0) + ce[~fg].mean()
-        return total
+        return self.legibility.page_loss((self.letter, self.word), f, self.tg[i])
 
 
 def main() -> None:

@@ -119,9 +119,17 @@ def seeds_section(plan: dict, results: Path) -> list[str]:
 PROBES = ("colour", "shape", "count", "position", "glyph (base)", "glyph (split)")
 
 
-def zoo_section(plan: dict, results: Path) -> list[str]:
+def pair_tests(arm: dict, control: dict, probes: list[str]) -> dict[str, tuple[float, int, int, float, float]]:
+    """Two towers' probes on the same test scenes: {probe: (arm - control accuracy, scenes only the arm reads, scenes
+    only the control reads, McNemar's exact p, that p Holm-corrected over `probes`)}."""
     from vlmlab.report.stats import holm, mcnemar_exact
 
+    tests = [mcnemar_exact(arm["probes"][p]["correct"], control["probes"][p]["correct"]) for p in probes]
+    return {p: (arm["probes"][p]["accuracy"] - control["probes"][p]["accuracy"], *t, ph)
+            for p, t, ph in zip(probes, tests, holm([t[-1] for t in tests]))}
+
+
+def zoo_section(plan: dict, results: Path) -> list[str]:
     arms = {arm: json.loads((results / f).read_text()) for arm, f in plan["arms"].items() if (results / f).exists()}
     if len(arms) < len(plan["arms"]):
         return [f"Not run (have {sorted(arms)} of {sorted(plan['arms'])}).", ""]
@@ -140,12 +148,9 @@ def zoo_section(plan: dict, results: Path) -> list[str]:
     out.append(f"- primary A, reading ({r['arm']} arm, glyph <= {r['base_at_most']} at {r['pair'][0]} px, "
                f">= {r['split_at_least']} at {r['pair'][1]} px): **{kind}**; {b:.1f}/{s2:.1f}")
     cost, (ctl, arm) = plan["cost"], ("control", r["arm"])
-    tests = [(p, *mcnemar_exact(arms[arm]["probes"][p]["correct"], arms[ctl]["probes"][p]["correct"]))
-             for p in cost["probes"]]
-    adjusted = holm([t[-1] for t in tests])
+    tests = pair_tests(arms[arm], arms[ctl], cost["probes"])
     rows, kinds = [], {"cost": [], "gain": []}
-    for (p, only_arm, only_ctl, pv), ph in zip(tests, adjusted):
-        d = arms[arm]["probes"][p]["accuracy"] - arms[ctl]["probes"][p]["accuracy"]
+    for p, (d, only_arm, only_ctl, pv, ph) in tests.items():
         if ph < cost["alpha"]:
             kinds["cost" if d < 0 else "gain"].append(p)
         rows.append(f"{p} {d:+.1f} ({only_arm} scenes only {arm} reads, {only_ctl} only {ctl}; "
@@ -155,14 +160,6 @@ def zoo_section(plan: dict, results: Path) -> list[str]:
             + ", ".join(rows), ""]
     return out
 
-
-def seed_pair_tests(pages: dict, control: dict, probes: list[str]) -> dict[str, tuple[float, float]]:
-    """{probe: (pages - control accuracy, McNemar p Holm-corrected over `probes`)} for one seed's two towers."""
-    from vlmlab.report.stats import holm, mcnemar_exact
-
-    ps = [mcnemar_exact(pages["probes"][p]["correct"], control["probes"][p]["correct"])[2] for p in probes]
-    return {p: (pages["probes"][p]["accuracy"] - control["probes"][p]["accuracy"], ph)
-            for p, ph in zip(probes, holm(ps))}
 
 
 def replicates(fresh: list[tuple[float, float]], direction: int, alpha: float, within: float) -> str:
@@ -183,14 +180,14 @@ def zoo_seeds_section(plan: dict, results: Path) -> list[str]:
 
     seeds = [plan["seed_zero"], *plan["fresh_seeds"]]
     towers = {s: (load("pages", s), load("control", s)) for s in seeds}
-    tests = {s: seed_pair_tests(pg, ct, plan["probes"]) for s, (pg, ct) in towers.items() if pg and ct}
+    tests = {s: pair_tests(pg, ct, plan["probes"]) for s, (pg, ct) in towers.items() if pg and ct}
     out = ["| seed | " + " | ".join(f"{p}: pages - control (Holm p)" for p in plan["probes"])
            + " | pages' script glyph % at " + " / ".join(f"{c}" for c in plan["cells"]) + " px |",
            "|---|" + "---|" * (len(plan["probes"]) + 1)]
     for s, t in tests.items():
         g = towers[s][0]["glyph % by cell px"]
         out.append(f"| {s}{' (fresh)' if s in plan['fresh_seeds'] else ''} | "
-                   + " | ".join(f"{t[p][0]:+.1f} ({t[p][1]:.2g})" for p in plan["probes"]) + " | "
+                   + " | ".join(f"{t[p][0]:+.1f} ({t[p][-1]:.2g})" for p in plan["probes"]) + " | "
                    + " / ".join(f"{g[str(c)]:.1f}" for c in plan["cells"]) + " |")
     if len(tests) > 1:
         cells = []
@@ -201,7 +198,7 @@ def zoo_seeds_section(plan: dict, results: Path) -> list[str]:
     done = all(s in tests for s in plan["fresh_seeds"])
     out.append("")
     for p in plan["probes"]:
-        fresh = [tests[s][p] for s in plan["fresh_seeds"] if s in tests]
+        fresh = [(tests[s][p][0], tests[s][p][-1]) for s in plan["fresh_seeds"] if s in tests]
         way = plan["seed_zero_direction"][p]
         kind = replicates(fresh, way, plan["alpha"], plan["fails_within"]) if done else "not run"
         out.append(f"- primary, {p} (seed 0's direction {plan['seed_zero_direction'][p]:+d}): **{kind}**")
