@@ -223,3 +223,41 @@ def test_page_loss_averages_ink_and_paper_apart(legibility):
         both = float(legibility.page_loss((letter, word), f, targets))
     assert abs(alone - 2 * math.log(26)) < 1e-5
     assert abs(both - 2 * math.log(26) - 2 * math.log(49)) < 1e-5
+
+
+def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
+    import json
+
+    n = 400
+    plan = {"control": "c.json", "reference": "p.json", "variants": {"w3": "w3.json", "b64": "b64.json"}, "steps": 5,
+            "noise": 8, "cells": [0.43, 0.86], "unresolved_within": 3,
+            "reading": {"measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20, "split_at_least": 80},
+            "cost": {"probes": ["shape"], "alpha": 0.05},
+            "seed_spread": {"arm": "p", "seeds": [0, 1, 2]}}
+
+    def write(name, glyph86, shape_right, batch=32, weight=None):
+        c = [1] * shape_right + [0] * (n - shape_right)
+        row = {"git": "abcdef0123", "train seconds": 1, "pages batch": batch,
+               "glyph % by cell px": {"0.43": 5.0, "0.86": glyph86},
+               "probes": {"shape": {"accuracy": 100 * shape_right / n, "C": 1.0, "correct": c}}}
+        if weight is not None:
+            row["page weight"] = weight  # study 5's rows predate the key
+        (tmp_path / f"{name}.json").write_text(json.dumps(row))
+
+    write("c", 2.0, 300, batch=0)
+    write("p", 45.0, 380)
+    write("w3", 85.0, 300, weight=3)
+    text = "\n".join(S.budget_section(plan, tmp_path))
+    assert "| 0 / 0 | 32 / 1 | 32 / 3 |" in text  # the table's columns: control, study 5's pages arm, w3
+    assert "w3 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **met**; 5.0/85.0" in text
+    assert "against study 5's pages arm at 0.86 px: +40.0 (45.0)" in text and "seeds" not in text  # no spread yet
+    assert "no difference found; shape +0.0" in text  # w3 reads shape as the control does
+    assert "b64 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **not run**" in text
+    write("b64", 78.0, 250, batch=64)
+    write("p_seed1", 41.0, 380)
+    write("p_seed2", 49.0, 380)
+    text = "\n".join(S.budget_section(plan, tmp_path))
+    assert "b64 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **unresolved**; 5.0/78.0" in text
+    assert "over 3 seeds: mean 45.0, SD 4.0" in text and "cost: shape; shape -12.5" in text
+    write("b64", 60.0, 300, batch=64)
+    assert "**missed**; 5.0/60.0" in "\n".join(S.budget_section(plan, tmp_path))

@@ -9,6 +9,7 @@
 # test scene's correctness kept for McNemar's test between the arms) and the script's glyph probe at the plan's cells
 # (script_legibility.glyph_probe, same pages and grain as studies 3-4).
 #   python calibration/experiments/text_pages.py ARM --out results/script_study [--steps 1200] [--noise 8]
+#       [--pages-batch 32] [--page-weight 1] [--tag _w2] [--seed 0] [--state PATH: save every 50 steps, resume]
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,11 @@ class TextPages(torch.nn.Module):
     """A pool of text pages and the heads that read them; `loss(vision_model)` is one batch's letter and word loss
     (script_legibility.page_loss)."""
 
-    def __init__(self, hidden: int, pool: int, batch: int, noise: float, seed: int = 0):  # seed 0: study 5's
+    def __init__(self, hidden: int, pool: int, batch: int, noise: float, seed: int = 0,  # seed 0: study 5's
+                 weight: float = 1.0):
         super().__init__()
         L = self.legibility = legibility()
-        self.batch = batch
+        self.batch, self.weight = batch, weight
         self.px, self.tg, _ = L.pages(f"train/binary4x4/zoo{seed}", "binary4x4", pool, None, train_cells=(0.25, 2.0),
                                       canvas=480, max_words=40, noise=noise)
         self.letter = torch.nn.Linear(hidden, len(L.LETTERS) + 1)
@@ -52,7 +54,7 @@ class TextPages(torch.nn.Module):
     def loss(self, vision_model) -> torch.Tensor:
         i = torch.randint(0, len(self.px), (self.batch,), generator=self.gen)
         f = vision_model(pixel_values=self.px[i].float() / 127.5 - 1).last_hidden_state
-        return self.legibility.page_loss((self.letter, self.word), f, self.tg[i])
+        return self.weight * self.legibility.page_loss((self.letter, self.word), f, self.tg[i])
 
 
 def main() -> None:
@@ -68,6 +70,7 @@ def main() -> None:
     ap.add_argument("arm", choices=("control", "pages"))
     ap.add_argument("--steps", type=int, default=VisionSpec().steps)
     ap.add_argument("--pages-batch", type=int, default=32)
+    ap.add_argument("--page-weight", type=float, default=1.0, help="the pages' loss weight against the zoo's loss")
     ap.add_argument("--pages-pool", type=int, default=4000)
     ap.add_argument("--scene-pool", type=int, default=VisionSpec().pool, help="the zoo's scenes (a smoke test: fewer)")
     ap.add_argument("--noise", type=float, default=8.0, help="grain on the text pages (and the glyph probe's), SD")
@@ -76,6 +79,9 @@ def main() -> None:
     ap.add_argument("--glyph", type=int, nargs=2, default=(2400, 400))
     ap.add_argument("--seed", type=int, default=0,
                     help="the zoo recipe's seed (scenes, init, order) and the pages' pool and order; 0 = study 5")
+    ap.add_argument("--tag", default="", help="suffix of the output's name: text_pages_<arm><tag>[_seed<s>].json")
+    ap.add_argument("--state", type=Path, default=None,
+                    help="a training state file: saved every 50 steps, a run that finds it resumes (resume.py)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -85,10 +91,14 @@ def main() -> None:
         os.environ.get("TOKENIZER", "~/.cache/vlmlab/zoo/vision_strong")))  # the zoo tower's tokenizer
     spec = replace(VisionSpec(), steps=a.steps, pool=a.scene_pool, seed=a.seed)
     row = {"arm": a.arm, "git": git_commit(repo_root()), "steps": a.steps, "noise": a.noise, "seed": a.seed,
-           "pages batch": a.pages_batch if a.arm == "pages" else 0}
+           "pages batch": a.pages_batch if a.arm == "pages" else 0,
+           "page weight": a.page_weight if a.arm == "pages" else 0}
+    if a.state is not None and a.state.exists():  # "train seconds" then counts this process's steps alone
+        row["resumed at step"] = int(torch.load(a.state, map_location="cpu", weights_only=True)["step"])
     t0 = time.time()
-    extra = TextPages(spec.hidden, a.pages_pool, a.pages_batch, a.noise, a.seed) if a.arm == "pages" else None
-    model = train_siglip(tok, spec, desc=a.arm, extra=extra)
+    extra = (TextPages(spec.hidden, a.pages_pool, a.pages_batch, a.noise, a.seed, a.page_weight)
+             if a.arm == "pages" else None)
+    model = train_siglip(tok, spec, desc=a.arm, extra=extra, state_path=a.state)
     row["train seconds"] = round(time.time() - t0)
     L = legibility()
     row["glyph % by cell px"] = {str(c): L.glyph_probe(model.vision_model, "binary4x4", c, *a.glyph, canvas=480,
@@ -99,7 +109,7 @@ def main() -> None:
     row["probes"] = {r["probe"]: {"accuracy": round(r["accuracy"], 2), "C": r["C"], "correct": r["correct"]}
                      for r in rows}
     row["seconds"] = round(time.time() - t0)
-    (a.out / f"text_pages_{a.arm}{f'_seed{a.seed}' if a.seed else ''}.json").write_text(json.dumps(row) + "\n")
+    (a.out / f"text_pages_{a.arm}{a.tag}{f'_seed{a.seed}' if a.seed else ''}.json").write_text(json.dumps(row) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "probes"}), flush=True)
 
 

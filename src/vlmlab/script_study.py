@@ -13,7 +13,9 @@ trained with text pages against its control: `reading` is a one-seed pair check 
 probes by McNemar's exact test on the same test scenes, Holm-corrected over the probes (report/stats.py). A zoo seeds
 plan (`seed_zero_direction`) repeats that comparison per fresh seed: a probe replicates when every fresh pair moves in
 seed 0's direction with a corrected p under alpha, fails when every fresh pair moves the other way or by less than
-`fails_within` points, and is mixed otherwise.
+`fails_within` points, and is mixed otherwise. A budget plan (`variants`) changes one thing each in a zoo plan's
+pages arm, same seed: each variant's reading is a one-seed pair check, shown beside that pages arm (and its seeds'
+spread, where a zoo seeds plan ran them) and the variant's probes against the control as the zoo plan's cost.
 
     python -m vlmlab.script_study            # every plan under calibration/ -> results/script_study/STUDY.md
 """
@@ -28,7 +30,7 @@ from vlmlab.paths import repo_root
 
 PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml",
          "calibration/script_study_seeds.yaml", "calibration/script_study_zoo.yaml",
-         "calibration/script_study_zoo_seeds.yaml")
+         "calibration/script_study_zoo_seeds.yaml", "calibration/script_study_budget.yaml")
 TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
 
 
@@ -147,18 +149,65 @@ def zoo_section(plan: dict, results: Path) -> list[str]:
     kind = pair_verdict(b, s2, r, plan["unresolved_within"])
     out.append(f"- primary A, reading ({r['arm']} arm, glyph <= {r['base_at_most']} at {r['pair'][0]} px, "
                f">= {r['split_at_least']} at {r['pair'][1]} px): **{kind}**; {b:.1f}/{s2:.1f}")
-    cost, (ctl, arm) = plan["cost"], ("control", r["arm"])
-    tests = pair_tests(arms[arm], arms[ctl], cost["probes"])
+    found, rows = cost_found(arms[r["arm"]], arms["control"], r["arm"], "control", plan["cost"])
+    out += [f"- primary B, cost ({r['arm']} against control, McNemar exact, Holm over {len(plan['cost']['probes'])}): "
+            f"**{found}**; {rows}", ""]
+    return out
+
+
+def cost_found(arm_row: dict, ctl_row: dict, arm: str, ctl: str, cost: dict) -> tuple[str, str]:
+    """A tower's probes against its control's (pair_tests): which probes it loses ("cost") or gains at a corrected p
+    under cost["alpha"], and each probe's line of figures."""
     rows, kinds = [], {"cost": [], "gain": []}
-    for p, (d, only_arm, only_ctl, pv, ph) in tests.items():
+    for p, (d, only_arm, only_ctl, pv, ph) in pair_tests(arm_row, ctl_row, cost["probes"]).items():
         if ph < cost["alpha"]:
             kinds["cost" if d < 0 else "gain"].append(p)
         rows.append(f"{p} {d:+.1f} ({only_arm} scenes only {arm} reads, {only_ctl} only {ctl}; "
                     f"p {pv:.3g}, Holm {ph:.3g})")
-    found = "; ".join(f"{k}: {', '.join(v)}" for k, v in kinds.items() if v) or "no difference found"
-    out += [f"- primary B, cost ({arm} against {ctl}, McNemar exact, Holm over {len(tests)}): **{found}**; "
-            + ", ".join(rows), ""]
-    return out
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in kinds.items() if v) or "no difference found", ", ".join(rows)
+
+
+def budget_section(plan: dict, results: Path) -> list[str]:
+    """Variants of study 5's pages arm (one change each, same seed) against its control and its pages arm."""
+    towers = {"control": plan["control"], "pages (study 5)": plan["reference"], **plan["variants"]}
+    rows = {k: json.loads((results / f).read_text()) for k, f in towers.items() if (results / f).exists()}
+    names = list(rows)
+    out = [f"| measure (step {plan['steps']}) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+           "| pages per step / page loss weight | " + " | ".join(
+               f"{rows[a]['pages batch']} / {rows[a].get('page weight', 1 if rows[a]['pages batch'] else 0):g}"
+               for a in names) + " |"]
+    out += [f"| script glyph % at {c} px (grain {plan['noise']}) | "
+            + " | ".join(f"{rows[a]['glyph % by cell px'][str(c)]:.1f}" for a in names) + " |" for c in plan["cells"]]
+    out += [f"| world v2 probe: {p} % | " + " | ".join(f"{rows[a]['probes'][p]['accuracy']:.1f}" for a in names) + " |"
+            for p in PROBES if all(p in rows[a]["probes"] for a in names)]
+    out += ["| training seconds | " + " | ".join(str(rows[a]["train seconds"]) for a in names) + " |",
+            "| commit | " + " | ".join(f"`{rows[a]['git'][:7]}`" for a in names) + " |", ""]
+    spread = plan.get("seed_spread")
+    glyphs = [json.loads(f.read_text())["glyph % by cell px"][str(plan["reading"]["pair"][1])]
+              for s in (spread["seeds"] if spread else [])
+              for f in [results / f"{spread['arm']}{f'_seed{s}' if s else ''}.json"] if f.exists()]
+    r, (c, c2) = plan["reading"], plan["reading"]["pair"]
+    for v in plan["variants"]:
+        if v not in rows:
+            out.append(f"- primary, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} "
+                       f"at {c2} px): **not run**")
+            continue
+        g = rows[v]["glyph % by cell px"]
+        kind = pair_verdict(g[str(c)], g[str(c2)], r, plan["unresolved_within"])
+        out.append(f"- primary, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} at "
+                   f"{c2} px): **{kind}**; {g[str(c)]:.1f}/{g[str(c2)]:.1f}")
+        if "pages (study 5)" in rows:
+            ref = rows["pages (study 5)"]["glyph % by cell px"][str(c2)]
+            note = ""
+            if len(glyphs) > 1:
+                m, sd, _, _ = t_interval(glyphs)
+                note = f"; study 6's pages arms at {c2} px over {len(glyphs)} seeds: mean {m:.1f}, SD {sd:.1f}"
+            out.append(f"  - against study 5's pages arm at {c2} px: {g[str(c2)] - ref:+.1f} ({ref:.1f}){note}")
+        if "control" in rows:
+            found, figures = cost_found(rows[v], rows["control"], v, "control", plan["cost"])
+            out.append(f"  - probes against the control (McNemar exact, Holm over {len(plan['cost']['probes'])}, "
+                       f"not a check): {found}; {figures}")
+    return out + [""]
 
 
 
@@ -219,6 +268,8 @@ def section(plan_path: str, results: Path) -> str:
         return "\n".join(out + seeds_section(plan, results))
     if "seed_zero_direction" in plan:
         return "\n".join(out + zoo_seeds_section(plan, results))
+    if "variants" in plan:
+        return "\n".join(out + budget_section(plan, results))
     if "arms" in plan:
         return "\n".join(out + zoo_section(plan, results))
     for label, name in runs_of(plan_path, plan):

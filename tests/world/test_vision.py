@@ -187,3 +187,37 @@ def test_an_extra_objective_trains_with_the_tower_and_leaves_the_scene_batches_a
     V.train_siglip(tok, spec, extra=extra)
     assert extra.calls == spec.steps and not torch.equal(before, extra.w.weight)
     assert len(plain) == len(seen) and all(torch.equal(a, b) for a, b in zip(plain, seen))
+
+
+def test_a_run_with_an_extra_objective_resumes_bit_identical(tmp_path, stopped_at):
+    """train_siglip stopped after a saved state and run again with `extra`: the extra's parameters and its own
+    generator are restored with the tower's, so the tower and the extra end as in the run that never stopped."""
+    import vlmlab.world.vision as V
+    from vlmlab.world.corpus import CorpusSpec, build_corpus
+    from vlmlab.world.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(build_corpus(CorpusSpec(fact_repeats=1, scene_lines=200, misc_lines=100, qa_lines=100)))
+    spec = VisionSpec(hidden=32, layers=1, heads=2, intermediate=64, image_size=32, text_len=16, steps=6, batch=4,
+                      pool=8)
+
+    class Extra(torch.nn.Module):  # draws its inputs from its own generator, as text_pages.TextPages does
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(5)  # every instance starts alike, whatever ran before it
+            self.w, self.gen = torch.nn.Linear(spec.hidden, 1), torch.Generator().manual_seed(5)
+
+        def loss(self, vision_model):
+            px = torch.rand(2, 3, spec.image_size, spec.image_size, generator=self.gen) * 2 - 1
+            return self.w(vision_model(pixel_values=px).last_hidden_state).pow(2).mean()
+
+    straight_extra = Extra()
+    straight = V.train_siglip(tok, spec, extra=straight_extra)
+    state = tmp_path / "state.pt"
+    with stopped_at(3):
+        V.train_siglip(tok, spec, state_path=state, save_every=3, extra=Extra())
+    resumed_extra = Extra()
+    resumed = V.train_siglip(tok, spec, state_path=state, save_every=3, extra=resumed_extra)
+    assert not state.exists()
+    for a, b in ((straight, resumed), (straight_extra, resumed_extra)):
+        for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), k

@@ -205,27 +205,18 @@ def test_a_build_worker_ends_with_its_parent(tmp_path):
     raise AssertionError("the worker outlived its parent by 10 s")
 
 
-def test_a_stopped_build_resumes_from_its_saved_state_and_ends_byte_identical(mini_zoo, tmp_path, monkeypatch):
+def test_a_stopped_build_resumes_from_its_saved_state_and_ends_byte_identical(mini_zoo, tmp_path, monkeypatch,
+                                                                             stopped_at):
     """The vision run stopped after step 6 (its state saved at 3 and 6) and built again: it resumes at 6, keeps the
     checkpoint at 4 and ends with the weights of the fixture's build, which never stopped."""
-    from vlmlab.world import resume
-
     reference = zoo.zoo_dir(mini=True)
     monkeypatch.setenv("VLMLAB_CACHE", str(tmp_path))
     monkeypatch.setitem(zoo.SAVE_EVERY, "vision", 3)
-    save = resume.TrainState.save
-
-    def stop_after_6(self, step, steps, extra=None):
-        save(self, step, steps, extra)
-        if step == 6:
-            raise KeyboardInterrupt  # a session's end
-    monkeypatch.setattr(resume.TrainState, "save", stop_after_6)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_at(6):
         zoo.build(("vision",), mini=True)
     tmp = zoo.zoo_dir(mini=True) / "vision.tmp"
     assert torch.load(tmp / "train_state.pt", weights_only=True)["step"] == 6
     assert sorted(p.name for p in tmp.glob("step-*")) == ["step-000002", "step-000004"]
-    monkeypatch.setattr(resume.TrainState, "save", save)
     zoo.build(("vision",), mini=True)
     assert not (zoo.zoo_dir(mini=True) / "vision.tmp").exists()
     for step in ("step-000004", "step-000008"):
@@ -237,9 +228,8 @@ def test_a_stopped_build_resumes_from_its_saved_state_and_ends_byte_identical(mi
     assert [c["step"] for c in steps] == [2, 4, 8]
 
 
-def test_an_lm_run_resumes_bit_identical(tmp_path):
+def test_an_lm_run_resumes_bit_identical(tmp_path, stopped_at):
     """train_lm stopped after a saved state and run again continues its data order and ends with the same weights."""
-    from vlmlab.world import resume
     from vlmlab.world.lm import train_lm
     from vlmlab.world.tokenizer import train_tokenizer
 
@@ -249,18 +239,8 @@ def test_an_lm_run_resumes_bit_identical(tmp_path):
     spec = zoo_specs.LMSpec(steps=6, batch=4, checkpoints=(6,), hidden=32, layers=1, heads=2, intermediate=64, seq=16)
     straight = train_lm(tok, lines, spec, desc="straight")
     state = tmp_path / "train_state.pt"
-    save = resume.TrainState.save
-
-    def stop_at_3(self, step, steps, extra=None):
-        save(self, step, steps, extra)
-        if step == 3:
-            raise KeyboardInterrupt
-    resume.TrainState.save = stop_at_3
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train_lm(tok, lines, spec, desc="stopped", state_path=state, save_every=3)
-    finally:
-        resume.TrainState.save = save
+    with stopped_at(3):
+        train_lm(tok, lines, spec, desc="stopped", state_path=state, save_every=3)
     resumed = train_lm(tok, lines, spec, desc="resumed", state_path=state, save_every=3)
     assert not state.exists()
     for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):

@@ -192,7 +192,8 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     `state_path`: the training state is saved there every `save_every` steps and a run finds it to resume
     (resume.py); the file is removed when the run ends. `extra`: an experiment's added objective (e.g. text pages,
     calibration/experiments/text_pages.py), a module whose `loss(vision_model)` is added to every step's loss
-    and whose parameters train with the tower's; it is not part of the resumable state."""
+    and whose parameters train with the tower's; its state_dict and its own generator (`extra.gen`, if it has one)
+    are part of the resumable state, so a resumed run with it also ends bit-identical."""
     scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob, spec.world())
     views = make_views(scenes, spec, f"siglip-views/{spec.seed}")  # whole + crop per scene (make_views)
     pixels = views["pixels"]  # (pool,2,3,S,S) uint8
@@ -203,7 +204,12 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     params = list(model.parameters()) + list(heads.parameters()) + (list(extra.parameters()) if extra else [])
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
-    state = TrainState(state_path, save_every, model=model, heads=heads, opt=opt, gen=gen)
+    resumable = {"model": model, "heads": heads, "opt": opt, "gen": gen}
+    if extra is not None:
+        resumable["extra"] = extra
+        if isinstance(getattr(extra, "gen", None), torch.Generator):
+            resumable["extra_gen"] = extra.gen
+    state = TrainState(state_path, save_every, **resumable)
     start, _ = state.load()
     model.train()
     bar = tqdm(range(start, spec.steps), desc=desc, initial=start, total=spec.steps)
