@@ -233,7 +233,7 @@ def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
             "noise": 8, "cells": [0.43, 0.86], "unresolved_within": 3,
             "reading": {"measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20, "split_at_least": 80},
             "cost": {"probes": ["shape"], "alpha": 0.05},
-            "seed_spread": {"arm": "p", "seeds": [0, 1, 2]}}
+            "seed_spread": {"plan": "calibration/script_study_zoo_seeds.yaml", "arm": "p", "seeds": [0, 1, 2]}}
 
     def write(name, glyph86, shape_right, batch=32, weight=None):
         c = [1] * shape_right + [0] * (n - shape_right)
@@ -258,6 +258,7 @@ def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
     write("p_seed2", 49.0, 380)
     text = "\n".join(S.budget_section(plan, tmp_path))
     assert "b64 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **unresolved**; 5.0/78.0" in text
-    assert "over 3 seeds: mean 45.0, SD 4.0" in text and "cost: shape; shape -12.5" in text
+    assert "over 3 seeds (calibration/script_study_zoo_seeds.yaml): mean 45.0, SD 4.0" in text
+    assert "cost: shape; shape -12.5" in text
     write("b64", 60.0, 300, batch=64)
     assert "**missed**; 5.0/60.0" in "\n".join(S.budget_section(plan, tmp_path))

@@ -9,7 +9,7 @@
 # test scene's correctness kept for McNemar's test between the arms) and the script's glyph probe at the plan's cells
 # (script_legibility.glyph_probe, same pages and grain as studies 3-4).
 #   python calibration/experiments/text_pages.py ARM --out results/script_study [--steps 1200] [--noise 8]
-#       [--pages-batch 32] [--page-weight 1] [--tag _w2] [--seed 0] [--state PATH: save every 50 steps, resume]
+#       [--pages-batch 32] [--page-weight 1] [--tag _w3] [--seed 0] [--state PATH: save every 50 steps, resume]
 from __future__ import annotations
 
 import argparse

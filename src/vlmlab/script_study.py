@@ -201,7 +201,8 @@ def budget_section(plan: dict, results: Path) -> list[str]:
             note = ""
             if len(glyphs) > 1:
                 m, sd, _, _ = t_interval(glyphs)
-                note = f"; study 6's pages arms at {c2} px over {len(glyphs)} seeds: mean {m:.1f}, SD {sd:.1f}"
+                note = (f"; that arm at {c2} px over {len(glyphs)} seeds ({spread['plan']}): mean {m:.1f}, "
+                        f"SD {sd:.1f}")
             out.append(f"  - against study 5's pages arm at {c2} px: {g[str(c2)] - ref:+.1f} ({ref:.1f}){note}")
         if "control" in rows:
             found, figures = cost_found(rows[v], rows["control"], v, "control", plan["cost"])
