@@ -7,7 +7,9 @@ import random
 import numpy as np
 import pytest
 
+from vlmlab import script_checks as C
 from vlmlab import script_study as S
+from vlmlab import script_study_zoo as Z
 from vlmlab.paths import repo_root
 
 
@@ -58,11 +60,11 @@ def test_sparse_pages_hold_words_at_small_cells(legibility):
 
 def test_pair_verdicts_and_margins():
     check, plan = {"base_at_most": 20, "split_at_least": 80}, {"pairs": [[0.5, 1.0], [1.0, 2.0]], "unresolved_within": 3}
-    assert S.pair_verdict(10, 90, check, 3) == "met"
-    assert S.pair_verdict(25, 90, check, 3) == "missed"
-    assert S.pair_verdict(10, 76, check, 3) == "missed"
-    assert S.pair_verdict(19, 90, check, 3) == "unresolved"  # within 3 points of the base threshold
-    assert S.pair_verdict(10, 82, check, 3) == "unresolved"
+    assert C.pair_verdict(10, 90, check, 3) == "met"
+    assert C.pair_verdict(25, 90, check, 3) == "missed"
+    assert C.pair_verdict(10, 76, check, 3) == "missed"
+    assert C.pair_verdict(19, 90, check, 3) == "unresolved"  # within 3 points of the base threshold
+    assert C.pair_verdict(10, 82, check, 3) == "unresolved"
     assert S.verdict({"0.5": 5, "1.0": 30, "2.0": 95}, plan, check)[0] == "missed"
     assert S.verdict({"0.5": 5, "1.0": 19, "2.0": 95}, plan, check)[0] == "unresolved"
     assert S.verdict({"0.5": 5, "1.0": 90, "2.0": 95}, plan, check)[0] == "met"
@@ -102,18 +104,18 @@ def test_plans_with_grain_levels_name_a_run_per_level():
 
 def test_replication_needs_every_fresh_seed_and_misses_on_the_mean():
     check = {"base_at_most": 20, "split_at_least": 80}
-    assert S.replication([(12, 83), (15, 81)], check, 3) == "met"
-    assert S.replication([(12, 83), (15, 79)], check, 3) == "unresolved"  # one seed under 80, the mean 81
-    assert S.replication([(12, 76), (15, 77)], check, 3) == "missed"  # mean 76.5: more than 3 under 80
-    assert S.replication([(24, 90), (23, 90)], check, 3) == "missed"  # mean 23.5 at the base cell
-    assert S.replication([], check, 3) == "not run"
+    assert C.replication([(12, 83), (15, 81)], check, 3) == "met"
+    assert C.replication([(12, 83), (15, 79)], check, 3) == "unresolved"  # one seed under 80, the mean 81
+    assert C.replication([(12, 76), (15, 77)], check, 3) == "missed"  # mean 76.5: more than 3 under 80
+    assert C.replication([(24, 90), (23, 90)], check, 3) == "missed"  # mean 23.5 at the base cell
+    assert C.replication([], check, 3) == "not run"
 
 
 def test_t_interval_is_scipys():
-    m, sd, lo, hi = S.t_interval([80.0, 82.0, 84.0])
+    m, sd, lo, hi = C.t_interval([80.0, 82.0, 84.0])
     assert (m, sd) == (82.0, 2.0)
     assert abs(hi - m - 4.303 * 2 / 3 ** 0.5) < 0.01 and abs(m - lo - (hi - m)) < 1e-9
-    assert S.t_interval([5.0])[1] != S.t_interval([5.0])[1]  # nan SD from one value
+    assert C.t_interval([5.0])[1] != C.t_interval([5.0])[1]  # nan SD from one value
 
 
 def _seeds_plan():
@@ -151,14 +153,14 @@ def test_zoo_section_finds_a_cost_by_mcnemar(tmp_path):
 
     (tmp_path / "c.json").write_text(json.dumps(arm({"0.43": 2.0, "0.86": 3.0}, 320, "control")))
     (tmp_path / "p.json").write_text(json.dumps(arm({"0.43": 10.0, "0.86": 90.0}, 280, "pages")))
-    text = "\n".join(S.zoo_section(plan, tmp_path))
+    text = "\n".join(Z.zoo_section(plan, tmp_path))
     assert "reading" in text and "**met**; 10.0/90.0" in text
     assert "**cost: shape**" in text and "shape -10.0 (0 scenes only pages reads, 40 only control" in text
     (tmp_path / "p.json").write_text(json.dumps(arm({"0.43": 10.0, "0.86": 70.0}, 318, "pages")))
-    text = "\n".join(S.zoo_section(plan, tmp_path))
+    text = "\n".join(Z.zoo_section(plan, tmp_path))
     assert "**missed**" in text and "**no difference found**" in text
     (tmp_path / "p.json").unlink()
-    assert S.zoo_section(plan, tmp_path)[0].startswith("Not run")
+    assert Z.zoo_section(plan, tmp_path)[0].startswith("Not run")
 
 
 def test_mcnemar_exact_counts_the_discordant_items():
@@ -173,11 +175,11 @@ def test_mcnemar_exact_counts_the_discordant_items():
 
 
 def test_replicates_needs_every_fresh_seed_in_seed_zeros_direction():
-    assert S.replicates([(+12.0, 0.001), (+8.0, 0.02)], +1, 0.05, 3) == "replicates"
-    assert S.replicates([(+12.0, 0.001), (+8.0, 0.2)], +1, 0.05, 3) == "mixed"  # one pair not significant
-    assert S.replicates([(-4.0, 0.03), (+2.0, 0.6)], +1, 0.05, 3) == "fails"  # the other way, or under 3 points
-    assert S.replicates([(-9.0, 0.001), (-6.0, 0.01)], -1, 0.05, 3) == "replicates"  # a cost replicates too
-    assert S.replicates([], +1, 0.05, 3) == "not run"
+    assert C.replicates([(+12.0, 0.001), (+8.0, 0.02)], +1, 0.05, 3) == "replicates"
+    assert C.replicates([(+12.0, 0.001), (+8.0, 0.2)], +1, 0.05, 3) == "mixed"  # one pair not significant
+    assert C.replicates([(-4.0, 0.03), (+2.0, 0.6)], +1, 0.05, 3) == "fails"  # the other way, or under 3 points
+    assert C.replicates([(-9.0, 0.001), (-6.0, 0.01)], -1, 0.05, 3) == "replicates"  # a cost replicates too
+    assert C.replicates([], +1, 0.05, 3) == "not run"
 
 
 def test_zoo_seeds_section_pairs_each_seeds_towers(tmp_path):
@@ -195,14 +197,14 @@ def test_zoo_seeds_section_pairs_each_seeds_towers(tmp_path):
 
     for name, right in {"c": 300, "p": 380, "c_seed1": 300, "p_seed1": 360}.items():
         write(name, right)
-    text = "\n".join(S.zoo_seeds_section(plan, tmp_path))
+    text = "\n".join(Z.zoo_seeds_section(plan, tmp_path))
     assert "| 0 | +20.0" in text and "| 1 (fresh) | +15.0" in text and "**not run**" in text  # seed 2 missing
     write("c_seed2", 300)
     write("p_seed2", 304)  # +1 point: neither a replication nor a reversal
-    text = "\n".join(S.zoo_seeds_section(plan, tmp_path))
+    text = "\n".join(Z.zoo_seeds_section(plan, tmp_path))
     assert "**mixed**" in text and "mean of 3 (95% t interval) | +12.0" in text
     write("p_seed2", 340)
-    assert "**replicates**" in "\n".join(S.zoo_seeds_section(plan, tmp_path))
+    assert "**replicates**" in "\n".join(Z.zoo_seeds_section(plan, tmp_path))
 
 
 def test_page_loss_averages_ink_and_paper_apart(legibility):
@@ -225,10 +227,20 @@ def test_page_loss_averages_ink_and_paper_apart(legibility):
     assert abs(both - 2 * math.log(26) - 2 * math.log(49)) < 1e-5
 
 
-def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
+def _tower(folder, name, glyph86, shape_right, batch=32, weight=None, steps=5, n=400):
+    """A text_pages.py json: glyph 5.0 at 0.43 px, `shape_right` of the n test scenes read, in order."""
     import json
 
-    n = 400
+    c = [1] * shape_right + [0] * (n - shape_right)
+    row = {"git": "abcdef0123", "train seconds": 1, "steps": steps, "pages batch": batch,
+           "glyph % by cell px": {"0.43": 5.0, "0.86": glyph86},
+           "probes": {"shape": {"accuracy": 100 * shape_right / n, "C": 1.0, "correct": c}}}
+    if weight is not None:
+        row["page weight"] = weight  # study 5's rows predate the key
+    (folder / f"{name}.json").write_text(json.dumps(row))
+
+
+def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
     plan = {"control": "c.json", "reference": "p.json", "variants": {"w3": "w3.json", "b64": "b64.json"}, "steps": 5,
             "noise": 8, "cells": [0.43, 0.86], "unresolved_within": 3,
             "reading": {"measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20, "split_at_least": 80},
@@ -236,29 +248,45 @@ def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
             "seed_spread": {"plan": "calibration/script_study_zoo_seeds.yaml", "arm": "p", "seeds": [0, 1, 2]}}
 
     def write(name, glyph86, shape_right, batch=32, weight=None):
-        c = [1] * shape_right + [0] * (n - shape_right)
-        row = {"git": "abcdef0123", "train seconds": 1, "pages batch": batch,
-               "glyph % by cell px": {"0.43": 5.0, "0.86": glyph86},
-               "probes": {"shape": {"accuracy": 100 * shape_right / n, "C": 1.0, "correct": c}}}
-        if weight is not None:
-            row["page weight"] = weight  # study 5's rows predate the key
-        (tmp_path / f"{name}.json").write_text(json.dumps(row))
+        _tower(tmp_path, name, glyph86, shape_right, batch, weight)
 
     write("c", 2.0, 300, batch=0)
     write("p", 45.0, 380)
     write("w3", 85.0, 300, weight=3)
-    text = "\n".join(S.budget_section(plan, tmp_path))
+    text = "\n".join(Z.budget_section(plan, tmp_path))
     assert "| 0 / 0 | 32 / 1 | 32 / 3 |" in text  # the table's columns: control, study 5's pages arm, w3
     assert "w3 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **met**; 5.0/85.0" in text
-    assert "against study 5's pages arm at 0.86 px: +40.0 (45.0)" in text and "seeds" not in text  # no spread yet
+    assert "against pages (study 5) at 0.86 px: +40.0 (45.0)" in text and "seeds" not in text  # no spread yet
     assert "no difference found; shape +0.0" in text  # w3 reads shape as the control does
     assert "b64 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **not run**" in text
     write("b64", 78.0, 250, batch=64)
     write("p_seed1", 41.0, 380)
     write("p_seed2", 49.0, 380)
-    text = "\n".join(S.budget_section(plan, tmp_path))
+    text = "\n".join(Z.budget_section(plan, tmp_path))
     assert "b64 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **unresolved**; 5.0/78.0" in text
     assert "over 3 seeds (calibration/script_study_zoo_seeds.yaml): mean 45.0, SD 4.0" in text
     assert "cost: shape; shape -12.5" in text
     write("b64", 60.0, 300, batch=64)
-    assert "**missed**; 5.0/60.0" in "\n".join(S.budget_section(plan, tmp_path))
+    assert "**missed**; 5.0/60.0" in "\n".join(Z.budget_section(plan, tmp_path))
+
+
+def test_budget_section_shows_other_towers_and_reports_contrasts(tmp_path):
+    """Study 8's plan: a control at the variant's steps, the 1,200-step towers as a labelled reference and an `others`
+    column, and contrasts between any two towers reported as the cost is (not checks)."""
+    plan = {"control": "c2.json", "reference": "p1.json", "reference_label": "pages, 5 steps",
+            "others": {"control, 5 steps": "c1.json"}, "variants": {"p10": "p2.json"}, "steps": 10, "noise": 8,
+            "cells": [0.43, 0.86], "unresolved_within": 3, "cost": {"probes": ["shape"], "alpha": 0.05},
+            "reading": {"measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20, "split_at_least": 80},
+            "contrasts": [["control", "control, 5 steps"], ["p10", "pages, 5 steps"]]}
+    _tower(tmp_path, "c1", 2.0, 300, batch=0, steps=5)
+    _tower(tmp_path, "p1", 45.0, 380, steps=5)
+    _tower(tmp_path, "c2", 3.0, 340, batch=0, steps=10)
+    text = "\n".join(Z.budget_section(plan, tmp_path))
+    assert "| measure | control | pages, 5 steps | control, 5 steps |" in text and "| steps | 10 | 5 | 5 |" in text
+    assert "p10 reading" in text and "**not run**" in text and "- p10 against" not in text  # no variant, no contrast
+    assert "- control against control, 5 steps (McNemar exact, Holm over 1, not a check): gain: shape; shape +10.0" in text
+    _tower(tmp_path, "p2", 70.0, 381, steps=10)
+    text = "\n".join(Z.budget_section(plan, tmp_path))
+    assert "**missed**; 5.0/70.0" in text and "against pages, 5 steps at 0.86 px: +25.0 (45.0)" in text
+    assert "- p10 against pages, 5 steps (McNemar exact, Holm over 1, not a check): no difference found; shape +0.2" in text
+    assert text.rstrip().endswith("script glyph at 0.86 px +25.0")
