@@ -48,8 +48,9 @@ def _views(encoder, split: int):
 
 
 @torch.no_grad()
-def features(encoder, scene_list: list, split: int = 0, batch: int = 64) -> torch.Tensor:
-    """(N, views x 4 x D): each view's patch features average-pooled to 2 x 2, views concatenated."""
+def features(encoder, scene_list: list, split: int = 0, batch: int = 64, grid: int = 2) -> torch.Tensor:
+    """(N, views x grid^2 x D): each view's patch features average-pooled to grid x grid (the probes' 2 x 2), views
+    concatenated."""
     proc = _views(encoder, split)
     out = []
     for i in range(0, len(scene_list), batch):
@@ -57,9 +58,9 @@ def features(encoder, scene_list: list, split: int = 0, batch: int = 64) -> torc
         px = torch.cat(views)  # (B*V,3,S,S)
         feats, _ = encoder(px)  # (B*V,P,D)
         g = int(feats.shape[1] ** 0.5)
-        grid = feats.transpose(1, 2).reshape(len(px), -1, g, g)  # (B*V,D,g,g)
-        pooled = F.adaptive_avg_pool2d(grid, 2).flatten(1)  # (B*V, D*4)
-        out.append(pooled.view(len(views), -1))  # (B, V*D*4)
+        fmap = feats.transpose(1, 2).reshape(len(px), -1, g, g)  # (B*V,D,g,g)
+        pooled = F.adaptive_avg_pool2d(fmap, grid).flatten(1)  # (B*V, D*grid^2)
+        out.append(pooled.view(len(views), -1))  # (B, V*D*grid^2)
     return torch.cat(out)
 
 
@@ -99,6 +100,22 @@ def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch
     return torch.stack(out)
 
 
+def count_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch.Tensor, list[int]]:
+    """The count probe's features (patches pooled to grid x grid) and labels (objects - 1) over its first n scenes."""
+    multi = scenes("probe/multi", n, (1, 5), False, world)
+    return features(encoder, multi, grid=grid), [len(s.objects) - 1 for s in multi]
+
+
+def position_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch.Tensor, list[int]]:
+    """The position probe's features (pooled as count_set's) and labels (1: the colour first in kb.COLOURS is left)."""
+    pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, world)
+             if s.objects[0].colour != s.objects[1].colour][:n]
+    order = list(kb.COLOURS)
+    first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
+    other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
+    return features(encoder, pairs, grid=grid), [int(f.x < o.x) for f, o in zip(first, other)]
+
+
 def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, tuple[torch.Tensor, list[int]]]:
     """Each probe's features and labels over its first n scenes ({probe: (x (n, F), labels)}); a fit takes the
     first n_train as train scenes and the next ones as test scenes, so a larger n extends the same scene streams."""
@@ -108,14 +125,8 @@ def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, t
     x = local_features(encoder, single, [object_box(s.objects[0]) for s in single])
     out["colour"] = (x, [list(kb.COLOURS).index(s.objects[0].colour) for s in single])
     out["shape"] = (x, [kb.SHAPES.index(s.objects[0].shape) for s in single])
-    multi = scenes("probe/multi", n, (1, 5), False, world)
-    out["count"] = (features(encoder, multi), [len(s.objects) - 1 for s in multi])
-    pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, world)
-             if s.objects[0].colour != s.objects[1].colour][:n]
-    order = list(kb.COLOURS)
-    first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
-    other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
-    out["position"] = (features(encoder, pairs), [int(f.x < o.x) for f, o in zip(first, other)])
+    out["count"] = count_set(encoder, n, world)
+    out["position"] = position_set(encoder, n, world)
     words = scenes("probe/words", n, (1, 1), True, world)
     labels = [kb.WORDS.index(s.word) for s in words]
     boxes = [word_box(s) for s in words]
