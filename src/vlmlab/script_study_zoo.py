@@ -64,9 +64,9 @@ def budget_section(plan: dict, results: Path) -> list[str]:
     out += ["| training seconds | " + " | ".join(str(rows[a]["train seconds"]) for a in names) + " |",
             "| commit | " + " | ".join(f"`{rows[a]['git'][:7]}`" for a in names) + " |", ""]
     spread = plan.get("seed_spread")
+    seed_files = [results / f"{spread['arm']}{f'_seed{s}' if s else ''}.json" for s in spread["seeds"]] if spread else []
     glyphs = [json.loads(f.read_text())["glyph % by cell px"][str(plan["reading"]["pair"][1])]
-              for s in (spread["seeds"] if spread else [])
-              for f in [results / f"{spread['arm']}{f'_seed{s}' if s else ''}.json"] if f.exists()]
+              for f in seed_files if f.exists()]
     r, (c, c2) = plan["reading"], plan["reading"]["pair"]
     n_probes = len(plan["cost"]["probes"])
     for v in plan["variants"]:
