@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow noise calibrate calibrate-margins calibrate-curve calibrate-probes ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow noise calibrate calibrate-margins calibrate-curve calibrate-probes calibrate-readout ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
@@ -50,6 +50,10 @@ calibrate-probes: venv ## issue 16's probe targets with a tuned estimator beside
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale large
 	$(PY) -m vlmlab.calibrate_probes calibration/probe_followup.yaml --out results/calibration_probes --jobs 2 $(ARGS)
+
+calibrate-readout: venv ## count and position read from the patch features pooled 1x1 to 4x4, tuned probe (calibration/count_readout.yaml, pre-registered) -> results/calibration_probes/readout
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
+	$(PY) -m vlmlab.readout_study calibration/count_readout.yaml --out results/calibration_probes/readout $(ARGS)
 
 example-smollm2: venv ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion_frozen --seeds 0 experiment=smollm2_cpu $(ARGS)
