@@ -92,3 +92,19 @@ def test_the_command_fits_each_encoder_once_and_rebuilds_from_its_parts(tmp_path
     assert main([str(tmp_path / "p.yaml"), "--out", str(out)]) == 0  # the kept part, not a refit
     assert (out / "READOUT.md").read_text() == text
     assert text == report([part], load_plan(tmp_path / "p.yaml"), str(tmp_path / "p.yaml"))
+
+
+def test_the_committed_follow_up_regenerates_and_its_2x2_fits_repeat_the_estimator_follow_ups():
+    """The A/A control the plan states: at 2 x 2 the read-out study fits what calibrate-probes fit (same encoder bits,
+    scenes, features and estimator), so each test scene is read the same, not only the accuracy."""
+    committed = repo_root() / "results" / "calibration_probes"
+    plan = load_plan(repo_root() / "calibration" / "count_readout.yaml")
+    parts = [json.loads((committed / "readout" / "parts" / f"{s}_{v}.json").read_text()) for s, v in plan["encoders"]]
+    assert {p["git_commit"][:7] for p in parts} == {"96ac516"}  # the plan's commit: fit after it, before any change
+    assert report(parts, plan, "calibration/count_readout.yaml") == (committed / "readout" / "READOUT.md").read_text()
+    for part in parts:
+        earlier = json.loads((committed / "parts" / f"{part['scale']}_{part['vision']}_2400.json").read_text())
+        cv = {r["probe"]: r["correct"] for r in earlier["rows"] if r["estimator"] == "cv"}
+        for r in part["rows"]:
+            if r["pool"] == 2:
+                assert r["correct"] == cv[r["probe"]], (part["vision"], r["probe"])
