@@ -290,3 +290,25 @@ def test_budget_section_shows_other_towers_and_reports_contrasts(tmp_path):
     assert "**missed**; 5.0/70.0" in text and "against pages, 5 steps at 0.86 px: +25.0 (45.0)" in text
     assert "- p10 against pages, 5 steps (McNemar exact, Holm over 1, not a check): no difference found; shape +0.2" in text
     assert text.rstrip().endswith("script glyph at 0.86 px +25.0")
+
+
+def test_text_pages_heads_are_drawn_from_the_seed():
+    """A pages arm's two reading heads start from its seed, whatever torch's global generator holds (studies 5-8's
+    heads came from the unseeded default generator, so their pages arms are not reproducible bit for bit)."""
+
+    import torch
+
+    path = repo_root() / "calibration" / "experiments" / "text_pages.py"
+    spec = importlib.util.spec_from_file_location("text_pages", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(123)
+    a = mod.TextPages(16, pool=2, batch=1, noise=8.0, seed=0)
+    torch.rand(7)  # the global generator moves on
+    b = mod.TextPages(16, pool=2, batch=1, noise=8.0, seed=0)
+    c = mod.TextPages(16, pool=2, batch=1, noise=8.0, seed=1)
+    assert torch.equal(a.letter.weight, b.letter.weight) and torch.equal(a.word.bias, b.word.bias)
+    assert not torch.equal(a.letter.weight, c.letter.weight)
+    state = torch.get_rng_state()
+    mod.TextPages(16, pool=2, batch=1, noise=8.0, seed=0)
+    assert torch.equal(torch.get_rng_state(), state)  # and leave the global generator where it was

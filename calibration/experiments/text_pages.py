@@ -47,8 +47,10 @@ class TextPages(torch.nn.Module):
         self.batch, self.weight = batch, weight
         self.px, self.tg, _ = L.pages(f"train/binary4x4/zoo{seed}", "binary4x4", pool, None, train_cells=(0.25, 2.0),
                                       canvas=480, max_words=40, noise=noise)
-        self.letter = torch.nn.Linear(hidden, len(L.LETTERS) + 1)
-        self.word = torch.nn.Linear(hidden, len(L.kb.WORDS) + 1)
+        with torch.random.fork_rng():  # the heads' init from the seed (studies 5-8 drew it from torch's unseeded default)
+            torch.manual_seed(seed + 2)
+            self.letter = torch.nn.Linear(hidden, len(L.LETTERS) + 1)
+            self.word = torch.nn.Linear(hidden, len(L.kb.WORDS) + 1)
         self.gen = torch.Generator().manual_seed(seed)
 
     def loss(self, vision_model) -> torch.Tensor:
