@@ -290,6 +290,10 @@ def test_budget_section_shows_other_towers_and_reports_contrasts(tmp_path):
     assert "**missed**; 5.0/70.0" in text and "against pages, 5 steps at 0.86 px: +25.0 (45.0)" in text
     assert "- p10 against pages, 5 steps (McNemar exact, Holm over 1, not a check): no difference found; shape +0.2" in text
     assert text.rstrip().endswith("script glyph at 0.86 px +25.0")
+    plan["probe_targets"] = {"shape": 95}
+    assert "- secondary, p10 shape (>= 95): **met**; 95.2" in "\n".join(Z.budget_section(plan, tmp_path))
+    plan["probe_targets"] = {"shape": 96}
+    assert "- secondary, p10 shape (>= 96): **missed**; 95.2" in "\n".join(Z.budget_section(plan, tmp_path))
 
 
 def test_text_pages_heads_are_drawn_from_the_seed():

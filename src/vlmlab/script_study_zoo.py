@@ -9,8 +9,9 @@ moves in seed 0's direction with a corrected p under alpha, fails when every fre
 less than `fails_within` points, and is mixed otherwise. A budget plan (`variants`) changes one thing each in a zoo
 plan's pages arm, same seed: each variant's reading is a one-seed pair check, shown beside that pages arm (its
 `reference`, and its seeds' spread where a zoo seeds plan ran them) and the variant's probes against the control as
-the zoo plan's cost. A budget plan may also show `others` (towers in the table only) and `contrasts` (pairs of its
-towers compared as the cost is, reported and not checked)."""
+the zoo plan's cost. A budget plan may also show `others` (towers in the table only), `contrasts` (pairs of its
+towers compared as the cost is, reported and not checked) and `probe_targets` (a probe's bound, a secondary check
+per variant)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ def budget_section(plan: dict, results: Path) -> list[str]:
         kind = pair_verdict(g[str(c)], g[str(c2)], r, plan["unresolved_within"])
         out.append(f"- primary, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} at "
                    f"{c2} px): **{kind}**; {g[str(c)]:.1f}/{g[str(c2)]:.1f}")
+        for probe, bound in plan.get("probe_targets", {}).items():
+            acc = rows[v]["probes"][probe]["accuracy"]
+            out.append(f"- secondary, {v} {probe} (>= {bound}): **{'met' if acc >= bound else 'missed'}**; {acc:.1f}")
         if ref_label in rows:
             ref = rows[ref_label]["glyph % by cell px"][str(c2)]
             note = ""
