@@ -123,10 +123,10 @@ def primary(parts: list[dict], tests: dict, plan: dict) -> str:
         return f"{pr['vision']} at the {pr['scale']} scale: **not run**."
     by = {r["pool"]: r["accuracy"] for r in part["rows"] if r["probe"] == pr["probe"]}
     reaching = [g for g, a in by.items() if a >= plan["target"]]
-    lines = [f"{pr['vision']} at the {pr['scale']} scale, {pr['probe']}: "
-             + ("**a pooling reads it at the target**: " + ", ".join(f"{g} x {g} ({by[g]:.1f})" for g in reaching)
-                if reaching else f"**no pooling reads it at {plan['target']} or more** (best "
-                + f"{max(by.values()):.1f}, pool {max(by, key=by.get)})") + "."]
+    best = max(by, key=by.get)
+    found = ("**a pooling reads it at the target**: " + ", ".join(f"{g} x {g} ({by[g]:.1f})" for g in reaching)
+             if reaching else f"**no pooling reads it at {plan['target']} or more** (best {by[best]:.1f}, pool {best})")
+    lines = [f"{pr['vision']} at the {pr['scale']} scale, {pr['probe']}: {found}."]
     for g in pr["pools"]:
         t = tests.get((pr["scale"], pr["vision"], pr["probe"], g))
         if t:
