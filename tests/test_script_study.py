@@ -316,3 +316,57 @@ def test_text_pages_heads_are_drawn_from_the_seed():
     state = torch.get_rng_state()
     mod.TextPages(16, pool=2, batch=1, noise=8.0, seed=0)
     assert torch.equal(torch.get_rng_state(), state)  # and leave the global generator where it was
+
+
+def test_canvas_grain_is_averaged_down_by_the_resize_and_view_grain_is_unchanged(legibility):
+    """Study 10's placements: grain on the view is the studies' path, bit for bit (the page's checksum as fee2ab0's
+    code, before the option, drew it); grain on the canvas reaches the view smaller, and less so from a 240-px crop
+    than from a 480-px canvas."""
+    import hashlib
+
+    view = legibility.page(random.Random(1), "binary4x4", 0.86, canvas=480, max_words=40, noise=8.0, grain_at="view")
+    canvas = legibility.page(random.Random(1), "binary4x4", 0.86, canvas=480, max_words=40, noise=8.0,
+                             grain_at="canvas")
+    assert hashlib.sha256(view[0].numpy().tobytes()).hexdigest()[:16] == "147adb8e9c11f8f8"
+    assert not (view[0] == canvas[0]).all()
+    assert (view[1] == canvas[1]).all()  # the targets do not see the grain
+    base, split = legibility.grain_in_view(48.0, 480, n=4), legibility.grain_in_view(48.0, 240, n=4)
+    assert 6.5 < base < 9.0 and 13.5 < split < 17.0  # ~48/6.1 and ~48/3.1
+    assert legibility.grain_in_view(0.0, 480, n=2) == 0.0
+
+
+def _grain_tower(path, name, glyph, run=(10.0, 70.0)):
+    import json
+
+    (path / f"grain_{name}.json").write_text(json.dumps({
+        "run": f"text_pages_{name}.json", "git": "abc1234", "restored from step": 2350,
+        "grain SD in the view": {"480-px canvas": {"48": 7.8}, "240-px canvas": {"48": 15.5}},
+        "glyph": {"run": {"base": run[0], "split": run[1]}, **glyph}}))
+    (path / f"text_pages_{name}.json").write_text(json.dumps({"glyph % by cell px": {"0.43": 10.0, "0.86": 70.0}}))
+
+
+def test_grain_section_gates_on_the_restored_tower_and_checks_each_placement(tmp_path):
+    from vlmlab.script_study_grain import grain_section
+
+    plan = {"runs": {"a": "text_pages_a.json", "b": "text_pages_b.json"},
+            "towers": {"a": "grain_a.json", "b": "grain_b.json"}, "run_cells": [0.43, 0.86], "reference": "view",
+            "placements": ["canvas 12", "canvas 48"], "keeps_within": 3,
+            "reading": {"base_at_most": 20, "split_at_least": 80}, "unresolved_within": 3}
+    ref = {"base": 10.0, "split": 72.0}
+    _grain_tower(tmp_path, "a", {"view": ref, "canvas 12": {"base": 12.5, "split": 84.0},
+                                 "canvas 48": {"base": 9.0, "split": 50.0}})
+    assert grain_section(plan, tmp_path)[0].startswith("Not run")
+    _grain_tower(tmp_path, "b", {"view": ref, "canvas 12": {"base": 30.0, "split": 85.0},
+                                 "canvas 48": {"base": 11.0, "split": 70.0}})
+    text = "\n".join(grain_section(plan, tmp_path))
+    assert "a repeats, b repeats" in text
+    assert "canvas 12 against view (within 3): **lost**; b: base +20.0" in text  # a keeps it (+2.5), b does not
+    assert "canvas 48 against view (within 3): **kept**" not in text
+    assert "canvas 48 against view (within 3): **lost**; a: split -22.0" in text  # b's -2.0 is within
+    assert "secondary, canvas 12 (<= 20 base, >= 80 split): a **met**, b **missed**" in text
+    assert "reference - run): a +2.0, b +2.0" in text
+    _grain_tower(tmp_path, "b", {"view": ref, "canvas 12": {"base": 11.0, "split": 71.0},
+                                 "canvas 48": {"base": 11.0, "split": 70.0}}, run=(10.0, 70.5))
+    text = "\n".join(grain_section(plan, tmp_path))
+    assert "a repeats, b DIFFERS: left out" in text  # b's tower is not its run's: only a is checked
+    assert "canvas 12 against view (within 3): **kept**" in text and "b **" not in text

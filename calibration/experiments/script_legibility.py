@@ -58,10 +58,11 @@ SCRIPTS = {  # name -> (cells per glyph side, letter -> cell greys, -1 = paper)
 
 
 def page(rng: random.Random, script: str, cell_view: float, one_word: bool = False, canvas: int = CANVAS,
-         max_words: int | None = None, noise: float = 0.0):
+         max_words: int | None = None, noise: float = 0.0, grain_at: str = "view"):
     """A page of the world's words in `script`, its cell `cell_view` pixels once shown at VIEW, drawn on a `canvas`
     pixels square: rows of words (max_words None), or up to `max_words` words at random places, none overlapping
-    (scene text, sparse at every cell size).
+    (scene text, sparse at every cell size). Grain of SD `noise` is added to the VIEW-pixel picture the tower sees
+    (`grain_at` "view", studies 3-9) or to the canvas before it is resized to the view ("canvas", study 10).
     Returns pixels (3, VIEW, VIEW) uint8; targets (2, GRID*GRID) int64: the letter under each patch centre and the
     word whose ink box covers most of the patch (0 = none, else index + 1); and the page's words as (word index,
     patch mask (GRID*GRID,) bool of the patches over its ink box)."""
@@ -122,12 +123,29 @@ def page(rng: random.Random, script: str, cell_view: float, one_word: bool = Fal
         wins = area > best
         word_map[wins], best[wins] = kb.WORDS.index(w) + 1, area[wins]
         words.append((kb.WORDS.index(w), area > 0))
-    img = img.resize((canvas, canvas), Image.Resampling.LANCZOS).resize((VIEW, VIEW), Image.Resampling.BICUBIC)
-    if noise > 0:  # loss in the picture the tower sees: Gaussian grain of `noise` grey levels, fixed per page
-        grain = np.random.default_rng(rng.getrandbits(32)).normal(0.0, noise, (VIEW, VIEW, 3))
-        img = Image.fromarray(np.clip(np.rint(np.asarray(img, np.float64) + grain), 0, 255).astype(np.uint8))
+    img = img.resize((canvas, canvas), Image.Resampling.LANCZOS)
+    if noise > 0 and grain_at == "canvas":
+        img = add_grain(img, noise, rng.getrandbits(32))
+    img = img.resize((VIEW, VIEW), Image.Resampling.BICUBIC)
+    if noise > 0 and grain_at == "view":  # loss in the picture the tower sees: Gaussian grain, fixed per page
+        img = add_grain(img, noise, rng.getrandbits(32))
     targets = torch.from_numpy(np.stack([letters.reshape(-1), word_map]))
     return torch.from_numpy(np.array(img)).permute(2, 0, 1), targets, words
+
+
+def add_grain(img: Image.Image, sd: float, seed: int) -> Image.Image:
+    """Gaussian grain of `sd` grey levels on every pixel and channel, drawn from `seed`, rounded and clipped."""
+    grain = np.random.default_rng(seed).normal(0.0, sd, (img.height, img.width, 3))
+    return Image.fromarray(np.clip(np.rint(np.asarray(img, np.float64) + grain), 0, 255).astype(np.uint8))
+
+
+def grain_in_view(sd: float, canvas: int, n: int = 20, seed: int = 0) -> float:
+    """The SD (grey levels) left in the VIEW picture of canvas grain of `sd` on a flat grey `canvas`-pixel square
+    once resized as page() resizes: the resize averages grain down by about the scale factor."""
+    flat = Image.new("RGB", (canvas, canvas), (128, 128, 128))
+    views = [np.asarray(add_grain(flat, sd, seed + i).resize((VIEW, VIEW), Image.Resampling.BICUBIC), np.float64)
+             for i in range(n)]
+    return float(np.std(np.stack(views)))
 
 
 def pages(seed: str, script: str, n: int, cell_view: float | None, one_word: bool = False,
