@@ -10,6 +10,7 @@
 # (script_legibility.glyph_probe, same pages and grain as studies 3-4).
 #   python calibration/experiments/text_pages.py ARM --out results/script_study [--steps 1200] [--noise 8]
 #       [--pages-batch 32] [--page-weight 1] [--tag _w3] [--seed 0] [--state PATH: save every 50 steps, resume]
+#       [--save-tower DIR: the trained vision tower, save_pretrained, for later measurements]
 from __future__ import annotations
 
 import argparse
@@ -84,6 +85,8 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the output's name: text_pages_<arm><tag>[_seed<s>].json")
     ap.add_argument("--state", type=Path, default=None,
                     help="a training state file: saved every 50 steps, a run that finds it resumes (resume.py)")
+    ap.add_argument("--save-tower", type=Path, default=None,
+                    help="keep the trained vision tower there (save_pretrained) for measurements after the run")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -102,6 +105,8 @@ def main() -> None:
              if a.arm == "pages" else None)
     model = train_siglip(tok, spec, desc=a.arm, extra=extra, state_path=a.state)
     row["train seconds"] = round(time.time() - t0)
+    if a.save_tower is not None:
+        model.vision_model.save_pretrained(a.save_tower)
     L = legibility()
     row["glyph % by cell px"] = {str(c): L.glyph_probe(model.vision_model, "binary4x4", c, *a.glyph, canvas=480,
                                                        noise=a.noise) for c in a.cells}
