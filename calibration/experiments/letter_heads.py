@@ -8,7 +8,8 @@ torch.set_num_threads(1)
 from transformers import PreTrainedTokenizerFast
 from vlmlab.world import vision as V
 from vlmlab.world.lm import cosine_lr
-from vlmlab.world.scenes import GLYPHS, word_cells
+from vlmlab.world.scenes import GLYPHS
+from vlmlab.world.script import word_cells
 tok = PreTrainedTokenizerFast.from_pretrained(os.path.expanduser("~/.cache/vlmlab/zoo/tokenizer"))
 STEPS, LR, B = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 spec = V.VisionSpec(pool=4000)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import random
@@ -24,31 +23,21 @@ import torch
 from PIL import Image, ImageDraw
 
 from vlmlab.world import kb
+from vlmlab.world import script as world_script
 from vlmlab.world.scenes import GLYPHS, SUPERSAMPLE
 
 VIEW, PATCH, CANVAS = 96, 8, 240  # the tower's square view and patch; a page's canvas (the world's canvases: 160-320)
 GRID = VIEW // PATCH
-LETTERS = sorted(set("".join(kb.WORDS)))  # 25 letters, as vision_targets.LETTERS
-INK = 20  # binary4x4's inked cell; its other cells are the page's own background
+LETTERS = world_script.LETTERS  # 25 letters, the letter head's classes
+INK = world_script.INK  # binary4x4's inked cell; its other cells are the page's own background
 EVAL_CELLS = (0.86, 1.15, 1.73, 2.3, 3.45)  # script cell side in view pixels (world v2: 1.15 base view, 2.3 split)
 TRAIN_CELLS = (0.8, 3.6)  # training pages draw their cell log-uniformly in this range
 
 
 def binary_glyphs() -> dict[str, np.ndarray]:
-    """letter -> (4, 4) array of INK / -1 (paper): two inked cells per row, column and quadrant; 25 of the 56 such
-    patterns picked greedily for the largest smallest Hamming distance (fixed order, no randomness)."""
-    pats = []
-    for bits in itertools.product((0, 1), repeat=16):
-        a = np.array(bits).reshape(4, 4)
-        if (a.sum(0) == 2).all() and (a.sum(1) == 2).all() and all(
-                a[i:i + 2, j:j + 2].sum() == 2 for i in (0, 2) for j in (0, 2)):
-            pats.append(a)
-    chosen = [pats[0]]
-    while len(chosen) < len(LETTERS):
-        best = max((p for p in pats if not any((p == c).all() for c in chosen)),
-                   key=lambda p: min(int((p != c).sum()) for c in chosen))
-        chosen.append(best)
-    return {ch: np.where(p == 1, INK, -1) for ch, p in zip(LETTERS, chosen)}
+    """letter -> (4, 4) array of INK / -1 (paper): the world's binary4x4 script (world/script.py, moved there from
+    here in session 27; the same glyphs, tested)."""
+    return {ch: np.array(g).reshape(4, 4) for ch, g in world_script.SCRIPTS["binary4x4"].glyphs.items()}
 
 
 SCRIPTS = {  # name -> (cells per glyph side, letter -> cell greys, -1 = paper)

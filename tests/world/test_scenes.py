@@ -11,7 +11,8 @@ from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
 from vlmlab.world.language import plural
 from vlmlab.world.questions import make_sample
-from vlmlab.world.scenes import GLYPHS, SHADE, TEXTURES, Obj, Scene, pattern, render, word_cells
+from vlmlab.world.scenes import GLYPHS, SHADE, TEXTURES, Obj, Scene, pattern, render
+from vlmlab.world.script import word_cells
 from vlmlab.world.vision_targets import word_box
 
 CFG = WorldConfig()
@@ -101,6 +102,33 @@ def test_script_glyphs_differ_and_share_one_mean():
     l, t, r, b = word_box(s)
     assert min(c[0][0] for c in cells) == l and max(c[0][2] for c in cells) == pytest.approx(r)
     assert b - t == pytest.approx(2 * s.cell) and s.cell == pytest.approx(CFG.word_height * max(s.width, s.height) / 2)
+
+
+def test_binary_script_draws_ink_on_the_scene_and_its_letters_where_the_glyphs_are():
+    """data.script=binary4x4 (the v3 pre-studies' script): a word's glyphs are 4 x 4 cells, half ink, half the
+    canvas's own background; the cell is word_height / 4 of the long side; the letter targets sit on each glyph."""
+    from vlmlab.contract.errors import ConfigError
+    from vlmlab.world.script import INK, SCRIPTS, letter_boxes
+    from vlmlab.world.vision_targets import LETTERS, letter_map
+
+    cfg = dataclasses.replace(CFG, script="binary4x4", long_side_min=480, long_side_max=480)
+    s = make_sample(cfg, "textvqa", "test", 0).scene
+    assert s.script == "binary4x4" and s.cell == pytest.approx(cfg.word_height * 480 / 4)
+    cells = word_cells(s.word, *s.word_xy, s.cell, s.script)
+    assert len(cells) == 8 * len(s.word) and {g for _, g in cells} == {INK}  # two inked cells per glyph row
+    l, t, r, b = word_box(s)
+    assert b - t == pytest.approx(4 * s.cell) and r - l == pytest.approx((5 * len(s.word) - 1) * s.cell)
+    img = np.asarray(render(s), np.int16)
+    box = img[int(t) + 1:int(b) - 1, int(l) + 1:int(r) - 1]
+    ink, paper = (box.max(-1) < 60).mean(), (np.abs(box - np.array(s.background)).max(-1) < 8).mean()
+    assert ink > 0.15 and paper > 0.15  # 2.9-px cells: both show through the anti-aliasing
+    boxes = letter_boxes(s.word, *s.word_xy, s.cell, s.script)
+    xs = np.array([(x0 + x1) / 2 for x0, _, x1, _ in boxes])
+    assert [LETTERS[k - 1] for k in letter_map(s, xs, np.array([(t + b) / 2]))[0]] == list(s.word)
+    glyphs = SCRIPTS["binary4x4"].glyphs
+    assert len(set(glyphs.values())) == len(LETTERS) and all(sum(g > 0 for g in v) == 8 for v in glyphs.values())
+    with pytest.raises(ConfigError, match="script"):
+        WorldConfig(script="cursive")
 
 
 def test_each_shape_has_its_own_texture():

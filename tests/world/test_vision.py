@@ -71,7 +71,7 @@ def test_probe_reads_the_patches_on_a_box():
 
 def test_letter_targets_sit_on_the_glyphs():
     """The letter head's target at each glyph's centre is that glyph's letter, and nothing off the word."""
-    from vlmlab.world.scenes import word_cells
+    from vlmlab.world.script import word_cells
     from vlmlab.world.vision_targets import LETTERS, letter_map
 
     for s in pretraining_scenes("test/letters", 10, word_prob=1.0):

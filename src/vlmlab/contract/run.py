@@ -53,6 +53,7 @@ _INCOMPARABLE = {
     "data.max_objects": "the scene generator's settings change the test split",
     "data.word_prob": "the scene generator's settings change the test split",
     "data.word_height": "the scene generator's settings change the test split",
+    "data.script": "the scene generator's settings change the test split",
 }
 _ALLOWED_UNDER_REFUSED = ("eval.batch_size",)  # generation batch size: a speed knob, scores are the same
 

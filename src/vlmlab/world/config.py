@@ -40,7 +40,8 @@ class WorldConfig:
     min_objects: int = knob(2, ge=1, le=5)  # objects per vqa / caption scene
     max_objects: int = knob(5, ge=1, le=5)  # objects per vqa / caption scene (textvqa / okvqa use 1..3)
     word_prob: float = knob(0.25, ge=0.0, le=1.0)  # chance that a vqa / okvqa / caption scene also shows a distractor word
-    word_height: float = knob(0.024, gt=0.0, le=0.5)  # height of a word (its script glyphs: 2 cells) as a fraction of the canvas long side
+    word_height: float = knob(0.024, gt=0.0, le=0.5)  # height of a word (one glyph's side of cells) as a fraction of the canvas long side
+    script: str = "grey2x2"  # how letters are drawn (world/script.py): grey2x2 (world v2) | binary4x4 (the v3 pre-studies')
 
     def __post_init__(self) -> None:
         from vlmlab.contract.tasks import get_task
@@ -56,6 +57,10 @@ class WorldConfig:
             raise ConfigError(f"data.tasks={self.tasks} lists a task twice")
         if not self.min_objects <= self.max_objects:
             raise ConfigError(f"data: need min_objects ({self.min_objects}) <= max_objects ({self.max_objects})")
+        from vlmlab.world.script import SCRIPTS
+
+        if self.script not in SCRIPTS:
+            raise ConfigError(f"data.script={self.script!r} is not a script; allowed: {sorted(SCRIPTS)}")
         if not self.long_side_min <= self.long_side_max:
             raise ConfigError(f"data: need long_side_min ({self.long_side_min}) <= long_side_max ({self.long_side_max})")
 

@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 from vlmlab.images import split_boxes
 from vlmlab.world.config import DEFAULT_TASKS as TASKS, WorldConfig
 from vlmlab.world.questions import make_sample
-from vlmlab.world.scenes import font, render, word_extent
+from vlmlab.world.scenes import font, render
+from vlmlab.world.script import word_extent
 
 VIEW = 96  # the zoo encoder's resolution (world/vision.py VisionSpec.image_size)
 
@@ -34,7 +35,7 @@ def tile(cfg: WorldConfig, task: str, index: int) -> Image.Image:
     out.paste(big, (10, 10))
     sc = s.scene
     if sc.word is not None:
-        w, h = word_extent(sc.word, sc.cell)
+        w, h = word_extent(sc.word, sc.cell, sc.script)
         cx, cy = sc.word_xy[0] + w / 2, sc.word_xy[1] + h / 2
     else:
         cx, cy = sc.objects[0].x, sc.objects[0].y

@@ -8,17 +8,17 @@ glyphs (v2 draft: shape 32%, words 0-8% after 2,000 steps), so the world gives e
 learn from a patch, as real objects give texture besides outline:
 - each shape has its own fill *pattern* (TEXTURES: stripes of four orientations, checks, dots, rings, solid) in
   its colour and a darker shade of it, with a period tied to the object's size, inside its outline;
-- words are written in the world's *script*: each letter is a 2 x 2 block of grey cells (GLYPHS), every glyph
-  holding the same greys in a different arrangement, so all glyphs have the same mean and a word is legible
-  only where its cells are resolved. The cell is a fixed fraction of the canvas long side (`word_height` / 2),
-  so whether a word can be read depends only on the resolution the model sees the image at. (The premise that
+- words are written in the world's *script* (script.py; `data.script`): in world v2's, grey2x2, each letter is a
+  2 x 2 block of grey cells (GLYPHS), every glyph holding the same greys in a different arrangement, so all glyphs
+  have the same mean and a word is legible only where its cells are resolved. The cell is a fixed fraction of the
+  canvas long side (`word_height` / the glyph's side in cells), so whether a word can be read depends only on the
+  resolution the model sees the image at. (The premise that
   1.15-px cells, the base view's, cannot be read did not hold: a tower of the zoo's geometry trained on text pages
   reads their letters at 98.7%; docs/world.md, "Toward world v3", and results/script_study.)
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vlmlab.world.config import WorldConfig
 from vlmlab.world import kb
 from vlmlab.world.kb import COLOURS, SHAPES, Kind
+from vlmlab.world.script import SCRIPTS, get_script, word_cells, word_extent
 
 SMALL_R = (0.08, 0.10)  # radius range of a small object, fraction of the canvas short side
 LARGE_R = (0.14, 0.17)  # radius range of a large object
@@ -63,7 +64,8 @@ class Scene:
     objects: list[Obj] = field(default_factory=list)
     word: str | None = None
     word_xy: tuple[float, float] = (0.0, 0.0)  # top-left of the word's ink box
-    cell: float = 0.0  # side of one script cell, canvas pixels (a glyph is 2 x 2 cells)
+    cell: float = 0.0  # side of one script cell, canvas pixels (a glyph is side x side cells)
+    script: str = "grey2x2"  # the word's script (script.py)
 
 
 @lru_cache(maxsize=64)
@@ -75,38 +77,7 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
 
 
-GREYS = (20, 90, 160, 230)  # the script's four inks
-
-
-def _glyphs() -> dict[str, tuple[int, int, int, int]]:
-    """letter -> grey levels of its 2 x 2 cells (row-major). Every glyph's greys sum to the same total, so all
-    glyphs have the same mean; drawn from the equal-sum arrangements with a fixed seed."""
-    total = sum(GREYS)
-    cands = sorted(c for c in itertools.product(GREYS, repeat=4) if sum(c) == total and len(set(c)) > 1)
-    random.Random(7).shuffle(cands)
-    letters = sorted(set("".join(kb.WORDS)))
-    if len(cands) < len(letters):
-        raise AssertionError("not enough glyphs for the words' letters")
-    return dict(zip(letters, cands))
-
-
-GLYPHS = _glyphs()
-ADVANCE = 3  # cells from one glyph's left edge to the next (2 cells of glyph, 1 of space)
-
-
-def word_extent(word: str, cell: float) -> tuple[float, float]:
-    """(width, height) of a word's ink box in canvas pixels, for script cells of side `cell`."""
-    return (ADVANCE * len(word) - 1) * cell, 2 * cell
-
-
-def word_cells(word: str, x: float, y: float, cell: float) -> list[tuple[tuple[float, float, float, float], int]]:
-    """The word's cells: ((left, top, right, bottom), grey) in canvas pixels, its ink box's top-left at (x, y)."""
-    out = []
-    for i, letter in enumerate(word):
-        for k, grey in enumerate(GLYPHS[letter]):
-            l, t = x + (ADVANCE * i + k % 2) * cell, y + (k // 2) * cell
-            out.append(((l, t, l + cell, t + cell), grey))
-    return out
+GLYPHS = SCRIPTS["grey2x2"].glyphs  # world v2's script, letter -> its 2 x 2 greys (script.py)
 
 
 def sample_canvas(rng: random.Random, cfg: WorldConfig, square: bool = False) -> tuple[int, int]:
@@ -139,12 +110,12 @@ def layout(rng: random.Random, cfg: WorldConfig, specs: list[tuple[str, str, str
         scene = Scene(w, h, bg)  # type: ignore[arg-type]
         box = None
         if word is not None:
-            cell = cfg.word_height * max(w, h) / 2
-            tw, th = word_extent(word, cell)
+            cell = cfg.word_height * max(w, h) / get_script(cfg.script).side
+            tw, th = word_extent(word, cell, cfg.script)
             if tw + 4 > w or th + 4 > h:
                 raise LayoutError(f"canvas {w}x{h} too small for word {word!r}")
             wx, wy = rng.uniform(2, w - tw - 2), rng.uniform(2, h - th - 2)
-            scene.word, scene.word_xy, scene.cell = word, (wx, wy), cell
+            scene.word, scene.word_xy, scene.cell, scene.script = word, (wx, wy), cell, cfg.script
             box = (wx, wy, wx + tw, wy + th)
         for shape, colour, sz in specs:
             lo, hi = SMALL_R if sz == "small" else LARGE_R
@@ -209,7 +180,7 @@ def label_map(scene: Scene) -> np.ndarray:
             draw.polygon(shape_points(o.shape, o.x, o.y, o.r), fill=i + 1)
     if scene.word is not None:
         x, y = scene.word_xy
-        w, h = word_extent(scene.word, scene.cell)
+        w, h = word_extent(scene.word, scene.cell, scene.script)
         draw.rectangle([x, y, x + w, y + h], fill=WORD_LABEL)
     return np.asarray(img)
 
@@ -264,6 +235,6 @@ def render(scene: Scene) -> Image.Image:
         fill = np.where(dark[..., None], colour * SHADE, colour).astype(np.uint8)
         img.paste(Image.fromarray(fill), (l, t), mask)
     if scene.word is not None:
-        for (l, t, r, b), grey in word_cells(scene.word, *scene.word_xy, scene.cell):
+        for (l, t, r, b), grey in word_cells(scene.word, *scene.word_xy, scene.cell, scene.script):
             draw.rectangle([l * s, t * s, r * s - 1, b * s - 1], fill=(grey, grey, grey))
     return img.resize((scene.width, scene.height), Image.Resampling.LANCZOS)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from vlmlab.world import kb
-from vlmlab.world.scenes import GLYPHS, Scene, word_cells, word_extent
+from vlmlab.world.scenes import Scene
+from vlmlab.world.script import LETTERS, letter_boxes, word_extent
 
 MAX_COUNT = 5  # count head classes 0..5 (a crop can hold none)
 REGIONS = 6  # region rows per view: up to 5 objects and the word
@@ -28,18 +29,12 @@ def cells_on(box: tuple[float, float, float, float], view: tuple[float, float, f
     return (rows[:, None] & cols[None, :]).reshape(-1)
 
 
-LETTERS = sorted(GLYPHS)  # the script's letters; the letter head's classes (+ 1: none)
-
-
 def letter_map(scene: Scene, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """(len(ys), len(xs)) int64: the letter whose glyph covers each canvas point (0 = none, else index + 1)."""
     out = np.zeros((len(ys), len(xs)), np.int64)
     if scene.word is None:
         return out
-    cells = word_cells(scene.word, *scene.word_xy, scene.cell)
-    for i, ch in enumerate(scene.word):
-        (x0, y0, _, _), _ = cells[4 * i]
-        (_, _, x1, y1), _ = cells[4 * i + 3]
+    for ch, (x0, y0, x1, y1) in zip(scene.word, letter_boxes(scene.word, *scene.word_xy, scene.cell, scene.script)):
         out[np.ix_((ys >= y0) & (ys < y1), (xs >= x0) & (xs < x1))] = LETTERS.index(ch) + 1
     return out
 
@@ -61,7 +56,7 @@ def dense_targets(scene: Scene, labels: np.ndarray, box: tuple[float, float, flo
     ids = labels[ys[:, None], xs[None, :]].reshape(-1)  # (grid*grid,)
     word = np.zeros_like(ids, dtype=np.int64)
     if scene.word is not None:
-        w, h = word_extent(scene.word, scene.cell)
+        w, h = word_extent(scene.word, scene.cell, scene.script)
         x, y = scene.word_xy
         word[cells_on((x, y, x + w, y + h), box, grid)] = kb.WORDS.index(scene.word) + 1
     count = sum(l <= o.x < r and t <= o.y < b for o in scene.objects)
@@ -79,7 +74,7 @@ def object_box(o) -> tuple[float, float, float, float]:
 
 
 def word_box(scene: Scene) -> tuple[float, float, float, float]:
-    w, h = word_extent(scene.word, scene.cell)
+    w, h = word_extent(scene.word, scene.cell, scene.script)
     return (scene.word_xy[0], scene.word_xy[1], scene.word_xy[0] + w, scene.word_xy[1] + h)
 
 
