@@ -39,7 +39,9 @@ def grain_section(plan: dict, results: Path) -> list[str]:
     names = list(towers)
     rows = ["run"] + [plan["reference"]] + plan["placements"]
     out = ["| glyph %, base / split | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    out += [f"| {r} | " + " | ".join(f"{towers[t]['glyph'][r]['base']:.1f} / {towers[t]['glyph'][r]['split']:.1f}"
+    label = {"run": "run: the run's own probe (both cells on a 480-px canvas, view grain 8)",
+             plan["reference"]: f"{plan['reference']}: view grain 8, the split cell on a 240-px crop"}
+    out += [f"| {label.get(r, r + ': canvas grain, the split cell on a 240-px crop')} | " + " | ".join(f"{towers[t]['glyph'][r]['base']:.1f} / {towers[t]['glyph'][r]['split']:.1f}"
                                       for t in names) + " |" for r in rows]
     out += ["| restored from step | " + " | ".join(str(towers[t]["restored from step"]) for t in names) + " |",
             "| commit | " + " | ".join(f"`{towers[t]['git'][:7]}`" for t in names) + " |", ""]
