@@ -373,3 +373,28 @@ def test_grain_section_gates_on_the_restored_tower_and_checks_each_placement(tmp
     text = "\n".join(grain_section(plan, tmp_path))
     assert "a repeats, b DIFFERS: left out" in text  # b's tower is not its run's: only a is checked
     assert "canvas 12 against view (within 3): **kept**" in text and "b **" not in text
+
+
+def test_budget_section_replicates_a_variant_in_fresh_seeds(tmp_path):
+    """Study 11's plan: fresh seeds of the reference as variants; the pair replicated is the primary (not run until
+    every seed has run), each seed's own pair a check labelled per seed."""
+    plan = {"control": "c.json", "reference": "p.json", "reference_label": "w3, seed 0",
+            "variants": {"s1": "s1.json", "s2": "s2.json"}, "variant_check": "per seed", "replication": ["s1", "s2"],
+            "steps": 5, "noise": 8, "cells": [0.43, 0.86], "unresolved_within": 3,
+            "reading": {"measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20, "split_at_least": 80},
+            "cost": {"probes": ["shape"], "alpha": 0.05}}
+    _tower(tmp_path, "c", 2.0, 300, 0, None)
+    _tower(tmp_path, "p", 85.0, 380, 32, 3)
+    _tower(tmp_path, "s1", 84.0, 380, 32, 3)
+    text = "\n".join(Z.budget_section(plan, tmp_path))
+    assert "- primary, replication in s1, s2 (every seed glyph <= 20 at 0.43 px and >= 80 at 0.86 px): **not run**" in text
+    assert "- per seed, s1 reading (glyph <= 20 at 0.43 px, >= 80 at 0.86 px): **met**; 5.0/84.0" in text
+    assert "- per seed, s2 reading" in text and "**not run**" in text
+    _tower(tmp_path, "s2", 78.0, 380, 32, 3)
+    text = "\n".join(Z.budget_section(plan, tmp_path))
+    assert "**unresolved**; 5.0/84.0, 5.0/78.0" in text  # s2 misses 80, the mean (81.0) is within 3
+    _tower(tmp_path, "s2", 68.0, 380, 32, 3)
+    assert "**missed**; 5.0/84.0, 5.0/68.0" in "\n".join(Z.budget_section(plan, tmp_path))  # mean 76.0: past by 4
+    _tower(tmp_path, "s2", 81.0, 380, 32, 3)
+    assert "replication in s1, s2 (every seed glyph <= 20 at 0.43 px and >= 80 at 0.86 px): **met**" in "\n".join(
+        Z.budget_section(plan, tmp_path))

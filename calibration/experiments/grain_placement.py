@@ -7,7 +7,10 @@
 # The tower is a text_pages.py run's, restored from its training state saved 50 steps before its end (resume.py
 # resumes bit-identical, tested): the run's own glyph pair is measured again first (an A/A control: the restored
 # tower must repeat the run's numbers exactly).
-#   python calibration/experiments/grain_placement.py --run RUN.json --state RUN.state --out DIR [--glyph 2400 400]
+# A tower a run saved (text_pages.py --save-tower) is read from its folder instead (`--tower`); `--canvas-sds` with no
+# value measures the run's probe and the crop geometry alone (study 11's report).
+#   python calibration/experiments/grain_placement.py --run RUN.json (--state RUN.state | --tower DIR) --out DIR
+#       [--canvas-sds 12 24 48] [--glyph 2400 400]
 from __future__ import annotations
 
 import argparse
@@ -67,8 +70,10 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path, required=True, help="a text_pages.py pages run's json")
-    ap.add_argument("--state", type=Path, required=True, help="that run's training state, saved before its end")
-    ap.add_argument("--canvas-sds", type=float, nargs="+", default=(12.0, 24.0, 48.0))
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--state", type=Path, help="that run's training state, saved before its end")
+    src.add_argument("--tower", type=Path, help="that run's saved tower (text_pages.py --save-tower)")
+    ap.add_argument("--canvas-sds", type=float, nargs="*", default=(12.0, 24.0, 48.0))
     ap.add_argument("--glyph", type=int, nargs=2, default=(2400, 400))
     ap.add_argument("--scene-pool", type=int, default=4000, help="the run's (text_pages.py's default; smoke: fewer)")
     ap.add_argument("--pages-pool", type=int, default=4000, help="the run's (text_pages.py's default; smoke: fewer)")
@@ -79,7 +84,13 @@ def main() -> None:
     t0 = time.time()
     run = json.loads(a.run.read_text())
     L = module("script_legibility")
-    model, at = restore(run, a.state, a.scene_pool, a.pages_pool)
+    if a.tower is not None:
+        from transformers import SiglipVisionModel
+
+        vision, at = SiglipVisionModel.from_pretrained(a.tower).eval(), run["steps"]
+    else:
+        model, at = restore(run, a.state, a.scene_pool, a.pages_pool)
+        vision = model.vision_model
     row = {"run": a.run.name, "git": git_commit(repo_root()), "restored from step": at, "glyph": {},
            "grain SD in the view": {f"{c}-px canvas": {f"{sd:g}": round(L.grain_in_view(sd, c), 2)
                                                        for sd in a.canvas_sds} for c in (CANVAS, CROP)}}
@@ -87,7 +98,7 @@ def main() -> None:
     for name, views in conditions(run["noise"], list(a.canvas_sds)).items():
         for view, (cell, canvas, sd, at_) in views.items():
             if (cell, canvas, sd, at_) not in done:
-                done[cell, canvas, sd, at_] = L.glyph_probe(model.vision_model, "binary4x4", cell, *a.glyph,
+                done[cell, canvas, sd, at_] = L.glyph_probe(vision, "binary4x4", cell, *a.glyph,
                                                             canvas=canvas, noise=sd, grain_at=at_)
             row["glyph"].setdefault(name, {})[view] = done[cell, canvas, sd, at_]
         print(name, row["glyph"][name], flush=True)

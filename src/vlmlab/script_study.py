@@ -28,7 +28,8 @@ from vlmlab.script_study_zoo import budget_section, zoo_section, zoo_seeds_secti
 PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml",
          "calibration/script_study_seeds.yaml", "calibration/script_study_zoo.yaml",
          "calibration/script_study_zoo_seeds.yaml", "calibration/script_study_budget.yaml",
-         "calibration/script_study_steps.yaml", "calibration/script_study_steps2.yaml", "calibration/grain_placement.yaml")
+         "calibration/script_study_steps.yaml", "calibration/script_study_steps2.yaml", "calibration/grain_placement.yaml",
+         "calibration/script_study_w3_seeds.yaml")
 TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
 
 

@@ -10,15 +10,16 @@ less than `fails_within` points, and is mixed otherwise. A budget plan (`variant
 plan's pages arm, same seed: each variant's reading is a one-seed pair check, shown beside that pages arm (its
 `reference`, and its seeds' spread where a zoo seeds plan ran them) and the variant's probes against the control as
 the zoo plan's cost. A budget plan may also show `others` (towers in the table only), `contrasts` (pairs of its
-towers compared as the cost is, reported and not checked) and `probe_targets` (a probe's bound, a secondary check
-per variant)."""
+towers compared as the cost is, reported and not checked), `probe_targets` (a probe's bound, a secondary check
+per variant) and `replication` (variants that are fresh seeds of the reference: the pair replicated, as a seeds
+plan's, is then the primary check and each variant's pair is labelled `variant_check`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from vlmlab.script_checks import cost_found, pair_tests, pair_verdict, replicates, t_interval
+from vlmlab.script_checks import cost_found, pair_tests, pair_verdict, replicates, replication, t_interval
 
 PROBES = ("colour", "shape", "count", "position", "glyph (base)", "glyph (split)")
 
@@ -70,14 +71,23 @@ def budget_section(plan: dict, results: Path) -> list[str]:
               for f in seed_files if f.exists()]
     r, (c, c2) = plan["reading"], plan["reading"]["pair"]
     n_probes = len(plan["cost"]["probes"])
+    check = plan.get("variant_check", "primary")
+    if "replication" in plan:
+        fresh = [rows[v]["glyph % by cell px"] for v in plan["replication"] if v in rows]
+        done = len(fresh) == len(plan["replication"])
+        pairs = [(g[str(c)], g[str(c2)]) for g in fresh]
+        kind = replication(pairs, r, plan["unresolved_within"]) if done else "not run"
+        out.append(f"- primary, replication in {', '.join(plan['replication'])} (every seed glyph <= "
+                   f"{r['base_at_most']} at {c} px and >= {r['split_at_least']} at {c2} px): **{kind}**"
+                   + ("; " + ", ".join(f"{b:.1f}/{s2:.1f}" for b, s2 in pairs) if done else ""))
     for v in plan["variants"]:
         if v not in rows:
-            out.append(f"- primary, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} "
+            out.append(f"- {check}, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} "
                        f"at {c2} px): **not run**")
             continue
         g = rows[v]["glyph % by cell px"]
         kind = pair_verdict(g[str(c)], g[str(c2)], r, plan["unresolved_within"])
-        out.append(f"- primary, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} at "
+        out.append(f"- {check}, {v} reading (glyph <= {r['base_at_most']} at {c} px, >= {r['split_at_least']} at "
                    f"{c2} px): **{kind}**; {g[str(c)]:.1f}/{g[str(c2)]:.1f}")
         for probe, bound in plan.get("probe_targets", {}).items():
             acc = rows[v]["probes"][probe]["accuracy"]
