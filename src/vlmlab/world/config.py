@@ -57,10 +57,12 @@ class WorldConfig:
             raise ConfigError(f"data.tasks={self.tasks} lists a task twice")
         if not self.min_objects <= self.max_objects:
             raise ConfigError(f"data: need min_objects ({self.min_objects}) <= max_objects ({self.max_objects})")
-        from vlmlab.world.script import SCRIPTS
+        from vlmlab.world.script import get_script
 
-        if self.script not in SCRIPTS:
-            raise ConfigError(f"data.script={self.script!r} is not a script; allowed: {sorted(SCRIPTS)}")
+        try:
+            get_script(self.script)
+        except ConfigError as e:
+            raise ConfigError(f"data.script: {e}") from None
         if not self.long_side_min <= self.long_side_max:
             raise ConfigError(f"data: need long_side_min ({self.long_side_min}) <= long_side_max ({self.long_side_max})")
 
