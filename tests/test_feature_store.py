@@ -109,3 +109,17 @@ def test_two_concurrent_jobs_share_the_store_safely(tmp_path):
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0] and [out.get(), out.get()] == [True, True]
     assert sqlite3.connect(tmp_path / "f.sqlite").execute("SELECT COUNT(*) FROM features").fetchone()[0] == 64
+
+
+def test_the_world_grain_reaches_the_views_and_the_store_still_repeats(tmp_path, cache):
+    """data.grain is fixed per view, so a grainy world's second run reads every view from the store and equals
+    a run without the store bit for bit; its views are not the grain-free world's (the store misses them)."""
+    grain = ["data.grain=8"]
+    plain = run(cfg_at(tmp_path, "plain", grain + ["vision.feature_store_mb=0"]))
+    first = run(cfg_at(tmp_path, "first", grain))
+    again = run(cfg_at(tmp_path, "again", grain))
+    assert first["feature_store"]["misses"] == 32 + 4 * 4 and again["feature_store"]["misses"] == 0
+    assert again["loss_history"] == first["loss_history"] == plain["loss_history"]
+    clean = run(cfg_at(tmp_path, "clean"))
+    assert clean["feature_store"]["misses"] == 32 + 4 * 4  # not one view in common (its hits are its own re-reads)
+    assert clean["loss_history"] != plain["loss_history"]

@@ -105,3 +105,43 @@ def test_visual_tokens_per_image():
     assert visual_tokens_per_image(preserve, P, image_size=(48, 32)) == 12 * 8
     assert visual_tokens_per_image(ImageConfig(mode="preserve", min_size=8, max_size=64, split=2), P,
                                    image_size=(48, 32)) == 12 * 8 + 4 * 6 * 4
+
+
+def test_grain_zero_leaves_the_views_as_they_were():
+    img = picture(50, 30, seed=3)
+    for cfg in (ImageConfig(size=32), ImageConfig(size=32, split=2)):
+        plain, zero = ImageProcessor(cfg, P)(img), ImageProcessor(cfg, P, grain=0.0)(img)
+        assert all(torch.equal(a, b) for a, b in zip(plain, zero))
+
+
+def test_grain_is_fixed_per_view_and_differs_between_views():
+    """The same picture gets the same grain in every call and processor (the feature store's keys repeat); each
+    view draws its own, and another picture another."""
+    cfg = ImageConfig(size=32, split=2)
+    img = picture(64, 48, seed=1)
+    first, again = ImageProcessor(cfg, P, grain=8.0)(img), ImageProcessor(cfg, P, grain=8.0)(img)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    clean = ImageProcessor(cfg, P)(img)
+    noise = [(g - c) * 0.5 * 255 for g, c in zip(first, clean)]  # back to grey levels (std 0.5)
+    assert not torch.equal(noise[0], noise[1])
+    other = ImageProcessor(cfg, P, grain=8.0)(picture(64, 48, seed=2))[0] - ImageProcessor(cfg, P)(picture(64, 48, seed=2))[0]
+    assert not torch.allclose(other * 0.5 * 255, noise[0])
+
+
+def test_grain_has_its_sd_in_every_view_whole_picture_and_crop_alike():
+    """Grain goes on after the resize: a whole 480-px picture shrunk 15x and a crop shrunk 7.5x carry the same SD
+    per encoder pixel (canvas grain would be averaged down by each view's own shrink)."""
+    proc = ImageProcessor(ImageConfig(size=32, split=2), P, grain=8.0)
+    views = proc(Image.new("RGB", (480, 480), (128, 128, 128)))
+    assert len(views) == 5
+    for v in views:
+        sd = float((v * 0.5 * 255).std())
+        assert 7.2 < sd < 8.8
+    blind = ImageProcessor(ImageConfig(size=32, blind=True), P, grain=8.0)
+    assert torch.equal(blind(picture(40, 40, 1))[0], blind(picture(40, 40, 2))[0])  # no information, same grain
+
+
+def test_negative_grain_is_refused():
+    from vlmlab.contract.errors import ConfigError
+    with pytest.raises(ConfigError, match="grain"):
+        ImageProcessor(ImageConfig(size=32), P, grain=-1.0)

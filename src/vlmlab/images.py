@@ -10,6 +10,13 @@ An image becomes a list of *views*, each a normalised float tensor (3, H, W):
             same size at the normalisation mean before any of the above, in training and evaluation, so the model
             is the same recipe with the image's information removed (its views, tokens and compute unchanged).
 
+Grain (`grain`, the world's `data.grain`; 0 = none, world v2): Gaussian grain of that SD in grey levels on every
+view the encoder sees, added after the view's resize and before normalisation, so a whole picture and a split crop
+carry the same grain per encoder pixel (canvas grain would be averaged away by the larger shrink of the whole
+picture: calibration/grain_placement.yaml, docs/world.md). It is fixed per view: seeded by the resized view's own
+pixels, so the same picture gives the same views in every epoch, seed and process, and the feature store's keys
+repeat.
+
 Which training samples are split is decided by a hash of the sample id, not by the run's RNG: the same
 samples are split every epoch and under every seed, so two seeds of a run see the same split samples and
 their difference measures training noise only. At evaluation `split_eval` applies to every sample.
@@ -90,6 +97,16 @@ def split_boxes(width: int, height: int, n: int) -> list[tuple[int, int, int, in
     return [(xs[c], ys[r], xs[c + 1], ys[r + 1]) for r in range(n) for c in range(n)]
 
 
+def add_view_grain(view: np.ndarray, sd: float) -> np.ndarray:
+    """(H, W, 3) uint8 view -> the same with Gaussian grain of `sd` grey levels on every pixel and channel, rounded
+    and clipped; the grain is drawn from a hash of the view's shape and pixels, so a view always gets the same grain."""
+    if sd <= 0:
+        return view
+    digest = hashlib.blake2b(str(view.shape).encode() + np.ascontiguousarray(view).tobytes(), digest_size=8).digest()
+    grain = np.random.default_rng(int.from_bytes(digest, "big")).normal(0.0, sd, view.shape)
+    return np.clip(np.rint(view.astype(np.float64) + grain), 0, 255).astype(np.uint8)
+
+
 def split_hash_fraction(sample_id: str) -> float:
     """A stable number in [0, 1) for a sample id (same on every machine, epoch and seed)."""
     return int.from_bytes(hashlib.sha1(sample_id.encode()).digest()[:8], "big") / 2**64
@@ -98,7 +115,10 @@ def split_hash_fraction(sample_id: str) -> float:
 class ImageProcessor:
     """PIL image -> list of views (3, H, W); see the module docstring for the rules."""
 
-    def __init__(self, cfg: ImageConfig, patch_size: int):
+    def __init__(self, cfg: ImageConfig, patch_size: int, grain: float = 0.0):
+        if grain < 0:
+            raise ConfigError(f"grain={grain} is not allowed; allowed: an SD in grey levels >= 0 (0 = none)")
+        self.grain = float(grain)
         need = ("size",) if cfg.mode == "square" else ("min_size", "max_size")
         if any(getattr(cfg, k) is None for k in need):
             raise ValueError(f"image.{'/'.join(need)} unset: resolve it first (ImageConfig.resolved(native_size))")
@@ -131,8 +151,9 @@ class ImageProcessor:
         return fit(width), fit(height)
 
     def to_tensor(self, image: Image.Image, width: int, height: int) -> torch.Tensor:
-        image = image.convert("RGB").resize((width, height), Image.BICUBIC)
-        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)  # (3,H,W)
+        view = np.asarray(image.convert("RGB").resize((width, height), Image.BICUBIC))  # (H,W,3) uint8
+        view = add_view_grain(view, self.grain)
+        x = torch.from_numpy(view.astype(np.float32) / 255.0).permute(2, 0, 1)  # (3,H,W)
         return (x - self.mean) / self.std  # (3,H,W)
 
     def should_split(self, sample_id: str | None, train: bool) -> bool:
@@ -201,7 +222,8 @@ def visual_tokens_per_image(cfg: ImageConfig, patch_size: int, image_size: tuple
 
 
 def build_image_processor(cfg: ImageConfig, encoder, mean: Optional[list[float]] = None,
-                          std: Optional[list[float]] = None) -> ImageProcessor:
+                          std: Optional[list[float]] = None, grain: float = 0.0) -> ImageProcessor:
     """The image pipeline for an encoder (anything with `image_size` and `patch_size`): unset sizes come from
-    its native resolution, unset normalisation from `mean` / `std` (the vision config's), else 0.5."""
-    return ImageProcessor(cfg.resolved(encoder.image_size, mean, std), encoder.patch_size)
+    its native resolution, unset normalisation from `mean` / `std` (the vision config's), else 0.5; `grain` is the
+    world's (data.grain)."""
+    return ImageProcessor(cfg.resolved(encoder.image_size, mean, std), encoder.patch_size, grain)

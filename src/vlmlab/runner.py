@@ -103,7 +103,7 @@ def build_model(cfg: Config, device: torch.device):
 
 
 def build_data(cfg: Config, vlm, tokenizer) -> Data:
-    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std)
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std, cfg.data.grain)
     max_len = getattr(vlm.llm.config, "max_position_embeddings", 2048)
     processor = Processor(tokenizer, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, max_len)
     train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,

@@ -157,3 +157,16 @@ def test_okvqa_asks_a_partial_reference_and_gives_the_fact():
             colour, shape = s.kind
             assert not (colour in s.question and shape in s.question)  # the image must supply one attribute
             assert s.scene.objects[0].kind == s.kind
+
+
+def test_grain_is_a_world_knob_that_leaves_the_samples_and_is_refused_in_a_grid():
+    """data.grain (the views' grain, images.py) changes no sample: the data cache's key is the same; a grid may
+    not vary it (every view of the test split changes, and the zoo is pretrained under it)."""
+    from vlmlab.contract.errors import ConfigError
+    from vlmlab.contract.run import refusal
+
+    assert dataclasses.replace(CFG, grain=8.0).scene_hash() == CFG.scene_hash()
+    assert refusal("data.grain") and refusal("data.grain", swept=False) is None
+    from vlmlab.config import compose
+    with pytest.raises(ConfigError, match="grain"):
+        compose(["data.grain=-1"])

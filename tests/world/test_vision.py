@@ -221,3 +221,15 @@ def test_a_run_with_an_extra_objective_resumes_bit_identical(tmp_path, stopped_a
     for a, b in ((straight, resumed), (straight_extra, resumed_extra)):
         for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
             assert torch.equal(x, y), k
+
+
+def test_pretraining_views_carry_the_world_grain_and_none_by_default():
+    """VisionSpec.grain puts the world's view grain on both pretraining views after their resize; 0 draws the views
+    as before (the crops' random draws are the same either way)."""
+    scenes = pretraining_scenes("test/grain", 6, word_prob=0.5)
+    plain = make_views(scenes, VisionSpec(image_size=96, patch=8), "test/grain")
+    grainy = make_views(scenes, VisionSpec(image_size=96, patch=8, grain=8.0), "test/grain")
+    assert torch.equal(plain["targets"], grainy["targets"])
+    diff = grainy["pixels"].float() - plain["pixels"].float()
+    assert 6.5 < float(diff.std()) < 8.5  # ~8 (clipping at 0 and 255 takes a little)
+    assert VisionSpec(grain=8.0).world().grain == 8.0

@@ -54,6 +54,7 @@ _INCOMPARABLE = {
     "data.word_prob": "the scene generator's settings change the test split",
     "data.word_height": "the scene generator's settings change the test split",
     "data.script": "the scene generator's settings change the test split",
+    "data.grain": "the world's grain changes every view of the test split (and the zoo was pretrained under it)",
 }
 _ALLOWED_UNDER_REFUSED = ("eval.batch_size",)  # generation batch size: a speed knob, scores are the same
 

@@ -42,6 +42,7 @@ class WorldConfig:
     word_prob: float = knob(0.25, ge=0.0, le=1.0)  # chance that a vqa / okvqa / caption scene also shows a distractor word
     word_height: float = knob(0.024, gt=0.0, le=0.5)  # height of a word (one glyph's side of cells) as a fraction of the canvas long side
     script: str = "grey2x2"  # how letters are drawn (world/script.py): grey2x2 (world v2) | binary4x4 (the v3 pre-studies')
+    grain: float = knob(0.0, ge=0.0)  # Gaussian grain (SD, grey levels) on every view the encoder sees, after its resize, fixed per view (images.py); 0 = none (world v2)
 
     def __post_init__(self) -> None:
         from vlmlab.contract.tasks import get_task
@@ -72,8 +73,9 @@ class WorldConfig:
         return {"train": self.train_size, "validation": self.validation_size, "test": self.test_size}[split]
 
     def scene_hash(self) -> str:
-        """Key of everything that changes a sample's content (sizes and the task list do not)."""
-        keys = {k: v for k, v in asdict(self).items() if not k.endswith("_size") and k != "tasks"}
+        """Key of everything that changes a sample's content (sizes, the task list and the grain, which the image
+        pipeline adds to the views, do not)."""
+        keys = {k: v for k, v in asdict(self).items() if not k.endswith("_size") and k not in ("tasks", "grain")}
         blob = json.dumps({"version": GENERATOR_VERSION, **keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

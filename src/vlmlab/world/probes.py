@@ -13,6 +13,7 @@ VLM runs it (navit.VisionEncoder, the zoo's normalisation) and fits a logistic r
             overlap the word's ink box: at the base resolution (the whole picture, one view) and at the
             resolution splitting gives (the 2 x 2 crop holding the word's centre). The paper's text-reading
             mechanism needs it near chance at base and high split.
+Views carry the world's grain (`world.grain`, images.py) as the VLM's do.
 Targets (issue 16): colour and shape >= 90%, count and position >= 80%, glyph >= 80% split and <= 20% base.
 """
 from __future__ import annotations
@@ -42,16 +43,17 @@ def scenes(seed: str, n: int, objects: tuple[int, int], word: bool, world: World
             for _ in range(n)]
 
 
-def _views(encoder, split: int):
+def _views(encoder, split: int, grain: float = 0.0):
     return build_image_processor(ImageConfig(mode="square", split=split), encoder,
-                                 getattr(encoder, "image_mean", None), getattr(encoder, "image_std", None))
+                                 getattr(encoder, "image_mean", None), getattr(encoder, "image_std", None), grain)
 
 
 @torch.no_grad()
-def features(encoder, scene_list: list, split: int = 0, batch: int = 64, grid: int = 2) -> torch.Tensor:
+def features(encoder, scene_list: list, split: int = 0, batch: int = 64, grid: int = 2,
+             grain: float = 0.0) -> torch.Tensor:
     """(N, views x grid^2 x D): each view's patch features average-pooled to grid x grid (the probes' 2 x 2), views
-    concatenated."""
-    proc = _views(encoder, split)
+    concatenated; `grain` is the world's view grain (data.grain)."""
+    proc = _views(encoder, split, grain)
     out = []
     for i in range(0, len(scene_list), batch):
         views = [torch.stack(proc(render(s), train=False)) for s in scene_list[i: i + batch]]  # each (V,3,S,S)
@@ -79,10 +81,11 @@ def _patches_on(box: tuple[float, float, float, float], view: tuple[float, float
 
 
 @torch.no_grad()
-def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch: int = 64) -> torch.Tensor:
+def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch: int = 64,
+                   grain: float = 0.0) -> torch.Tensor:
     """(N, D): the mean patch feature over each scene's box (canvas pixels), read in the whole picture (split=0)
-    or in the split crop that holds the box's centre (split=n)."""
-    proc = _views(encoder, split)
+    or in the split crop that holds the box's centre (split=n); `grain` as features'."""
+    proc = _views(encoder, split, grain)
     out = []
     for i in range(0, len(scene_list), batch):
         chunk, chunk_boxes = scene_list[i: i + batch], boxes[i: i + batch]
@@ -103,7 +106,7 @@ def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch
 def count_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch.Tensor, list[int]]:
     """The count probe's features (patches pooled to grid x grid) and labels (objects - 1) over its first n scenes."""
     multi = scenes("probe/multi", n, (1, 5), False, world)
-    return features(encoder, multi, grid=grid), [len(s.objects) - 1 for s in multi]
+    return features(encoder, multi, grid=grid, grain=world.grain), [len(s.objects) - 1 for s in multi]
 
 
 def position_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch.Tensor, list[int]]:
@@ -113,7 +116,7 @@ def position_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[to
     order = list(kb.COLOURS)
     first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
     other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
-    return features(encoder, pairs, grid=grid), [int(f.x < o.x) for f, o in zip(first, other)]
+    return features(encoder, pairs, grid=grid, grain=world.grain), [int(f.x < o.x) for f, o in zip(first, other)]
 
 
 def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, tuple[torch.Tensor, list[int]]]:
@@ -122,7 +125,7 @@ def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, t
     world = world or WorldConfig()
     out = {}
     single = scenes("probe/single", n, (1, 1), False, world)
-    x = local_features(encoder, single, [object_box(s.objects[0]) for s in single])
+    x = local_features(encoder, single, [object_box(s.objects[0]) for s in single], grain=world.grain)
     out["colour"] = (x, [list(kb.COLOURS).index(s.objects[0].colour) for s in single])
     out["shape"] = (x, [kb.SHAPES.index(s.objects[0].shape) for s in single])
     out["count"] = count_set(encoder, n, world)
@@ -130,8 +133,8 @@ def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, t
     words = scenes("probe/words", n, (1, 1), True, world)
     labels = [kb.WORDS.index(s.word) for s in words]
     boxes = [word_box(s) for s in words]
-    out["glyph (base)"] = (local_features(encoder, words, boxes), labels)
-    out["glyph (split)"] = (local_features(encoder, words, boxes, split=2), labels)
+    out["glyph (base)"] = (local_features(encoder, words, boxes, grain=world.grain), labels)
+    out["glyph (split)"] = (local_features(encoder, words, boxes, split=2, grain=world.grain), labels)
     return out
 
 

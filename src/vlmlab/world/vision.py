@@ -12,7 +12,8 @@ count or glyphs; the v2 draft's region heads alone never learned words (docs/wor
 
 Views: each pretraining scene (the world's own canvases, 1-5 objects, a word with probability `word_prob`) gives
 its whole picture resized to the square pretraining resolution, and a random crop of `crop_side` of each side
-resized the same way: crops show objects and glyphs at the pixel sizes that splitting later shows the tower.
+resized the same way: crops show objects and glyphs at the pixel sizes that splitting later shows the tower. Each
+view carries the world's grain (`grain`, images.add_view_grain) as the VLM's views do.
 `checkpoints` snapshots the tower along its one pretraining run; the zoo keeps them with their unimodal scores.
 The targets themselves (what each patch and region of a view should say) are in world/vision_targets.py.
 """
@@ -29,6 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast, SiglipConfig, SiglipModel
 
+from vlmlab.images import add_view_grain
 from vlmlab.world.resume import TrainState
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
@@ -65,16 +67,17 @@ class VisionSpec:
     word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the word (text spotting)
     word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
     letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
+    grain: float = 0.0  # the world's view grain (data.grain): SD in grey levels on every pretraining view, after its resize
 
     def world(self) -> WorldConfig:
         """The world whose canvases this tower is pretrained and probed on."""
-        return WorldConfig(long_side_min=self.long_side[0], long_side_max=self.long_side[1])
+        return WorldConfig(long_side_min=self.long_side[0], long_side_max=self.long_side[1], grain=self.grain)
 
 
-def to_pixels(img: Image.Image, size: int) -> torch.Tensor:
-    """PIL -> (3, size, size) float in [-1, 1] (SigLIP's mean = std = 0.5)."""
-    arr = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
-    return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
+def to_pixels(img: Image.Image, size: int, grain: float = 0.0) -> torch.Tensor:
+    """PIL -> (3, size, size) float in [-1, 1] (SigLIP's mean = std = 0.5), with the world's view grain."""
+    arr = add_view_grain(np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)), grain)
+    return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 127.5 - 1.0
 
 
 def square_scenes(seed: str, n: int, objects: tuple[int, int] = (1, 5), word_prob: float | None = None) -> list[Scene]:
@@ -106,8 +109,8 @@ def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, to
             x0 = rng.uniform(max(0.0, min(wr - side, wl)), max(0.0, min(wl, s.width - side)))
             y0 = rng.uniform(max(0.0, min(wb - side, wt)), max(0.0, min(wt, s.height - side)))
         boxes = [(0.0, 0.0, float(s.width), float(s.height)), (x0, y0, x0 + side, y0 + side)]
-        out["pixels"].append(torch.stack([torch.from_numpy(np.array(
-            img.crop(tuple(round(v) for v in box)).resize((size, size), Image.Resampling.BICUBIC))).permute(2, 0, 1)
+        out["pixels"].append(torch.stack([torch.from_numpy(add_view_grain(np.array(
+            img.crop(tuple(round(v) for v in box)).resize((size, size), Image.Resampling.BICUBIC)), spec.grain)).permute(2, 0, 1)
             for box in boxes]))
         out["targets"].append(torch.from_numpy(np.stack([dense_targets(s, labels, box, grid) for box in boxes])))
         regions = [region_targets(s, box, grid) for box in boxes]
@@ -252,7 +255,7 @@ def retrieval_r1(model: SiglipModel, tok: PreTrainedTokenizerFast, spec: VisionS
     image->text and text->image; a hit is the right caption text (identical captions count)."""
     scenes = square_scenes("siglip-eval/retrieval", n)
     caps = [captions(s)[0] for s in scenes]
-    img = model.get_image_features(pixel_values=torch.stack([to_pixels(render(s), spec.image_size) for s in scenes]))
+    img = model.get_image_features(pixel_values=torch.stack([to_pixels(render(s), spec.image_size, spec.grain) for s in scenes]))
     txt = model.get_text_features(input_ids=encode_texts(tok, caps, spec.text_len))
     img, txt = [torch.nn.functional.normalize(getattr(e, "pooler_output", e), dim=-1) for e in (img, txt)]
     hits = []
