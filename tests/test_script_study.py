@@ -398,3 +398,62 @@ def test_budget_section_replicates_a_variant_in_fresh_seeds(tmp_path):
     _tower(tmp_path, "s2", 81.0, 380, 32, 3)
     assert "replication in s1, s2 (every seed glyph <= 20 at 0.43 px and >= 80 at 0.86 px): **met**" in "\n".join(
         Z.budget_section(plan, tmp_path))
+
+
+def _sharp_tower(path, name, glyph, run=(10.0, 80.0), costs=None):
+    import json
+
+    cost = costs or {"crop 480": 40.0, "ss 8": 400.0, "canvas 720": 70.0, "canvas 960": 130.0}
+    (path / f"sharp_{name}.json").write_text(json.dumps({
+        "run": f"text_pages_{name}.json", "git": "abc1234", "tower": "saved tower",
+        "glyph": {"run": {"base": run[0], "split": run[1]}, **glyph},
+        "cost": {g: {"render ms": ms, "views ms": 10.0, "png KB": 12.0, "canvas": [480, 480]} for g, ms in cost.items()}}))
+
+
+def test_sharp_section_gates_checks_each_geometry_and_picks_the_cheapest_sharp_one(tmp_path):
+    import json
+
+    from vlmlab.script_study_sharp import sharp_section
+
+    plan = {"runs": {"a": "text_pages_a.json", "b": "text_pages_b.json", "c": "text_pages_c.json"},
+            "towers": {"a": "sharp_a.json", "b": "sharp_b.json", "c": "sharp_c.json"}, "run_cells": [0.43, 0.86],
+            "reference": "crop 480", "geometries": ["ss 8", "canvas 720", "canvas 960"], "sharp_within": 3,
+            "reading": {"base_at_most": 20, "split_at_least": 80}, "unresolved_within": 3}
+    assert sharp_section(plan, tmp_path)[0].startswith("Not run (no tower")
+    for t in "ab":
+        (tmp_path / f"text_pages_{t}.json").write_text(json.dumps({"glyph % by cell px": {"0.43": 10.0, "0.86": 80.0}}))
+    geo = {"crop 480": {"base": 10.0, "split": 74.0}, "ss 8": {"base": 11.0, "split": 75.0},
+           "canvas 720": {"base": 10.0, "split": 78.0}, "canvas 960": {"base": 12.0, "split": 80.0}}
+    _sharp_tower(tmp_path, "a", geo)
+    assert sharp_section(plan, tmp_path)[0].startswith("Not run yet")  # b's run exists, its json does not
+    _sharp_tower(tmp_path, "b", {**geo, "canvas 960": {"base": 14.0, "split": 80.0}})
+    text = "\n".join(sharp_section(plan, tmp_path))
+    assert "not run (their text_pages.py runs never finished): c" in text
+    assert "a repeats, b repeats" in text
+    assert "reported, crop 480 against the run (within 3): **blurred**; a: split -6.0; b: split -6.0" in text
+    assert "primary, ss 8 against the run (within 3): **blurred**" in text
+    assert "primary, canvas 720 against the run (within 3): **sharp**" in text
+    assert "primary, canvas 960 against the run (within 3): **blurred**; b: base +4.0" in text
+    assert "secondary, canvas 960 (<= 20 base, >= 80 split): a **unresolved**, b **unresolved**" in text  # 80 is within 3
+    assert "decision (the cheapest sharp geometry, render + views ms): **canvas 720**" in text
+    _sharp_tower(tmp_path, "b", geo, run=(10.0, 80.5))  # not its run's tower: left out; 960 is sharp in a alone
+    text = "\n".join(sharp_section(plan, tmp_path))
+    assert "a repeats, b DIFFERS: left out" in text and "canvas 960 against the run (within 3): **sharp**" in text
+    assert "**canvas 720**" in text  # cheaper than 960
+    (tmp_path / "sharp_a.json").unlink()
+    (tmp_path / "sharp_b.json").unlink()
+    for t in "ab":
+        _sharp_tower(tmp_path, t, {**geo, "canvas 720": {"base": 10.0, "split": 70.0}})
+    assert "decision (the cheapest sharp geometry, render + views ms): **canvas 960**" in "\n".join(
+        sharp_section(plan, tmp_path))
+
+
+def test_pages_draw_finer_with_more_supersampling_and_the_default_is_unchanged(legibility):
+    """split_sharpness.py's `ss 8`: page(supersample=k) draws the cells k times finer before the canvas shrink; the
+    default is the world's (scenes.SUPERSAMPLE) and gives the pages as before; the targets do not change."""
+    kw = {"canvas": 240, "max_words": 20, "noise": 8.0}
+    before = legibility.page(random.Random(3), "binary4x4", 0.86, **kw)
+    same = legibility.page(random.Random(3), "binary4x4", 0.86, supersample=legibility.SUPERSAMPLE, **kw)
+    fine = legibility.page(random.Random(3), "binary4x4", 0.86, supersample=8, **kw)
+    assert (before[0] == same[0]).all() and (before[1] == fine[1]).all()
+    assert not (before[0] == fine[0]).all()

@@ -65,32 +65,41 @@ def restore(run: dict, state: Path, scene_pool: int, pages_pool: int):
         return train_siglip(tok, spec, desc="restore", extra=extra, state_path=copy), at
 
 
-def main() -> None:
-    from threadpoolctl import threadpool_limits
-
-    ap = argparse.ArgumentParser()
+def tower_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of a script that measures a pages run's tower (this one, split_sharpness.py)."""
     ap.add_argument("--run", type=Path, required=True, help="a text_pages.py pages run's json")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--state", type=Path, help="that run's training state, saved before its end")
     src.add_argument("--tower", type=Path, help="that run's saved tower (text_pages.py --save-tower)")
-    ap.add_argument("--canvas-sds", type=float, nargs="*", default=(12.0, 24.0, 48.0))
     ap.add_argument("--glyph", type=int, nargs=2, default=(2400, 400))
     ap.add_argument("--scene-pool", type=int, default=4000, help="the run's (text_pages.py's default; smoke: fewer)")
     ap.add_argument("--pages-pool", type=int, default=4000, help="the run's (text_pages.py's default; smoke: fewer)")
     ap.add_argument("--out", type=Path, required=True)
+    return ap
+
+
+def load_tower(a: argparse.Namespace, run: dict):
+    """(vision tower, its step): the saved tower (`--tower`: the run's last step) or one restored from `--state`."""
+    if a.tower is not None:
+        from transformers import SiglipVisionModel
+
+        return SiglipVisionModel.from_pretrained(a.tower).eval(), run["steps"]
+    model, at = restore(run, a.state, a.scene_pool, a.pages_pool)
+    return model.vision_model, at
+
+
+def main() -> None:
+    from threadpoolctl import threadpool_limits
+
+    ap = tower_args(argparse.ArgumentParser())
+    ap.add_argument("--canvas-sds", type=float, nargs="*", default=(12.0, 24.0, 48.0))
     a = ap.parse_args()
     torch.set_num_threads(1)
     threadpool_limits(1)
     t0 = time.time()
     run = json.loads(a.run.read_text())
     L = module("script_legibility")
-    if a.tower is not None:
-        from transformers import SiglipVisionModel
-
-        vision, at = SiglipVisionModel.from_pretrained(a.tower).eval(), run["steps"]
-    else:
-        model, at = restore(run, a.state, a.scene_pool, a.pages_pool)
-        vision = model.vision_model
+    vision, at = load_tower(a, run)
     row = {"run": a.run.name, "git": git_commit(repo_root()), "restored from step": at, "glyph": {},
            "grain SD in the view": {f"{c}-px canvas": {f"{sd:g}": round(L.grain_in_view(sd, c), 2)
                                                        for sd in a.canvas_sds} for c in (CANVAS, CROP)}}

@@ -47,11 +47,12 @@ SCRIPTS = {  # name -> (cells per glyph side, letter -> cell greys, -1 = paper)
 
 
 def page(rng: random.Random, script: str, cell_view: float, one_word: bool = False, canvas: int = CANVAS,
-         max_words: int | None = None, noise: float = 0.0, grain_at: str = "view"):
+         max_words: int | None = None, noise: float = 0.0, grain_at: str = "view", supersample: int = SUPERSAMPLE):
     """A page of the world's words in `script`, its cell `cell_view` pixels once shown at VIEW, drawn on a `canvas`
     pixels square: rows of words (max_words None), or up to `max_words` words at random places, none overlapping
     (scene text, sparse at every cell size). Grain of SD `noise` is added to the VIEW-pixel picture the tower sees
-    (`grain_at` "view", studies 3-9) or to the canvas before it is resized to the view ("canvas", study 10).
+    (`grain_at` "view", studies 3-9) or to the canvas before it is resized to the view ("canvas", study 10). The
+    cells are drawn `supersample` times finer than the canvas and shrunk to it (LANCZOS), as scenes.render does.
     Returns pixels (3, VIEW, VIEW) uint8; targets (2, GRID*GRID) int64: the letter under each patch centre and the
     word whose ink box covers most of the patch (0 = none, else index + 1); and the page's words as (word index,
     patch mask (GRID*GRID,) bool of the patches over its ink box)."""
@@ -87,7 +88,7 @@ def page(rng: random.Random, script: str, cell_view: float, one_word: bool = Fal
                     placed.append((w, x, y))
                 x += tw + adv * cell * rng.uniform(1.0, 3.0)
             y += k * cell + cell * rng.uniform(1.5, 4.0)
-    s = SUPERSAMPLE
+    s = supersample
     img = Image.new("RGB", (canvas * s, canvas * s), bg)
     draw = ImageDraw.Draw(img)
     centres = (np.arange(GRID) + 0.5) / GRID * canvas

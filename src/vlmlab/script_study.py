@@ -9,7 +9,8 @@ pair is met, unresolved where none is met and one is unresolved, else missed.
 A seeds plan (`seed_runs`) replicates one pair in fresh seeds: met when every fresh seed meets both thresholds,
 missed when the fresh seeds' mean is past either by more than `unresolved_within`, else unresolved; the seeds'
 mean, SD and 95% t interval are shown beside it. The zoo plans (a tower of the zoo's recipe trained with text
-pages) are read by script_study_zoo.py, the grain-placement plan by script_study_grain.py; the checks themselves are in script_checks.py.
+pages) are read by script_study_zoo.py, the grain-placement plan by script_study_grain.py, the split-sharpness plan
+by script_study_sharp.py; the checks themselves are in script_checks.py.
 
     python -m vlmlab.script_study            # every plan under calibration/ -> results/script_study/STUDY.md
 """
@@ -23,13 +24,14 @@ from pathlib import Path
 from vlmlab.paths import repo_root
 from vlmlab.script_checks import pair_verdict, replication, t_interval
 from vlmlab.script_study_grain import grain_section
+from vlmlab.script_study_sharp import sharp_section
 from vlmlab.script_study_zoo import budget_section, zoo_section, zoo_seeds_section
 
 PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml", "calibration/script_study_noise.yaml",
          "calibration/script_study_seeds.yaml", "calibration/script_study_zoo.yaml",
          "calibration/script_study_zoo_seeds.yaml", "calibration/script_study_budget.yaml",
          "calibration/script_study_steps.yaml", "calibration/script_study_steps2.yaml", "calibration/grain_placement.yaml",
-         "calibration/script_study_w3_seeds.yaml")
+         "calibration/script_study_w3_seeds.yaml", "calibration/split_sharpness.yaml")
 TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
 
 
@@ -93,6 +95,8 @@ def section(plan_path: str, results: Path) -> str:
     root = repo_root()
     plan = yaml.safe_load((root / plan_path).read_text())
     out = [f"## {plan_path}", "", plan["question"], ""]
+    if "geometries" in plan:
+        return "\n".join(out + sharp_section(plan, results))
     if "placements" in plan:
         return "\n".join(out + grain_section(plan, results))
     if "seed_runs" in plan:

@@ -31,6 +31,14 @@ def keeps(pair: dict, ref: dict, within: float) -> list[str]:
     return lost
 
 
+def reading_lines(plan: dict, towers: dict, rows: list[str], ok: list[str]) -> list[str]:
+    """The secondary check of each row (a placement or geometry): the issue's pair in each admitted tower."""
+    chk, within = plan["reading"], plan["unresolved_within"]
+    return [f"- secondary, {r} (<= {chk['base_at_most']} base, >= {chk['split_at_least']} split): "
+            + ", ".join(f"{t} **{pair_verdict(towers[t]['glyph'][r]['base'], towers[t]['glyph'][r]['split'], chk, within)}**"
+                        for t in ok) for r in rows]
+
+
 def grain_section(plan: dict, results: Path) -> list[str]:
     towers = {t: json.loads((results / f).read_text()) for t, f in plan["towers"].items() if (results / f).exists()}
     if len(towers) < len(plan["towers"]):
@@ -59,11 +67,7 @@ def grain_section(plan: dict, results: Path) -> list[str]:
         kind = "kept" if not any(lost.values()) else "lost"
         out.append(f"- primary, {p} against {ref} (within {within}): **{kind}**"
                    + "".join(f"; {t}: {', '.join(v)}" for t, v in lost.items() if v))
-    chk = plan["reading"]
-    for p in [ref] + plan["placements"]:
-        out.append(f"- secondary, {p} (<= {chk['base_at_most']} base, >= {chk['split_at_least']} split): "
-                   + ", ".join(f"{t} **{pair_verdict(towers[t]['glyph'][p]['base'], towers[t]['glyph'][p]['split'], chk, plan['unresolved_within'])}**"
-                               for t in ok))
+    out += reading_lines(plan, towers, [ref] + plan["placements"], ok)
     out.append("- reported: the crop geometry's effect on the split reading (reference - run): "
                + ", ".join(f"{t} {towers[t]['glyph'][ref]['split'] - towers[t]['glyph']['run']['split']:+.1f}"
                            for t in ok))
