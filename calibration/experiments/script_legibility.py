@@ -23,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from vlmlab.world import kb
+from vlmlab.world import pages as world_pages
 from vlmlab.world import script as world_script
 from vlmlab.world.scenes import GLYPHS, SUPERSAMPLE
 
@@ -56,70 +57,13 @@ def page(rng: random.Random, script: str, cell_view: float, one_word: bool = Fal
     Returns pixels (3, VIEW, VIEW) uint8; targets (2, GRID*GRID) int64: the letter under each patch centre and the
     word whose ink box covers most of the patch (0 = none, else index + 1); and the page's words as (word index,
     patch mask (GRID*GRID,) bool of the patches over its ink box)."""
-    k, glyphs = SCRIPTS[script]
-    cell = cell_view * canvas / VIEW
-    adv = k + 1
-    bg = tuple(rng.randint(222, 250) for _ in range(3))
-    placed = []  # (word, x, y) canvas pixels, top-left of the ink box
-    if one_word:
-        w = rng.choice(kb.WORDS)
-        tw, th = (adv * len(w) - 1) * cell, k * cell
-        placed.append((w, rng.uniform(2, canvas - tw - 2), rng.uniform(2, canvas - th - 2)))
-    elif max_words is not None:
-        boxes = []
-        for _ in range(max_words):
-            w = rng.choice(kb.WORDS)
-            tw, th = (adv * len(w) - 1) * cell, k * cell
-            x, y = rng.uniform(2, canvas - tw - 2), rng.uniform(2, canvas - th - 2)
-            m = 2 * cell
-            if all(x + tw + m < b[0] or b[2] + m < x or y + th + m < b[1] or b[3] + m < y for b in boxes):
-                boxes.append((x, y, x + tw, y + th))
-                placed.append((w, x, y))
-    else:
-        y = rng.uniform(2, 2 + 2 * k * cell)
-        while y + k * cell + 2 <= canvas:
-            x = rng.uniform(2, 2 + 2 * adv * cell)
-            while True:
-                w = rng.choice(kb.WORDS)
-                tw = (adv * len(w) - 1) * cell
-                if x + tw + 2 > canvas:
-                    break
-                if rng.random() < 0.8:
-                    placed.append((w, x, y))
-                x += tw + adv * cell * rng.uniform(1.0, 3.0)
-            y += k * cell + cell * rng.uniform(1.5, 4.0)
-    s = supersample
-    img = Image.new("RGB", (canvas * s, canvas * s), bg)
-    draw = ImageDraw.Draw(img)
-    centres = (np.arange(GRID) + 0.5) / GRID * canvas
-    letters = np.zeros((GRID, GRID), np.int64)
-    word_map, best = np.zeros(GRID * GRID, np.int64), np.zeros(GRID * GRID)
-    words = []
-    for w, x0, y0 in placed:
-        for i, ch in enumerate(w):
-            gx = x0 + adv * i * cell
-            for (r, c), grey in np.ndenumerate(glyphs[ch]):
-                if grey >= 0:
-                    l, t = gx + c * cell, y0 + r * cell
-                    draw.rectangle([l * s, t * s, (l + cell) * s - 1, (t + cell) * s - 1], fill=(int(grey),) * 3)
-            cols = (centres >= gx) & (centres < gx + k * cell)
-            rows = (centres >= y0) & (centres < y0 + k * cell)
-            letters[np.ix_(rows, cols)] = LETTERS.index(ch) + 1
-        edges = np.arange(GRID + 1) / GRID * canvas
-        r1, b1 = x0 + (adv * len(w) - 1) * cell, y0 + k * cell
-        ox = np.clip(np.minimum(edges[1:], r1) - np.maximum(edges[:-1], x0), 0, None)  # (GRID,) overlap per column
-        oy = np.clip(np.minimum(edges[1:], b1) - np.maximum(edges[:-1], y0), 0, None)
-        area = (oy[:, None] * ox[None, :]).reshape(-1)
-        wins = area > best
-        word_map[wins], best[wins] = kb.WORDS.index(w) + 1, area[wins]
-        words.append((kb.WORDS.index(w), area > 0))
-    img = img.resize((canvas, canvas), Image.Resampling.LANCZOS)
+    img, targets, words = world_pages.draw_page(rng, script, cell_view, VIEW, GRID, canvas, one_word, max_words,
+                                                supersample)
     if noise > 0 and grain_at == "canvas":
         img = add_grain(img, noise, rng.getrandbits(32))
     img = img.resize((VIEW, VIEW), Image.Resampling.BICUBIC)
     if noise > 0 and grain_at == "view":  # loss in the picture the tower sees: Gaussian grain, fixed per page
         img = add_grain(img, noise, rng.getrandbits(32))
-    targets = torch.from_numpy(np.stack([letters.reshape(-1), word_map]))
     return torch.from_numpy(np.array(img)).permute(2, 0, 1), targets, words
 
 
@@ -160,18 +104,7 @@ def features(model, pixels: torch.Tensor) -> torch.Tensor:
         return torch.cat([model(pixel_values=x.float() / 127.5 - 1).last_hidden_state for x in pixels.split(100)])
 
 
-def page_loss(heads, f: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The heads' loss on a batch of pages: f (B, P, D) patch features, targets (B, 2, P); heads[0] reads letters,
-    heads[1] (or None) words; foreground and background patches averaged apart, as the zoo's letter head."""
-    loss = 0.0
-    for row, h in enumerate(heads):
-        if h is None:
-            continue
-        y = targets[:, row].flatten()
-        ce = torch.nn.functional.cross_entropy(h(f).flatten(0, 1), y, reduction="none")
-        fg = y > 0
-        loss = loss + (ce[fg].mean() if fg.any() else 0.0) + ce[~fg].mean()
-    return loss
+page_loss = world_pages.page_loss  # moved to world/pages.py (the zoo trains with it)
 
 
 def head_accuracy(model, head, sets) -> dict[str, float]:

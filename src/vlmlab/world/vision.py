@@ -31,6 +31,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast, SiglipConfig, SiglipModel
 
 from vlmlab.images import add_view_grain
+from vlmlab.world.pages import PagesObjective, PagesSpec
 from vlmlab.world.resume import TrainState
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
@@ -68,6 +69,7 @@ class VisionSpec:
     word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
     letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
     grain: float = 0.0  # the world's view grain (data.grain): SD in grey levels on every pretraining view, after its resize
+    pages: PagesSpec | None = None  # text pages through the same tower every step (world/pages.py); None = none (v2)
 
     def world(self) -> WorldConfig:
         """The world whose canvases this tower is pretrained and probed on."""
@@ -196,7 +198,8 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     (resume.py); the file is removed when the run ends. `extra`: an experiment's added objective (e.g. text pages,
     calibration/experiments/text_pages.py), a module whose `loss(vision_model)` is added to every step's loss
     and whose parameters train with the tower's; its state_dict and its own generator (`extra.gen`, if it has one)
-    are part of the resumable state, so a resumed run with it also ends bit-identical."""
+    are part of the resumable state, so a resumed run with it also ends bit-identical. `spec.pages` adds the
+    world's text pages the same way (world/pages.py)."""
     scenes = pretraining_scenes(f"siglip-train/{spec.seed}", spec.pool, spec.word_prob, spec.world())
     views = make_views(scenes, spec, f"siglip-views/{spec.seed}")  # whole + crop per scene (make_views)
     pixels = views["pixels"]  # (pool,2,3,S,S) uint8
@@ -204,10 +207,15 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     model = build_siglip(tok, spec)
     torch.manual_seed(spec.seed + 1)
     heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head, spec.letter_weight)
-    params = list(model.parameters()) + list(heads.parameters()) + (list(extra.parameters()) if extra else [])
+    pages = (PagesObjective(spec.pages, spec.hidden, spec.image_size, spec.patch, spec.grain, spec.seed)
+             if spec.pages is not None else None)
+    params = (list(model.parameters()) + list(heads.parameters()) + (list(pages.parameters()) if pages else [])
+              + (list(extra.parameters()) if extra else []))
     gen = torch.Generator().manual_seed(spec.seed)
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.05)
     resumable = {"model": model, "heads": heads, "opt": opt, "gen": gen}
+    if pages is not None:
+        resumable.update(pages=pages, pages_gen=pages.gen)
     if extra is not None:
         resumable["extra"] = extra
         if isinstance(getattr(extra, "gen", None), torch.Generator):
@@ -230,6 +238,8 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
             feats = torch.cat([out.vision_model_output.last_hidden_state, crop_feats])  # (2B,P,D)
             batch = {k: torch.cat([v[idx, 0], v[crops, 1]]) for k, v in views.items() if k != "pixels"}
             loss = loss + spec.dense_weight * heads.loss(feats, batch)
+        if pages is not None:
+            loss = loss + pages.loss(model.vision_model)  # its own generator: the scenes' batches stay as without it
         if extra is not None:
             loss = loss + extra.loss(model.vision_model)  # its own randomness: the scenes' batches stay as without it
         loss.backward()
