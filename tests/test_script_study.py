@@ -268,6 +268,12 @@ def test_budget_section_checks_each_variant_beside_the_pages_arm(tmp_path):
     assert "cost: shape; shape -12.5" in text
     write("b64", 60.0, 300, batch=64)
     assert "**missed**; 5.0/60.0" in "\n".join(Z.budget_section(plan, tmp_path))
+    assert "grain on every view" not in text  # text_pages.py's towers have no such key
+    import json
+    v3 = json.loads((tmp_path / "w3.json").read_text())
+    (tmp_path / "w3.json").write_text(json.dumps({**v3, "grain": 8.0, "dense weight": 2.0}))  # v3_tower.py's keys
+    assert "| grain on every view / scenes' dense weight | 0 / 1 | 0 / 1 | 8 / 2 | 0 / 1 |" in "\n".join(
+        Z.budget_section(plan, tmp_path))
 
 
 def test_budget_section_shows_other_towers_and_reports_contrasts(tmp_path):

@@ -60,13 +60,36 @@ class TextPages(torch.nn.Module):
         return self.weight * self.legibility.page_loss((self.letter, self.word), f, self.tg[i])
 
 
-def main() -> None:
-    from threadpoolctl import threadpool_limits
-    from transformers import PreTrainedTokenizerFast
-
+def measure(vision_model, row: dict, cells, glyph, probe_scenes, noise: float, world=None) -> None:
+    """Fill `row` with the script's glyph probe at `cells` (480-px pages, grain `noise`) and the world's probes (the
+    tuned probe, each test scene's correctness kept), the probes' views under `world` (None: world v2's)."""
     from vlmlab.calibrate_probes import fits
     from vlmlab.model.navit import VisionEncoder
     from vlmlab.world.probes import probe_sets
+
+    L = legibility()
+    row["glyph % by cell px"] = {str(c): L.glyph_probe(vision_model, "binary4x4", c, *glyph, canvas=480, noise=noise)
+                                 for c in cells}
+    enc = VisionEncoder(vision_model).eval()
+    n_train, n_test = probe_scenes
+    rows = fits(probe_sets(enc, n_train + n_test, world), n_train, n_test, {"estimators": ["cv"], "cv": CV})
+    row["probes"] = {r["probe"]: {"accuracy": round(r["accuracy"], 2), "C": r["C"], "correct": r["correct"]}
+                     for r in rows}
+
+
+def start(out: Path):
+    """One thread (torch's and the BLAS's), the output folder made; returns the zoo tower's tokenizer."""
+    from threadpoolctl import threadpool_limits
+    from transformers import PreTrainedTokenizerFast
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    out.mkdir(parents=True, exist_ok=True)
+    return PreTrainedTokenizerFast.from_pretrained(os.path.expanduser(
+        os.environ.get("TOKENIZER", "~/.cache/vlmlab/zoo/vision_strong")))
+
+
+def main() -> None:
     from vlmlab.world.vision import VisionSpec, train_siglip
 
     ap = argparse.ArgumentParser()
@@ -89,11 +112,7 @@ def main() -> None:
                     help="keep the trained vision tower there (save_pretrained) for measurements after the run")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-    a.out.mkdir(parents=True, exist_ok=True)
-    tok = PreTrainedTokenizerFast.from_pretrained(os.path.expanduser(
-        os.environ.get("TOKENIZER", "~/.cache/vlmlab/zoo/vision_strong")))  # the zoo tower's tokenizer
+    tok = start(a.out)
     spec = replace(VisionSpec(), steps=a.steps, pool=a.scene_pool, seed=a.seed)
     row = {"arm": a.arm, "git": git_commit(repo_root()), "steps": a.steps, "noise": a.noise, "seed": a.seed,
            "pages batch": a.pages_batch if a.arm == "pages" else 0,
@@ -107,14 +126,7 @@ def main() -> None:
     row["train seconds"] = round(time.time() - t0)
     if a.save_tower is not None:
         model.vision_model.save_pretrained(a.save_tower)
-    L = legibility()
-    row["glyph % by cell px"] = {str(c): L.glyph_probe(model.vision_model, "binary4x4", c, *a.glyph, canvas=480,
-                                                       noise=a.noise) for c in a.cells}
-    enc = VisionEncoder(model.vision_model).eval()
-    n_train, n_test = a.probe_scenes
-    rows = fits(probe_sets(enc, n_train + n_test), n_train, n_test, {"estimators": ["cv"], "cv": CV})
-    row["probes"] = {r["probe"]: {"accuracy": round(r["accuracy"], 2), "C": r["C"], "correct": r["correct"]}
-                     for r in rows}
+    measure(model.vision_model, row, a.cells, a.glyph, a.probe_scenes, a.noise)
     row["seconds"] = round(time.time() - t0)
     (a.out / f"text_pages_{a.arm}{a.tag}{f'_seed{a.seed}' if a.seed else ''}.json").write_text(json.dumps(row) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "probes"}), flush=True)

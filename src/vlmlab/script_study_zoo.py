@@ -59,6 +59,9 @@ def budget_section(plan: dict, results: Path) -> list[str]:
            "| pages per step / page loss weight | " + " | ".join(
                f"{rows[a]['pages batch']} / {rows[a].get('page weight', 1 if rows[a]['pages batch'] else 0):g}"
                for a in names) + " |"]
+    if any("grain" in rows[a] for a in names):  # v3_tower.py's towers: the world's grain on every view, the dense weight
+        out.append("| grain on every view / scenes' dense weight | " + " | ".join(
+            f"{rows[a].get('grain', 0):g} / {rows[a].get('dense weight', 1):g}" for a in names) + " |")
     out += [f"| script glyph % at {c} px (grain {plan['noise']}) | "
             + " | ".join(f"{rows[a]['glyph % by cell px'][str(c)]:.1f}" for a in names) + " |" for c in plan["cells"]]
     out += [f"| world v2 probe: {p} % | " + " | ".join(f"{rows[a]['probes'][p]['accuracy']:.1f}" for a in names) + " |"
