@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from vlmlab.world import kb
 from vlmlab.world import pages as world_pages
 from vlmlab.world import script as world_script
-from vlmlab.world.scenes import GLYPHS, SUPERSAMPLE
+from vlmlab.world.scenes import SUPERSAMPLE
 
 VIEW, PATCH, CANVAS = 96, 8, 240  # the tower's square view and patch; a page's canvas (the world's canvases: 160-320)
 GRID = VIEW // PATCH
@@ -38,13 +38,10 @@ TRAIN_CELLS = (0.8, 3.6)  # training pages draw their cell log-uniformly in this
 def binary_glyphs() -> dict[str, np.ndarray]:
     """letter -> (4, 4) array of INK / -1 (paper): the world's binary4x4 script (world/script.py, moved there from
     here in session 27; the same glyphs, tested)."""
-    return {ch: np.array(g).reshape(4, 4) for ch, g in world_script.SCRIPTS["binary4x4"].glyphs.items()}
+    return world_pages.glyph_arrays("binary4x4")[1]
 
 
-SCRIPTS = {  # name -> (cells per glyph side, letter -> cell greys, -1 = paper)
-    "grey2x2": (2, {ch: np.array(g).reshape(2, 2) for ch, g in GLYPHS.items()}),
-    "binary4x4": (4, binary_glyphs()),
-}
+SCRIPTS = {name: world_pages.glyph_arrays(name) for name in ("grey2x2", "binary4x4")}  # name -> (side, glyph arrays)
 
 
 def page(rng: random.Random, script: str, cell_view: float, one_word: bool = False, canvas: int = CANVAS,
