@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from vlmlab.config import compose
 from vlmlab.model.build import build_vlm
-from vlmlab.model import feature_store
+from vlmlab import store as tensor_store
 from vlmlab.model.feature_store import FeatureStore, fingerprint
 from vlmlab.runner import run
 
@@ -71,7 +71,7 @@ class Patches(nn.Module):
 
 
 def test_the_size_bound_evicts_least_recently_used(tmp_path, monkeypatch):
-    monkeypatch.setattr(feature_store, "USE_RESOLUTION_S", 0.0)  # recency to the access, not the minute
+    monkeypatch.setattr(tensor_store, "USE_RESOLUTION_S", 0.0)  # recency to the access, not the minute
     tower = Patches().requires_grad_(False)
     store = FeatureStore(tmp_path / "f.sqlite", limit_mb=40 * 4 * 6 * 4 / 2**20, encoder_fingerprint=b"x")  # 40 views
     views = torch.randn(100, 3, 8, 8)

@@ -13,6 +13,7 @@ import torch
 
 from vlmlab.config import compose, repo_root
 from vlmlab.data import BadSample, Processor, TaskDataset
+from vlmlab.view_store import ViewStore, undecoded
 from vlmlab.images import build_image_processor
 from vlmlab.model.build import build_vlm
 from vlmlab.runner import run
@@ -124,18 +125,22 @@ def _bad_dataset():
     return datasets.Dataset.from_dict(rows, features=feats)
 
 
-def test_bad_samples_are_named_or_skipped_and_counted():
+@pytest.mark.parametrize("stored", [False, True])
+def test_bad_samples_are_named_or_skipped_and_counted(stored, tmp_path):
+    """The same with the view store, which reads the pictures undecoded: a broken file is named all the same."""
     cfg = compose(["vision=tiny", "llm=tiny", "debug=smoke"])
     vlm, tok = build_vlm(cfg)
-    proc = Processor(tok, vlm.ids, build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std), vlm.visual_tokens_per_view,
-                     "autoregressive", 512)
-    strict = TaskDataset(_bad_dataset(), proc, train=True, with_answer=True)
+    store = ViewStore(tmp_path / "views.sqlite", 16) if stored else None
+    proc = Processor(tok, vlm.ids, build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std,
+                                                         store=store), vlm.visual_tokens_per_view, "autoregressive", 512)
+    data = (lambda: undecoded(_bad_dataset())) if stored else _bad_dataset
+    strict = TaskDataset(data(), proc, train=True, with_answer=True)
     assert strict[0] is not None
     with pytest.raises(BadSample, match="broken-1"):
         strict[1]
     with pytest.raises(BadSample, match="empty-2.*empty answer"):
         strict[2]
-    lenient = TaskDataset(_bad_dataset(), proc, train=True, with_answer=True, bad_samples="skip")
+    lenient = TaskDataset(data(), proc, train=True, with_answer=True, bad_samples="skip")
     assert [lenient[i] is None for i in range(3)] == [False, True, True]
     assert len(lenient.skipped) == 2 and "broken-1" in lenient.skipped[0]
 

@@ -128,6 +128,8 @@ def test_the_large_scale_keeps_its_frozen_features_and_a_store_size_names_no_cel
     assert compose(["scale=large"]).vision.feature_store_mb == 24576
     assert compose([]).vision.feature_store_mb == 4096
     assert cell_name(["connector=mlp", "vision.feature_store_mb=0"]) == cell_name(["connector=mlp"]) == "connector=mlp"
+    assert (compose(["scale=large"]).vision.view_store_mb, compose([]).vision.view_store_mb) == (16384, 8192)
+    assert cell_name(["connector=mlp", "vision.view_store_mb=0"]) == "connector=mlp"
 
 
 def test_a_scale_file_runs_at_its_own_scale_only(capsys):

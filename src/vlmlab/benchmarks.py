@@ -164,6 +164,12 @@ class FewShotPrompts(Sequence):
     def __len__(self) -> int:
         return len(self.queries)
 
+    def undecoded(self) -> "FewShotPrompts":
+        """The same prompts with their pictures left undecoded (for the view store: view_store.undecoded)."""
+        from vlmlab.view_store import undecoded
+
+        return FewShotPrompts(undecoded(self.queries), undecoded(self.support), self.plan)
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
@@ -204,7 +210,7 @@ def encode_few_shot(processor, prompt: list[dict]) -> Encoded:
     ids = [processor.ids.bos] if processor.ids.bos is not None else []
     views, view_image = [], []
     for j, s in enumerate(prompt):
-        v = processor.images(s["image"].convert("RGB"), sample_id=s["id"], train=False)
+        v = processor.images(s["image"], sample_id=s["id"], train=False)
         ids += processor.image_ids(v) + tok_ids(prompt_text(s["task"], s["question"]))
         if j < len(prompt) - 1:
             ids += tok_ids(" " + shot_answer(s)) + tok_ids(SEP)

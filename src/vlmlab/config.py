@@ -45,6 +45,9 @@ class VisionConfig:
     feature_store_mb: float = knob(4096.0, ge=0)  # a frozen encoder's features are stored per view on disk, shared
                                              # by every run on the machine, up to this many MB (0 = off;
                                              # model/feature_store.py)
+    view_store_mb: float = knob(8192.0, ge=0)  # the image pipeline's views (uint8) are stored per picture on disk,
+                                             # shared by every run on the machine, up to this many MB (0 = off;
+                                             # view_store.py, images.py)
 
 
 @dataclass

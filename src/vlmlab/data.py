@@ -63,7 +63,7 @@ class Processor:
         return out + [self.ids.fake]
 
     def encode(self, sample: dict, train: bool, with_answer: bool) -> Encoded:
-        views = self.images(sample["image"].convert("RGB"), sample_id=sample["id"], train=train)
+        views = self.images(sample["image"], sample_id=sample["id"], train=train)  # PIL, or undecoded for the view store
         bos = [self.ids.bos] if self.ids.bos is not None else []
         prompt = bos + self.image_ids(views) + self._ids(prompt_text(sample["task"], sample["question"]))
         answer = get_task(sample["task"]).target(list(sample["answers"])) if with_answer else ""

@@ -47,6 +47,8 @@ def eval_prompts(cfg, world_cfg, task: str):
 @torch.no_grad()
 def evaluate_task(vlm, processor: Processor, prompts, task: str, cfg, device) -> dict:
     """Returns {task: score, f'latency_ms/{task}': per-sample generation latency, 'predictions': [...]}"""
+    if processor.images.store is not None:
+        prompts = prompts.undecoded()  # the view store keys on the pictures' file bytes
     loader = DataLoader(PromptSet(prompts, processor), batch_size=cfg.batch_size,
                         collate_fn=lambda items: collate(items, processor.ids.pad, processor.images.patch_size,
                                                          left_pad=True))

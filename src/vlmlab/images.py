@@ -20,11 +20,21 @@ repeat.
 Which training samples are split is decided by a hash of the sample id, not by the run's RNG: the same
 samples are split every epoch and under every seed, so two seeds of a run see the same split samples and
 their difference measures training noise only. At evaluation `split_eval` applies to every sample.
+
+The view store (`ViewStore`, `vision.view_store_mb`; on by default): a picture's views are a pure function of its
+file's bytes, the pipeline's settings and whether it is split, so they are made once per machine and read back as
+uint8 pixels afterwards, skipping the decode, the resizes and the grain (at world v3's 720-px canvases those cost
+~15-20 ms a sample, paid on every load). A picture passed undecoded (a `datasets.Image(decode=False)` value, as
+`undecoded` leaves a dataset) is keyed by a hash of (VIEWS_VERSION, Pillow's and NumPy's versions, the settings that
+make the pixels, the split flag, the file's bytes); a decoded PIL picture always runs the pipeline. The normalisation
+runs after the store on every load, so a run with the store equals a run without it bit for bit
+(tests/test_view_store.py).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -32,13 +42,16 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import PIL
 from PIL import Image
 
 from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
+from vlmlab.view_store import ViewStore, decode, image_bytes
 
 
 TILE_TAGS = ("none", "text", "learned")
+VIEWS_VERSION = "1"  # bump when the code changes the pixels a setting makes (resize, crops, grain): the view store keys on it
 
 
 def tile_tag(view: int, views: int) -> str:
@@ -115,7 +128,7 @@ def split_hash_fraction(sample_id: str) -> float:
 class ImageProcessor:
     """PIL image -> list of views (3, H, W); see the module docstring for the rules."""
 
-    def __init__(self, cfg: ImageConfig, patch_size: int, grain: float = 0.0):
+    def __init__(self, cfg: ImageConfig, patch_size: int, grain: float = 0.0, store: ViewStore | None = None):
         if grain < 0:
             raise ConfigError(f"grain={grain} is not allowed; allowed: an SD in grey levels >= 0 (0 = none)")
         self.grain = float(grain)
@@ -132,6 +145,10 @@ class ImageProcessor:
                               f"patch size {patch_size}")
         self.mean = torch.tensor(cfg.mean, dtype=torch.float32).view(3, 1, 1)  # (3,1,1)
         self.std = torch.tensor(cfg.std, dtype=torch.float32).view(3, 1, 1)    # (3,1,1)
+        self.store = store
+        pixels = {k: getattr(cfg, k) for k in ("mode", "size", "min_size", "max_size", "split", "blind", "mean")}
+        self.pipeline = json.dumps({"views": VIEWS_VERSION, "pillow": PIL.__version__, "numpy": np.__version__,
+                                    "patch": patch_size, "grain": self.grain, **pixels}, sort_keys=True).encode()
 
     def view_size(self, width: int, height: int) -> tuple[int, int]:
         """(W, H) a view of a width x height picture is resized to."""
@@ -150,11 +167,18 @@ class ImageProcessor:
 
         return fit(width), fit(height)
 
-    def to_tensor(self, image: Image.Image, width: int, height: int) -> torch.Tensor:
+    def view_pixels(self, image: Image.Image, width: int, height: int) -> np.ndarray:
+        """The view's (H, W, 3) uint8 pixels: resized, with the world's grain (what the view store keeps)."""
         view = np.asarray(image.convert("RGB").resize((width, height), Image.BICUBIC))  # (H,W,3) uint8
-        view = add_view_grain(view, self.grain)
+        return add_view_grain(view, self.grain)
+
+    def normalise(self, view: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> the encoder's (3, H, W) float input."""
         x = torch.from_numpy(view.astype(np.float32) / 255.0).permute(2, 0, 1)  # (3,H,W)
         return (x - self.mean) / self.std  # (3,H,W)
+
+    def to_tensor(self, image: Image.Image, width: int, height: int) -> torch.Tensor:
+        return self.normalise(self.view_pixels(image, width, height))
 
     def should_split(self, sample_id: str | None, train: bool) -> bool:
         """Split this sample? Training: a fixed, hash-chosen share of samples; evaluation: `split_eval`."""
@@ -172,11 +196,31 @@ class ImageProcessor:
             return [image]
         return [image.crop(box) for box in split_boxes(*image.size, self.cfg.split)] + [image]
 
-    def __call__(self, image: Image.Image, sample_id: str | None = None, train: bool = False) -> list[torch.Tensor]:
+    def make_views(self, image: Image.Image, split: bool) -> list[np.ndarray]:
+        """A decoded picture's views as (H, W, 3) uint8 pixels, before normalisation."""
+        image = image.convert("RGB")
         if self.cfg.blind:  # no information left, every shape and token count kept
             image = Image.new("RGB", image.size, tuple(round(255 * m) for m in self.cfg.mean))
-        pics = self.pictures(image, self.should_split(sample_id, train))
-        return [self.to_tensor(pic, *self.view_size(*pic.size)) for pic in pics]  # each (3,H,W)
+        return [self.view_pixels(pic, *self.view_size(*pic.size)) for pic in self.pictures(image, split)]
+
+    def __call__(self, image: Image.Image | dict, sample_id: str | None = None,
+                 train: bool = False) -> list[torch.Tensor]:
+        """A picture (PIL, or a datasets Image value left undecoded: {"bytes", "path"}) -> its views (3, H, W)."""
+        split = self.should_split(sample_id, train)
+        if not isinstance(image, dict):
+            return [self.normalise(v) for v in self.make_views(image, split)]
+        if self.store is None:
+            return [self.normalise(v) for v in self.make_views(decode(image), split)]
+        data = image_bytes(image)
+        keys = self.store.keys(self.pipeline, split, data, self.cfg.split ** 2 + 1 if split else 1)
+        found = self.store.get(keys)
+        if len(found) == len(keys):
+            self.store.hits += 1
+            return [self.normalise(found[k].numpy()) for k in keys]
+        views = self.make_views(decode(image, data), split)
+        self.store.put({k: torch.from_numpy(np.array(v)) for k, v in zip(keys, views)})
+        self.store.misses += 1
+        return [self.normalise(v) for v in views]
 
 
 def collate_views(views: Sequence[torch.Tensor], patch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -222,8 +266,9 @@ def visual_tokens_per_image(cfg: ImageConfig, patch_size: int, image_size: tuple
 
 
 def build_image_processor(cfg: ImageConfig, encoder, mean: Optional[list[float]] = None,
-                          std: Optional[list[float]] = None, grain: float = 0.0) -> ImageProcessor:
+                          std: Optional[list[float]] = None, grain: float = 0.0,
+                          store: ViewStore | None = None) -> ImageProcessor:
     """The image pipeline for an encoder (anything with `image_size` and `patch_size`): unset sizes come from
     its native resolution, unset normalisation from `mean` / `std` (the vision config's), else 0.5; `grain` is the
-    world's (data.grain)."""
-    return ImageProcessor(cfg.resolved(encoder.image_size, mean, std), encoder.patch_size, grain)
+    world's (data.grain); `store` the view store for undecoded pictures."""
+    return ImageProcessor(cfg.resolved(encoder.image_size, mean, std), encoder.patch_size, grain, store)

@@ -29,10 +29,11 @@ from vlmlab.contract.summary import Perf, Summary
 from vlmlab.data import EpochBatches, Processor, TaskDataset, collate
 from vlmlab.evaluate import evaluate
 from vlmlab.images import build_image_processor, visual_tokens_per_image
+from vlmlab.view_store import ViewStore, picture_size, undecoded
 from vlmlab.model.build import build_vlm
 from vlmlab.model.trainable import format_table, parameter_table
 from vlmlab.optim import diverged, make_optimizer, make_schedule
-from vlmlab.paths import git_commit
+from vlmlab.paths import cache_root, git_commit
 from vlmlab.world.config import world_id
 from vlmlab.perf import PeakMemory, machine_name, software
 from vlmlab.tracking import Tracker, truncate_log, write_json_atomic, write_text_atomic
@@ -62,8 +63,8 @@ def mean_visual_tokens(samples, images, tokens_per_view, n: int = 256) -> float:
     """Visual tokens per image at inference, averaged over the first n training pictures: with preserved aspect
     ratios (and no pooling) it depends on each picture's shape, so it is measured, not assumed."""
     pictures = samples.select_columns(["image"]).select(range(min(n, len(samples))))["image"]
-    counts = [visual_tokens_per_image(images.cfg, images.patch_size, image_size=p.size, tokens_per_view=tokens_per_view)
-              for p in pictures]
+    counts = [visual_tokens_per_image(images.cfg, images.patch_size, image_size=picture_size(p),
+                                      tokens_per_view=tokens_per_view) for p in pictures]
     return sum(counts) / len(counts)
 
 
@@ -103,11 +104,13 @@ def build_model(cfg: Config, device: torch.device):
 
 
 def build_data(cfg: Config, vlm, tokenizer) -> Data:
-    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std, cfg.data.grain)
+    store = ViewStore(cache_root() / "views.sqlite", cfg.vision.view_store_mb) if cfg.vision.view_store_mb > 0 else None
+    images = build_image_processor(cfg.image, vlm.vision, cfg.vision.mean, cfg.vision.std, cfg.data.grain, store)
     max_len = getattr(vlm.llm.config, "max_position_embeddings", 2048)
     processor = Processor(tokenizer, vlm.ids, images, vlm.visual_tokens_per_view, cfg.fusion.kind, max_len)
-    train_set = TaskDataset(load_mixture(cfg.data, "train"), processor, train=True, with_answer=True,
-                            bad_samples=cfg.bad_samples)
+    samples = load_mixture(cfg.data, "train")
+    train_set = TaskDataset(undecoded(samples) if store is not None else samples, processor, train=True,
+                            with_answer=True, bad_samples=cfg.bad_samples)
     return Data(images, processor, train_set)
 
 
@@ -170,6 +173,7 @@ def evaluate_and_summarise(cfg: Config, env: Setup, loop: Loop, vlm, data: Data,
                   eval_latency_ms=metrics.get("eval_latency_ms")),
         skipped_samples=data.train_set.skipped,
         feature_store=vlm.feature_store.stats() if vlm.feature_store is not None else None,
+        view_store=data.images.store.stats() if data.images.store is not None else None,
         resumed=loop.resumed, wall_time_s=time.time() - env.t_start, device=str(loop.device),
         torch_threads=torch.get_num_threads(), machine=machine_name(loop.device), software=software(), git_commit=git_commit(repo_root()),
         world_version=world_id(cfg.scale) if cfg.eval.benchmark == "toy" else None, config=env.config)

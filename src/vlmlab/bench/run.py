@@ -166,6 +166,15 @@ def write_csv(rows: list[dict], path: Path) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def _table(rows: list[dict], fmt, out: str, name: str) -> None:
+    """Prints the rows and writes them beside --out as `name` (unless --out is '')."""
+    print(fmt(rows))
+    if out:
+        path = Path(out).with_name(name)
+        write_csv(rows, path)
+        print(f"[bench] wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from vlmlab.paths import repo_root
 
@@ -187,13 +196,15 @@ def main(argv: list[str] | None = None) -> None:
                     help="instead: where each model's training step spends its time (profile.py)")
     ap.add_argument("--encoder", action="store_true",
                     help="instead: encoder time, square vs aspect-ratio preserving images (encoder.py)")
+    ap.add_argument("--views", action="store_true",
+                    help="instead: the image pipeline's cost per sample with and without the view store (views.py)")
     ap.add_argument("--sweep", action="store_true",
                     help="instead: the findings grid's cost with and without the feature store and reuse (sweep.py)")
     ap.add_argument("--ablations", default=str(repo_root() / "ablations"), help="--sweep: the ablation files")
     ap.add_argument("overrides", nargs="*", help="--sweep: overrides for every cell (e.g. debug=smoke)")
     ap.add_argument("--vision", default="toy_strong", help="--encoder: the vision config (conf/vision/)")
     ap.add_argument("--sizes", default="64,128,192", help="--encoder: image sides S (square S x S; preserve long side S)")
-    ap.add_argument("--images", type=int, default=16, help="--encoder: world pictures per batch")
+    ap.add_argument("--images", type=int, default=16, help="--encoder: world pictures per batch; --views: samples")
     args = ap.parse_args(argv)
     transformers.utils.logging.set_verbosity_error()
     if args.threads:
@@ -214,16 +225,17 @@ def main(argv: list[str] | None = None) -> None:
                        for c in res["cells"]], out)
             print(f"[bench] wrote {out}")
         return
+    if args.views:
+        from vlmlab.bench.views import format_rows, view_rows
+
+        _table(view_rows(args.images, min(args.reps, 8)), format_rows, args.out, "bench_views.csv")
+        return
     if args.encoder:
         from vlmlab.bench.encoder import encoder_rows, format_rows
 
         rows = encoder_rows(args.vision, tuple(int(s) for s in args.sizes.split(",")), args.images, args.reps,
                             args.warmup)
-        print(format_rows(rows))
-        if args.out:
-            out = Path(args.out).with_name("bench_encoder.csv")
-            write_csv(rows, out)
-            print(f"[bench] wrote {out}")
+        _table(rows, format_rows, args.out, "bench_encoder.csv")
         return
     result = run_bench(args.size, args.trainable, args.device, args.reps, args.warmup, args.gen_reps, args.fusion)
     print(format_table(result))

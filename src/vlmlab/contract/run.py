@@ -20,6 +20,7 @@ SUMMARY, FAILED, CONFIG, METRICS, PREDICTIONS = "summary.json", "failed.json", "
 # keys (and groups) that never name a cell: the seed, where a run is filed, how it is executed or logged
 NOT_A_CELL = ("seed", "name", "debug", "experiment", "scale", "runs_root", "reuse_finished", "threads", "device", "plugins",
               "vision.feature_store_mb",  # a cache's size: the features it serves are the tower's, bit for bit
+              "vision.view_store_mb",  # the same for the image pipeline's views
               "logger", "logger.kind", "logger.mode", "logger.project", "hydra.launcher", "hydra/launcher")
 # keys that only say where a run is filed: two configs equal but for these are the same experiment
 FILING_KEYS = ("name", "run_dir", "runs_root", "reuse_finished")

@@ -39,6 +39,8 @@ class Summary:
                                                  # activation_mb_per_sample (deterministic, on the model)
     skipped_samples: list[str] = field(default_factory=list)
     feature_store: Optional[dict] = None          # {hits, misses, evicted, path} when the feature store was on
+    view_store: Optional[dict] = None             # the same for the view store (pictures; counted in the training
+                                                  # process: with DataLoader workers, their loads are not counted)
     resumed: bool = False
     wall_time_s: float = math.nan
     device: str = ""
