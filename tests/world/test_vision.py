@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from vlmlab.world import kb
+from vlmlab.world.config import WorldConfig
 from vlmlab.world.probes import _patches_on
 from vlmlab.world.scenes import SHADE, WORD_LABEL, label_map
 from vlmlab.world.vision import VisionSpec, make_views, pretraining_scenes
@@ -233,3 +234,6 @@ def test_pretraining_views_carry_the_world_grain_and_none_by_default():
     diff = grainy["pixels"].float() - plain["pixels"].float()
     assert 6.5 < float(diff.std()) < 8.5  # ~8 (clipping at 0 and 255 takes a little)
     assert VisionSpec(grain=8.0).world().grain == 8.0
+    v3 = VisionSpec(script="binary4x4", word_height=0.018).world()  # the scenes' words in the world's script
+    assert (v3.script, v3.word_height) == ("binary4x4", 0.018)
+    assert (VisionSpec().world().script, VisionSpec().world().word_height) == (WorldConfig().script, WorldConfig().word_height)

@@ -69,11 +69,14 @@ class VisionSpec:
     word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
     letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
     grain: float = 0.0  # the world's view grain (data.grain): SD in grey levels on every pretraining view, after its resize
+    script: str = "grey2x2"  # the script of the scenes' words (the world's data.script)
+    word_height: float = 0.024  # the scenes' word height, a fraction of the canvas long side (the world's data.word_height)
     pages: PagesSpec | None = None  # text pages through the same tower every step (world/pages.py); None = none (v2)
 
     def world(self) -> WorldConfig:
         """The world whose canvases this tower is pretrained and probed on."""
-        return WorldConfig(long_side_min=self.long_side[0], long_side_max=self.long_side[1], grain=self.grain)
+        return WorldConfig(long_side_min=self.long_side[0], long_side_max=self.long_side[1], grain=self.grain,
+                           script=self.script, word_height=self.word_height)
 
 
 def to_pixels(img: Image.Image, size: int, grain: float = 0.0) -> torch.Tensor:
