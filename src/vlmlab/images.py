@@ -23,8 +23,9 @@ their difference measures training noise only. At evaluation `split_eval` applie
 
 The view store (`ViewStore`, `vision.view_store_mb`; on by default): a picture's views are a pure function of its
 file's bytes, the pipeline's settings and whether it is split, so they are made once per machine and read back as
-uint8 pixels afterwards, skipping the decode, the resizes and the grain (at world v3's 720-px canvases those cost
-~15-20 ms a sample, paid on every load). A picture passed undecoded (a `datasets.Image(decode=False)` value, as
+uint8 pixels afterwards, skipping the decode, the resizes and the grain (at 720-960-px canvases with grain those
+cost ~7 ms a sample unsplit and ~13 ms split, paid on every load; read from the store, 0.2 and 0.6 ms:
+results/bench_views.csv). A picture passed undecoded (a `datasets.Image(decode=False)` value, as
 `undecoded` leaves a dataset) is keyed by a hash of (VIEWS_VERSION, Pillow's and NumPy's versions, the settings that
 make the pixels, the split flag, the file's bytes); a decoded PIL picture always runs the pipeline. The normalisation
 runs after the store on every load, so a run with the store equals a run without it bit for bit
@@ -126,7 +127,7 @@ def split_hash_fraction(sample_id: str) -> float:
 
 
 class ImageProcessor:
-    """PIL image -> list of views (3, H, W); see the module docstring for the rules."""
+    """A picture (PIL, or undecoded for the view store) -> list of views (3, H, W); see the module docstring."""
 
     def __init__(self, cfg: ImageConfig, patch_size: int, grain: float = 0.0, store: ViewStore | None = None):
         if grain < 0:
