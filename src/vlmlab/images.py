@@ -178,9 +178,6 @@ class ImageProcessor:
         x = torch.from_numpy(view.astype(np.float32) / 255.0).permute(2, 0, 1)  # (3,H,W)
         return (x - self.mean) / self.std  # (3,H,W)
 
-    def to_tensor(self, image: Image.Image, width: int, height: int) -> torch.Tensor:
-        return self.normalise(self.view_pixels(image, width, height))
-
     def should_split(self, sample_id: str | None, train: bool) -> bool:
         """Split this sample? Training: a fixed, hash-chosen share of samples; evaluation: `split_eval`."""
         if self.cfg.split < 2:
@@ -208,10 +205,9 @@ class ImageProcessor:
                  train: bool = False) -> list[torch.Tensor]:
         """A picture (PIL, or a datasets Image value left undecoded: {"bytes", "path"}) -> its views (3, H, W)."""
         split = self.should_split(sample_id, train)
-        if not isinstance(image, dict):
-            return [self.normalise(v) for v in self.make_views(image, split)]
-        if self.store is None:
-            return [self.normalise(v) for v in self.make_views(decode(image), split)]
+        if not isinstance(image, dict) or self.store is None:
+            picture = decode(image) if isinstance(image, dict) else image
+            return [self.normalise(v) for v in self.make_views(picture, split)]
         data = image_bytes(image)
         keys = self.store.keys(self.pipeline, split, data, self.cfg.split ** 2 + 1 if split else 1)
         found = self.store.get(keys)

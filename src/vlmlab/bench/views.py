@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
+import torch
+
+from vlmlab.bench.measure import timed
 from vlmlab.images import ImageConfig, ImageProcessor
 from vlmlab.view_store import ViewStore, undecoded
 from vlmlab.world.config import WorldConfig
@@ -30,9 +32,7 @@ MODES = ("no store", "store (filling)", "store (reading)", "no store (A/A)")
 
 
 def _cpu(fn) -> float:
-    c0 = time.process_time()
-    fn()
-    return time.process_time() - c0
+    return timed(fn, torch.device("cpu"))[1]  # process CPU seconds
 
 
 def view_rows(n_images: int = 64, reps: int = 8, task: str = "textvqa") -> list[dict]:
