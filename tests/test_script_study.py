@@ -302,6 +302,30 @@ def test_budget_section_shows_other_towers_and_reports_contrasts(tmp_path):
     assert "- secondary, p10 shape (>= 96): **missed**; 95.2" in "\n".join(Z.budget_section(plan, tmp_path))
 
 
+def test_budget_section_reports_the_arms_mean_against_their_references(tmp_path):
+    """Study 16's plan: `mean_of` gives the arms' mean of each target probe, met or missed, and its difference from
+    the references' mean, once every tower it names exists; a tower with region order heads shows their weight."""
+    import json
+
+    plan = {"control": "c.json", "reference": "r0.json", "reference_label": "ref0", "others": {"ref1": "r1.json"},
+            "variants": {"a0": "a0.json", "a1": "a1.json"}, "steps": 5, "noise": 8, "cells": [0.43, 0.86],
+            "unresolved_within": 3, "cost": {"probes": ["shape"], "alpha": 0.05}, "probe_targets": {"shape": 80},
+            "reading": {"measure": "glyph", "pair": [0.43, 0.86], "base_at_most": 20, "split_at_least": 80},
+            "mean_of": {"arms": ["a0", "a1"], "against": ["ref0", "ref1"]}}
+    for name, right in (("c", 300), ("r0", 300), ("r1", 296), ("a0", 330)):
+        _tower(tmp_path, name, 81.0, right)
+    text = "\n".join(Z.budget_section(plan, tmp_path))
+    assert "- mean of" not in text and "order heads" not in text  # a1 not run yet
+    _tower(tmp_path, "a1", 81.0, 318)
+    a1 = json.loads((tmp_path / "a1.json").read_text())
+    (tmp_path / "a1.json").write_text(json.dumps({**a1, "grain": 8.0, "dense weight": 2.0, "order weight": 1.0}))
+    text = "\n".join(Z.budget_section(plan, tmp_path))
+    assert "- mean of a0, a1, shape (>= 80): **met**; 81.0; +6.5 against the mean of ref0, ref1 (74.5)" in text
+    assert "| region order heads' weight | 0 | 0 | 0 | 0 | 1 |" in text
+    _tower(tmp_path, "a0", 81.0, 300)
+    assert "- mean of a0, a1, shape (>= 80): **missed**; 77.2" in "\n".join(Z.budget_section(plan, tmp_path))
+
+
 def test_text_pages_heads_are_drawn_from_the_seed():
     """A pages arm's two reading heads start from its seed, whatever torch's global generator holds (studies 5-8's
     heads came from the unseeded default generator, so their pages arms are not reproducible bit for bit)."""

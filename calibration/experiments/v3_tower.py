@@ -5,7 +5,9 @@
 # script's glyph probe on 480-px pages (grain as the world's) and the world's probes, their views under the grain.
 # The json has text_pages.py's keys, so the budget plans' report (script_study_zoo.budget_section) reads it.
 #   python calibration/experiments/v3_tower.py --out DIR [--steps 2400] [--grain 8] [--page-weight 3]
-#       [--dense-weight 1] [--seed 0] [--tag _dw2] [--state PATH] [--save-tower DIR]
+#       [--dense-weight 1] [--order-weight 0] [--seed 0] [--tag _dw2] [--state PATH] [--save-tower DIR]
+# `--order-weight` (study 16) adds the region order heads (VisionSpec.order_weight: each object's rank left to right
+# and top to bottom among the view's objects); 0, the default, trains the heads of studies 13-15.
 from __future__ import annotations
 
 import argparse
@@ -37,6 +39,7 @@ def main() -> None:
     ap.add_argument("--page-weight", type=float, default=3.0)
     ap.add_argument("--pages-pool", type=int, default=4000)
     ap.add_argument("--dense-weight", type=float, default=VisionSpec().dense_weight)
+    ap.add_argument("--order-weight", type=float, default=VisionSpec().order_weight)
     ap.add_argument("--scene-pool", type=int, default=VisionSpec().pool, help="the zoo's scenes (a smoke test: fewer)")
     ap.add_argument("--cells", type=float, nargs="+", default=(0.43, 0.86))
     ap.add_argument("--probe-scenes", type=int, nargs=2, default=(2400, 400))
@@ -50,9 +53,11 @@ def main() -> None:
     tok = tp.start(a.out)
     pages = PagesSpec(batch=a.pages_batch, weight=a.page_weight, pool=a.pages_pool)
     spec = replace(VisionSpec(), steps=a.steps, pool=a.scene_pool, seed=a.seed, grain=a.grain,
-                   dense_weight=a.dense_weight, pages=pages)
+                   dense_weight=a.dense_weight, order_weight=a.order_weight, pages=pages)
     row = {"arm": "v3", "git": git_commit(repo_root()), "steps": a.steps, "noise": a.grain, "grain": a.grain,
            "seed": a.seed, "pages batch": a.pages_batch, "page weight": a.page_weight, "dense weight": a.dense_weight}
+    if a.order_weight:
+        row["order weight"] = a.order_weight
     if a.state is not None and a.state.exists():
         row["resumed at step"] = int(torch.load(a.state, map_location="cpu", weights_only=True)["step"])
     t0 = time.time()

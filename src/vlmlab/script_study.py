@@ -32,7 +32,7 @@ PLANS = ("calibration/script_study.yaml", "calibration/script_study_small.yaml",
          "calibration/script_study_zoo_seeds.yaml", "calibration/script_study_budget.yaml",
          "calibration/script_study_steps.yaml", "calibration/script_study_steps2.yaml", "calibration/grain_placement.yaml",
          "calibration/script_study_w3_seeds.yaml", "calibration/split_sharpness.yaml", "calibration/v3_tower.yaml",
-         "calibration/v3_position.yaml", "calibration/v3_steps.yaml")
+         "calibration/v3_position.yaml", "calibration/v3_steps.yaml", "calibration/v3_order.yaml")
 TAGS = {"calibration/script_study.yaml": "", "calibration/script_study_small.yaml": "_small"}  # log file suffixes
 
 

@@ -62,6 +62,9 @@ def budget_section(plan: dict, results: Path) -> list[str]:
     if any("grain" in rows[a] for a in names):  # v3_tower.py's towers: the world's grain on every view, the dense weight
         out.append("| grain on every view / scenes' dense weight | " + " | ".join(
             f"{rows[a].get('grain', 0):g} / {rows[a].get('dense weight', 1):g}" for a in names) + " |")
+    if any("order weight" in rows[a] for a in names):  # study 16's region order heads (0: none)
+        out.append("| region order heads' weight | " + " | ".join(
+            f"{rows[a].get('order weight', 0):g}" for a in names) + " |")
     out += [f"| script glyph % at {c} px (grain {plan['noise']}) | "
             + " | ".join(f"{rows[a]['glyph % by cell px'][str(c)]:.1f}" for a in names) + " |" for c in plan["cells"]]
     out += [f"| world v2 probe: {p} % | " + " | ".join(f"{rows[a]['probes'][p]['accuracy']:.1f}" for a in names) + " |"
@@ -107,6 +110,15 @@ def budget_section(plan: dict, results: Path) -> list[str]:
             found, figures = cost_found(rows[v], rows["control"], v, "control", plan["cost"])
             out.append(f"  - probes against the control (McNemar exact, Holm over {n_probes}, not a check): "
                        f"{found}; {figures}")
+    mean = plan.get("mean_of")  # {arms: [...], against: [...]}: the arms' mean probe scores (a decision's input)
+    if mean and all(a in rows for a in mean["arms"] + mean.get("against", [])):
+        for probe, bound in plan.get("probe_targets", {}).items():
+            m = sum(rows[a]["probes"][probe]["accuracy"] for a in mean["arms"]) / len(mean["arms"])
+            line = f"- mean of {', '.join(mean['arms'])}, {probe} (>= {bound}): **{'met' if m >= bound else 'missed'}**; {m:.1f}"
+            if mean.get("against"):
+                ref = sum(rows[a]["probes"][probe]["accuracy"] for a in mean["against"]) / len(mean["against"])
+                line += f"; {m - ref:+.1f} against the mean of {', '.join(mean['against'])} ({ref:.1f})"
+            out.append(line)
     for a, b in plan.get("contrasts", []):
         if a in rows and b in rows:
             found, figures = cost_found(rows[a], rows[b], a, b, plan["cost"])

@@ -51,7 +51,7 @@ def test_dense_targets_match_the_rendered_pixels():
             assert p in centres
     with_word = [n for n, s in enumerate(scenes) if s.word]
     assert with_word and all((targets[n, 0, 2] == kb.WORDS.index(scenes[n].word) + 1).any() for n in with_word)
-    labels = views["labels"]  # (N, 2, REGIONS, 3): every object of the whole view is a region, the word too
+    labels = views["labels"]  # (N, 2, REGIONS, 5): every object of the whole view is a region, the word too
     for n, s in enumerate(scenes):
         assert sorted(labels[n, 0, :, 1][labels[n, 0, :, 1] >= 0].tolist()) == sorted(kb.SHAPES.index(o.shape) for o in s.objects)
         assert (labels[n, 0, :, 2] >= 0).sum() == int(s.word is not None)
@@ -137,6 +137,61 @@ def test_text_crops_hold_the_word_and_leave_the_default_views_as_they_were():
     again = make_views(scenes, VisionSpec(image_size=96, patch=8, word_crops=0.0), "test/textcrops")
     assert torch.equal(plain["pixels"], again["pixels"])
     assert (plain["targets"][:, 1, 2] > 0).any(-1).float().mean() < 1.0  # random crops miss the word sometimes
+
+
+def test_region_order_targets_rank_the_views_objects_left_to_right_and_top_to_bottom():
+    """region_targets' columns 3 and 4: each object's rank by its centre's x and y among the objects centred in the
+    view (a crop ranks only those it holds); -100 for the word's row, empty rows and views with fewer than two."""
+    from vlmlab.world.vision_targets import region_targets
+
+    scenes = pretraining_scenes("test/order", 40, word_prob=0.5)
+    seen_crop = False
+    for s in scenes:
+        for box in ((0.0, 0.0, s.width, s.height), (0.0, 0.0, s.width / 2, s.height)):
+            inside = [o for o in s.objects if box[0] <= o.x < box[2] and box[1] <= o.y < box[3]]
+            _, labels = region_targets(s, box, 12)
+            if len(inside) < 2:
+                assert (labels[:, 3:] == -100).all()
+                continue
+            seen_crop |= box[2] < s.width and len(inside) < len(s.objects)
+            xs, ys = [o.x for o in inside], [o.y for o in inside]
+            assert labels[: len(inside), 3].tolist() == [sorted(xs).index(x) for x in xs]
+            assert labels[: len(inside), 4].tolist() == [sorted(ys).index(y) for y in ys]
+            assert (labels[len(inside):, 3:] == -100).all()  # the word and the empty rows
+    assert seen_crop
+
+
+def test_the_order_heads_train_only_with_their_weight_and_leave_the_other_heads_alone():
+    """VisionSpec(order_weight=w) adds region heads for each object's rank left to right and top to bottom: the
+    ranks move the loss only with w > 0, the loss they add scales with w, and the other heads keep their init."""
+    from vlmlab.world.vision import DenseHeads
+
+    spec = VisionSpec(image_size=96, patch=8)
+    views = make_views(pretraining_scenes("test/orderw", 6, word_prob=0.5), spec, "test/orderw")
+    batch = {k: v[:, 0] for k, v in views.items() if k != "pixels"}
+    assert (batch["labels"][..., 3] >= 0).any()
+    moved = {**batch, "labels": batch["labels"].clone()}
+    ranked = moved["labels"][..., 3:] >= 0
+    moved["labels"][..., 3:][ranked] = (moved["labels"][..., 3:][ranked] + 1) % 2
+    feats = torch.randn(6, 144, 16)
+    delta, first, order = {}, {}, {}
+    for w in (0.0, 1.0, 2.0):
+        torch.manual_seed(0)
+        heads = DenseHeads(16, order_weight=w)
+        first[w] = [p.clone() for n, p in heads.named_parameters() if not n.startswith("order_")]
+        order[w] = heads.order_x.weight.clone() if w else None
+        delta[w] = (heads.loss(feats, moved) - heads.loss(feats, batch)).item()
+    assert delta[0.0] == 0.0 and abs(delta[1.0]) > 1e-6
+    assert all(torch.equal(a, b) for a, b in zip(first[0.0], first[1.0]))
+    assert torch.equal(order[1.0], order[2.0])
+    # the same heads at weights 1, 2, 3: the loss is linear in the weight (the order terms scale, nothing else moves)
+    torch.manual_seed(0)
+    with_order = DenseHeads(16, order_weight=1.0)
+    losses = []
+    for w in (1.0, 2.0, 3.0):
+        with_order.order_weight = w
+        losses.append(with_order.loss(feats, batch).item())
+    assert losses[1] - losses[0] > 1e-6 and abs((losses[2] - losses[1]) - (losses[1] - losses[0])) < 1e-5
 
 
 def test_the_letter_weight_scales_the_letter_loss_alone():

@@ -68,6 +68,7 @@ class VisionSpec:
     word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the word (text spotting)
     word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
     letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
+    order_weight: float = 0.0  # weight of the region order heads (each object's left-to-right and top-to-bottom rank among the view's objects); 0 = none (v2)
     grain: float = 0.0  # the world's view grain (data.grain): SD in grey levels on every pretraining view, after its resize
     script: str = "grey2x2"  # the script of the scenes' words (the world's data.script)
     word_height: float = 0.024  # the scenes' word height, a fraction of the canvas long side (the world's data.word_height)
@@ -102,7 +103,7 @@ def pretraining_scenes(seed: str, n: int, word_prob: float, world: WorldConfig |
 def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, torch.Tensor]:
     """Two views per scene: the whole canvas resized to the square (squashed, as the VLM's square mode shows it)
     and a square random crop. {"pixels": (N, 2, 3, S, S) uint8, "targets": (N, 2, 6, P) dense_targets,
-    "masks": (N, 2, REGIONS, P) bool and "labels": (N, 2, REGIONS, 3) region_targets}."""
+    "masks": (N, 2, REGIONS, P) bool and "labels": (N, 2, REGIONS, 5) region_targets}."""
     rng, size, grid = random.Random(seed), spec.image_size, spec.image_size // spec.patch
     out = {"pixels": [], "targets": [], "masks": [], "labels": []}
     for s in tqdm(scenes, desc="views", leave=False):
@@ -127,9 +128,10 @@ def make_views(scenes: list[Scene], spec: VisionSpec, seed: str) -> dict[str, to
 class DenseHeads(torch.nn.Module):
     """Linear read-outs of the tower's patch features (dropped after pretraining)."""
 
-    def __init__(self, hidden: int, centre: bool = True, word: bool = False, letter_weight: float = 1.0):
+    def __init__(self, hidden: int, centre: bool = True, word: bool = False, letter_weight: float = 1.0,
+                 order_weight: float = 0.0):
         super().__init__()
-        self.centre, self.word_patches, self.letter_weight = centre, word, letter_weight
+        self.centre, self.word_patches, self.letter_weight, self.order_weight = centre, word, letter_weight, order_weight
         self.patch_colour = torch.nn.Linear(hidden, len(kb.COLOURS) + 1)
         self.patch_shape = torch.nn.Linear(hidden, len(kb.SHAPES) + 1)
         self.patch_letter = torch.nn.Linear(hidden, len(LETTERS) + 1)
@@ -140,12 +142,17 @@ class DenseHeads(torch.nn.Module):
         self.shape = torch.nn.Linear(hidden, len(kb.SHAPES))
         self.word = torch.nn.Linear(hidden, len(kb.WORDS))
         self.count = torch.nn.Linear(hidden, MAX_COUNT + 1)
+        if order_weight > 0:  # created last and only when used, so a tower without them draws the same weights
+            self.order_x = torch.nn.Linear(hidden, MAX_COUNT)
+            self.order_y = torch.nn.Linear(hidden, MAX_COUNT)
 
     def region_logits(self, feats: torch.Tensor, masks: torch.Tensor) -> list[torch.Tensor]:
-        """feats (N, P, D), masks (N, R, P) -> colour, shape and word logits (N*R, classes) of each region's mean."""
+        """feats (N, P, D), masks (N, R, P) -> logits (N*R, classes) of each region's mean: colour, shape and word,
+        then (with the order heads) the rank left to right and top to bottom."""
         m = masks.float()
         pooled = (m @ feats) / m.sum(-1, keepdim=True).clamp(min=1)  # (N,R,D)
-        return [head(pooled).flatten(0, 1) for head in (self.colour, self.shape, self.word)]
+        heads = (self.colour, self.shape, self.word) + ((self.order_x, self.order_y) if self.order_weight > 0 else ())
+        return [head(pooled).flatten(0, 1) for head in heads]
 
     def loss(self, feats: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """feats (N, P, D) patch features; batch holds the views' targets, masks and labels (make_views).
@@ -154,9 +161,12 @@ class DenseHeads(torch.nn.Module):
         region head does; every patch's colour, shape (its texture) and letter (the glyph under its centre, as
         character-level OCR boxes teach) and whether an object's centre lies in it (a detector's centre heatmap) are
         read, each with foreground and background averaged apart so the few patches on an object or a word are not
-        drowned; the mean patch reads the object count."""
+        drowned; the mean patch reads the object count. With `order_weight`, each object's region also names its rank
+        among the view's objects, left to right and top to bottom (relative position, as referring expressions
+        teach: a region's features must say where it sits against the others), each loss weighted by it."""
         ce = torch.nn.functional.cross_entropy
-        losses = [ce(logits, batch["labels"][..., k].flatten(), ignore_index=-100)
+        losses = [(self.order_weight if k >= 3 else 1.0)
+                  * ce(logits, batch["labels"][..., k].flatten(), ignore_index=-100)
                   for k, logits in enumerate(self.region_logits(feats, batch["masks"]))
                   if (batch["labels"][..., k] >= 0).any()]
         rows = [(0, self.patch_colour), (1, self.patch_shape), (4, self.patch_letter)]
@@ -209,7 +219,7 @@ def train_siglip(tok: PreTrainedTokenizerFast, spec: VisionSpec, desc: str = "vi
     texts = torch.stack([encode_texts(tok, captions(s), spec.text_len) for s in scenes])  # (pool, 4 refs, L)
     model = build_siglip(tok, spec)
     torch.manual_seed(spec.seed + 1)
-    heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head, spec.letter_weight)
+    heads = DenseHeads(spec.hidden, spec.centre_head, spec.word_head, spec.letter_weight, spec.order_weight)
     pages = (PagesObjective(spec.pages, spec.hidden, spec.image_size, spec.patch, spec.grain, spec.seed)
              if spec.pages is not None else None)
     params = (list(model.parameters()) + list(heads.parameters()) + (list(pages.parameters()) if pages else [])

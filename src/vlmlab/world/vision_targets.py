@@ -4,7 +4,8 @@ Pure functions of a scene and a view (a canvas box shown on a grid x grid patch 
 objective (world/vision.py) and the probes (world/probes.py):
 - `dense_targets`: per patch the colour, shape and letter under its centre, the word whose ink box it overlaps,
   whether an object's centre lies in it, and the view's object count;
-- `region_targets`: the patches over each object's and the word's box, with their labels;
+- `region_targets`: the patches over each object's and the word's box, with their labels (and each object's
+  left-to-right and top-to-bottom rank among the view's objects);
 - `cells_on`, `object_box`, `word_box`, `letter_map`: the geometry behind both.
 """
 from __future__ import annotations
@@ -80,17 +81,22 @@ def word_box(scene: Scene) -> tuple[float, float, float, float]:
 
 def region_targets(scene: Scene, box: tuple[float, float, float, float], grid: int) -> tuple[np.ndarray, np.ndarray]:
     """Regions of one view: masks (REGIONS, grid*grid) bool, the patches overlapping each object's bounding box and
-    the word's ink box, and labels (REGIONS, 3) int64 (colour, shape, word; -100 where a region has none), for every
-    object and word whose centre lies in the view; unused rows are empty."""
+    the word's ink box, and labels (REGIONS, 5) int64 (colour, shape, word, then the object's rank left to right
+    and top to bottom among the objects centred in the view, as "the leftmost circle" names it; -100 where a region
+    has none, and both ranks -100 in a view with fewer than two objects), for every object and word whose centre
+    lies in the view; unused rows are empty."""
     masks = np.zeros((REGIONS, grid * grid), bool)
-    labels = np.full((REGIONS, 3), -100, np.int64)
+    labels = np.full((REGIONS, 5), -100, np.int64)
     l, t, r, b = box
-    k = 0
-    for o in scene.objects:
-        if l <= o.x < r and t <= o.y < b:
-            masks[k] = cells_on(object_box(o), box, grid)
-            labels[k, :2] = list(kb.COLOURS).index(o.colour), kb.SHAPES.index(o.shape)
-            k += 1
+    inside = [o for o in scene.objects if l <= o.x < r and t <= o.y < b]
+    for k, o in enumerate(inside):
+        masks[k] = cells_on(object_box(o), box, grid)
+        labels[k, :2] = list(kb.COLOURS).index(o.colour), kb.SHAPES.index(o.shape)
+    if len(inside) >= 2:  # ranks by the objects' centres; ties (never drawn in practice) keep the scene's order
+        for col, key in ((3, lambda j: inside[j].x), (4, lambda j: inside[j].y)):
+            for rank, j in enumerate(sorted(range(len(inside)), key=key)):
+                labels[j, col] = rank
+    k = len(inside)
     if scene.word is not None:
         wb = word_box(scene)
         if l <= (wb[0] + wb[2]) / 2 < r and t <= (wb[1] + wb[3]) / 2 < b:
