@@ -18,9 +18,8 @@ def main() -> None:
     from transformers import SiglipVisionModel
 
     from vlmlab.model.navit import VisionEncoder
-    from vlmlab.world import kb
     from vlmlab.world.config import WorldConfig
-    from vlmlab.world.probes import local_features, scenes
+    from vlmlab.world.probes import local_features, position_pairs
     from vlmlab.world.vision import _probe
     from vlmlab.world.vision_targets import object_box
 
@@ -32,12 +31,8 @@ def main() -> None:
     torch.set_num_threads(1)
     n_train, n_test = a.scenes
     world = WorldConfig(grain=a.grain)
-    pairs = [s for s in scenes("probe/pairs", 2 * (n_train + n_test), (2, 2), False, world)
-             if s.objects[0].colour != s.objects[1].colour][: n_train + n_test]
-    order = list(kb.COLOURS)
-    first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
-    other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
-    y = torch.tensor([int(f.x < o.x) for f, o in zip(first, other)])
+    pairs, first, labels = position_pairs(n_train + n_test, world)
+    y = torch.tensor(labels)
     for tower in a.towers:
         enc = VisionEncoder(SiglipVisionModel.from_pretrained(tower)).eval()
         x = local_features(enc, pairs, [object_box(f) for f in first], grain=a.grain)

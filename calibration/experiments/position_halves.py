@@ -13,15 +13,8 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
-from vlmlab.world.probes import scenes
-
-
-def pairs(n: int, world: WorldConfig) -> list:
-    """position_set's first n pair scenes (two objects of different colours), in its order."""
-    return [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, world)
-            if s.objects[0].colour != s.objects[1].colour][:n]
+from vlmlab.world.probes import position_pairs
 
 
 def same_half(scene) -> bool:
@@ -39,7 +32,7 @@ def main() -> None:
         row = json.loads(path.read_text())
         correct = row["probes"]["position"]["correct"]
         # the pair scenes do not depend on the grain; the v3 towers' probes drew them on world v2's canvases
-        test = pairs(a.train + len(correct), WorldConfig())[a.train:]
+        test = position_pairs(a.train + len(correct), WorldConfig())[0][a.train:]
         assert len(test) == len(correct)
         out = {"tower": path.stem, "position %": row["probes"]["position"]["accuracy"]}
         for name, keep in (("different halves", False), ("same half", True)):

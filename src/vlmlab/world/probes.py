@@ -109,14 +109,21 @@ def count_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch
     return features(encoder, multi, grid=grid, grain=world.grain), [len(s.objects) - 1 for s in multi]
 
 
-def position_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch.Tensor, list[int]]:
-    """The position probe's features (pooled as count_set's) and labels (1: the colour first in kb.COLOURS is left)."""
+def position_pairs(n: int, world: WorldConfig) -> tuple[list, list, list[int]]:
+    """The position probe's first n scenes (two objects of different colours), the object of each whose colour comes
+    first in kb.COLOURS, and the labels (1: that object is the left one)."""
     pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, world)
              if s.objects[0].colour != s.objects[1].colour][:n]
     order = list(kb.COLOURS)
     first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]
     other = [next(o for o in s.objects if o is not f) for s, f in zip(pairs, first)]
-    return features(encoder, pairs, grid=grid, grain=world.grain), [int(f.x < o.x) for f, o in zip(first, other)]
+    return pairs, first, [int(f.x < o.x) for f, o in zip(first, other)]
+
+
+def position_set(encoder, n: int, world: WorldConfig, grid: int = 2) -> tuple[torch.Tensor, list[int]]:
+    """The position probe's features (pooled as count_set's) and labels (position_pairs)."""
+    pairs, _, labels = position_pairs(n, world)
+    return features(encoder, pairs, grid=grid, grain=world.grain), labels
 
 
 def probe_sets(encoder, n: int, world: WorldConfig | None = None) -> dict[str, tuple[torch.Tensor, list[int]]]:
