@@ -43,8 +43,9 @@ def test_pooled_features_nest_and_the_probes_read_out_is_2x2():
     from vlmlab.world.probes import count_set, features, probe_sets, scenes
 
     enc = load_vision_encoder(compose(["scale=base", "vision=tiny"]).vision.name_or_path).eval()
-    some = scenes("probe/multi", 3, (1, 5), False, WorldConfig())
-    two, one = features(enc, some, grid=2), features(enc, some, grid=1)
+    world = WorldConfig()
+    some = scenes("probe/multi", 3, (1, 5), False, world)
+    two, one = features(enc, some, grid=2, grain=world.grain), features(enc, some, grid=1, grain=world.grain)
     d = one.shape[1]
     assert two.shape[1] == 4 * d  # (N, D x 4): each channel's four quadrants side by side
     assert torch.allclose(two.view(3, d, 4).mean(-1), one, atol=1e-5)  # the mean of equal quadrants is the mean

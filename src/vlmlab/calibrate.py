@@ -54,14 +54,13 @@ def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None, sweeps
 
 def probe_rows(visions: list[str], overrides: list[str], n_train: int = 2400, n_test: int = 400) -> pd.DataFrame:
     from vlmlab.model.navit import load_vision_encoder
-    from vlmlab.world.config import WorldConfig
     from vlmlab.world.probes import CHANCE, TARGETS, meets, probe_table
 
     rows = []
     for vision in visions:
         cfg = compose([f"vision={vision}", *overrides])
         encoder = load_vision_encoder(cfg.vision.name_or_path).eval()
-        world = WorldConfig(grain=cfg.data.grain)  # the probes' own scenes, seen with the world's view grain
+        world = cfg.data  # the probes' own scenes in the runs' world: its canvases, script and view grain
         for probe, acc in probe_table(encoder, n_train, n_test, world).items():
             op, bound = TARGETS[probe]
             rows.append({"vision": vision, "probe": probe, "accuracy": 100 * acc, "chance": 100 * CHANCE[probe],

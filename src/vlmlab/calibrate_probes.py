@@ -99,14 +99,13 @@ def fit_encoder(scale: str, vision: str, n_train: int, plan: dict, threads: int 
 
     from vlmlab.config import compose
     from vlmlab.model.navit import load_vision_encoder
-    from vlmlab.world.config import WorldConfig
     from vlmlab.world.probes import probe_sets
 
     torch.set_num_threads(threads)
     t0, commit = time.time(), git_commit(repo_root())
     cfg = compose([f"scale={scale}", f"vision={vision}"])
     encoder = load_vision_encoder(cfg.vision.name_or_path).eval()
-    sets = probe_sets(encoder, n_train + plan["test_scenes"], WorldConfig(grain=cfg.data.grain))  # the world's view grain
+    sets = probe_sets(encoder, n_train + plan["test_scenes"], cfg.data)  # the runs' world: canvases, script, grain
     t1 = time.time()
     with threadpool_limits(threads):
         rows = fits(sets, n_train, plan["test_scenes"], plan)

@@ -15,16 +15,26 @@ from vlmlab.contract.errors import ConfigError
 from vlmlab.contract.schema import knob
 from vlmlab.paths import cache_root  # noqa: F401 -- the world's data and zoo live under it
 
-GENERATOR_VERSION = "world-v2-rc3"  # bump when scenes, questions, the knowledge base or the zoo's pretraining change
+GENERATOR_VERSION = "world-v3-rc1"  # bump when scenes, questions, the knowledge base or the zoo's pretraining change
+# A scale whose world and zoo stay at an earlier version until they are rebuilt: the large scale is world v2's
+# (conf/scale/large.yaml pins v2's script, word height and grain; its zoo pack, results/zoo_large, was built by
+# world-v2-rc3). docs/world.md, "The v3 freeze", item 6.
+SCALE_VERSIONS = {"large": "world-v2-rc3"}
 DEFAULT_TASKS = ("vqa", "textvqa", "okvqa", "caption")  # the paper's four; any registered task may be listed
 SPLITS = ("train", "validation", "test")
 
 
+def generator_version(scale: str | None = "base") -> str:
+    """The generator version a scale's world and zoo are built by: GENERATOR_VERSION, unless SCALE_VERSIONS holds
+    the scale at an earlier one."""
+    return SCALE_VERSIONS.get(scale or "base", GENERATOR_VERSION)
+
+
 def world_id(scale: str | None = "base") -> str:
-    """The world a run ran in, as summary.json records it and a calibration's controls.csv names it: GENERATOR_VERSION
-    at the base scale, "<GENERATOR_VERSION>@<scale>" at another (its canvases and zoo differ, so a large-scale run
+    """The world a run ran in, as summary.json records it and a calibration's controls.csv names it: the base
+    scale's generator version, "<its version>@<scale>" at another (its canvases and zoo differ, so a large-scale run
     is judged by the large scale's own calibration)."""
-    return GENERATOR_VERSION if scale in (None, "", "base") else f"{GENERATOR_VERSION}@{scale}"
+    return GENERATOR_VERSION if scale in (None, "", "base") else f"{generator_version(scale)}@{scale}"
 
 
 @dataclass
@@ -34,15 +44,15 @@ class WorldConfig:
     train_size: int = knob(3000, ge=1)  # samples per task in the train split
     validation_size: int = knob(100, ge=1)  # samples per task in the validation split
     test_size: int = knob(300, ge=1)  # samples per task in the test split
-    long_side_min: int = knob(160, ge=32)  # canvas long side, pixels (drawn uniformly)
-    long_side_max: int = knob(320, ge=32)  # canvas long side, pixels
+    long_side_min: int = knob(720, ge=32)  # canvas long side, pixels (drawn uniformly; world v2: 160-320)
+    long_side_max: int = knob(960, ge=32)  # canvas long side, pixels
     max_aspect: float = knob(3.0, ge=1.0)  # width/height drawn log-uniformly in [1/max_aspect, max_aspect]
     min_objects: int = knob(2, ge=1, le=5)  # objects per vqa / caption scene
     max_objects: int = knob(5, ge=1, le=5)  # objects per vqa / caption scene (textvqa / okvqa use 1..3)
     word_prob: float = knob(0.25, ge=0.0, le=1.0)  # chance that a vqa / okvqa / caption scene also shows a distractor word
-    word_height: float = knob(0.024, gt=0.0, le=0.5)  # height of a word (one glyph's side of cells) as a fraction of the canvas long side
-    script: str = "grey2x2"  # how letters are drawn (world/script.py): grey2x2 (world v2) | binary4x4 (the v3 pre-studies')
-    grain: float = knob(0.0, ge=0.0)  # Gaussian grain (SD, grey levels) on every view the encoder sees, after its resize, fixed per view (images.py); 0 = none (world v2)
+    word_height: float = knob(0.018, gt=0.0, le=0.5)  # height of a word (one glyph's side of cells) as a fraction of the canvas long side (world v2: 0.024)
+    script: str = "binary4x4"  # how letters are drawn (world/script.py): binary4x4 (world v3) | grey2x2 (world v2)
+    grain: float = knob(8.0, ge=0.0)  # Gaussian grain (SD, grey levels) on every view the encoder sees, after its resize, fixed per view (images.py); 0 = none (world v2)
 
     def __post_init__(self) -> None:
         from vlmlab.contract.tasks import get_task

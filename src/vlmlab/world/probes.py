@@ -18,6 +18,7 @@ Targets (issue 16): colour and shape >= 90%, count and position >= 80%, glyph >=
 """
 from __future__ import annotations
 
+import hashlib
 import random
 
 import torch
@@ -48,15 +49,35 @@ def _views(encoder, split: int, grain: float = 0.0):
                                  getattr(encoder, "image_mean", None), getattr(encoder, "image_std", None), grain)
 
 
+# Probe views made in this process: a zoo build scores every checkpoint on the same probe scenes, and at world v3's
+# 720-960 px canvases rendering them, not the encoder, is most of a checkpoint's probe time. A view is a pure
+# function of its scene and the processor (the grain is fixed per view), so a cached view is the same tensor.
+_VIEW_CACHE: dict[tuple, list[torch.Tensor]] = {}
+VIEW_CACHE_SETS = 6  # scene lists kept (probe_sets makes 5: single, multi, pairs, words at base and split)
+
+
+def scene_views(encoder, scene_list: list, split: int = 0, grain: float = 0.0) -> list[torch.Tensor]:
+    """Each scene's views as the VLM's square mode shows them ((V, 3, S, S) per scene: V = 1, or split^2 + 1),
+    made once per process for a scene list, split, grain and encoder resolution."""
+    key = (hashlib.sha256(repr(scene_list).encode()).hexdigest(), split, grain, encoder.image_size,
+           encoder.patch_size, repr(getattr(encoder, "image_mean", None)), repr(getattr(encoder, "image_std", None)))
+    if key not in _VIEW_CACHE:
+        proc = _views(encoder, split, grain)
+        if len(_VIEW_CACHE) >= VIEW_CACHE_SETS:
+            _VIEW_CACHE.pop(next(iter(_VIEW_CACHE)))
+        _VIEW_CACHE[key] = [torch.stack(proc(render(s), train=False)) for s in scene_list]
+    return _VIEW_CACHE[key]
+
+
 @torch.no_grad()
 def features(encoder, scene_list: list, split: int = 0, batch: int = 64, grid: int = 2,
              grain: float = 0.0) -> torch.Tensor:
     """(N, views x grid^2 x D): each view's patch features average-pooled to grid x grid (the probes' 2 x 2), views
     concatenated; `grain` is the world's view grain (data.grain)."""
-    proc = _views(encoder, split, grain)
+    made = scene_views(encoder, scene_list, split, grain)
     out = []
     for i in range(0, len(scene_list), batch):
-        views = [torch.stack(proc(render(s), train=False)) for s in scene_list[i: i + batch]]  # each (V,3,S,S)
+        views = made[i: i + batch]  # each (V,3,S,S)
         px = torch.cat(views)  # (B*V,3,S,S)
         feats, _ = encoder(px)  # (B*V,P,D)
         g = int(feats.shape[1] ** 0.5)
@@ -85,17 +106,17 @@ def local_features(encoder, scene_list: list, boxes: list, split: int = 0, batch
                    grain: float = 0.0) -> torch.Tensor:
     """(N, D): the mean patch feature over each scene's box (canvas pixels), read in the whole picture (split=0)
     or in the split crop that holds the box's centre (split=n); `grain` as features'."""
-    proc = _views(encoder, split, grain)
+    made = scene_views(encoder, scene_list, split, grain)
     out = []
     for i in range(0, len(scene_list), batch):
         chunk, chunk_boxes = scene_list[i: i + batch], boxes[i: i + batch]
         views, picks = [], []
-        for s, box in zip(chunk, chunk_boxes):
+        for s, box, v in zip(chunk, chunk_boxes, made[i: i + batch]):
             canvas = (0, 0, s.width, s.height)
             crops = split_boxes(s.width, s.height, split) if split >= 2 else [canvas]
             x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             k = next(j for j, c in enumerate(crops) if c[0] <= x <= c[2] and c[1] <= y <= c[3])
-            views.append(proc(render(s), train=False)[k])  # (3,S,S)
+            views.append(v[k])  # (3,S,S)
             picks.append(crops[k])
         feats, _ = encoder(torch.stack(views))  # (B,P,D)
         g = int(feats.shape[1] ** 0.5)

@@ -47,7 +47,7 @@ import torch
 from transformers import PreTrainedTokenizerFast, SiglipImageProcessor
 
 from vlmlab.perf import software
-from vlmlab.world.config import GENERATOR_VERSION, cache_root
+from vlmlab.world.config import GENERATOR_VERSION, cache_root, generator_version
 from vlmlab.world.corpus import build_corpus
 from vlmlab.world.lm import train_lm
 from vlmlab.world.resume import saved_seconds
@@ -78,9 +78,10 @@ def _use_mini(mini: bool | None) -> bool:
     return os.environ.get("VLMLAB_ZOO_MINI", "0") == "1" if mini is None else mini
 
 
-def finished(path: Path) -> bool:
+def finished(path: Path, version: str = GENERATOR_VERSION) -> bool:
+    """A run, checkpoint or named backbone at path is built, by the generator `version` (a scale's: generator_version)."""
     man = path / "manifest.json"
-    return man.exists() and json.loads(man.read_text()).get("generator_version") == GENERATOR_VERSION
+    return man.exists() and json.loads(man.read_text()).get("generator_version") == version
 
 
 def step_dir(kind: str, step: int) -> str:
@@ -100,7 +101,7 @@ def _tokenizer(spec: ZooSpec, root: Path) -> PreTrainedTokenizerFast:
 SAVE_EVERY = {"lm": 250, "vision": 50}  # steps between saved training states (~2-4 min of one thread at base scale)
 
 
-def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
+def _build_run(kind: str, spec: ZooSpec, root: Path, version: str = GENERATOR_VERSION) -> dict:
     """Train one kind's run, saving and scoring every checkpoint; returns the run manifest."""
     tok = _tokenizer(spec, root)
     tmp = root / f"{kind}.tmp"
@@ -127,7 +128,7 @@ def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
         if kind == "vision":
             SiglipImageProcessor(size={"height": run_spec.image_size, "width": run_spec.image_size},
                                  image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(str(out))
-        entry = {"name": f"{kind}@{step}", "step": step, "generator_version": GENERATOR_VERSION,
+        entry = {"name": f"{kind}@{step}", "step": step, "generator_version": version,
                  "architecture": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters()),
                  "quality": quality, "seconds_into_build": round(time.time() - t0, 1)}
         (out / "manifest.json").write_text(json.dumps(entry, indent=2))
@@ -139,7 +140,7 @@ def _build_run(kind: str, spec: ZooSpec, root: Path) -> dict:
                  save_every=SAVE_EVERY[kind])
     else:
         train_siglip(tok, run_spec, desc=kind, on_checkpoint=save, state_path=state, save_every=SAVE_EVERY[kind])
-    manifest = {"kind": kind, "generator_version": GENERATOR_VERSION, "train": asdict(run_spec),
+    manifest = {"kind": kind, "generator_version": version, "train": asdict(run_spec),
                 "checkpoints": checkpoints, "build_seconds": round(time.time() - t0, 1), "software": software()}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     shutil.rmtree(root / kind, ignore_errors=True)
@@ -158,10 +159,10 @@ def _alias(name: str, checkpoint: str, pair: dict, root: Path) -> None:
     tmp.rename(root / name)
 
 
-def summarise(root: Path) -> dict:
+def summarise(root: Path, version: str = GENERATOR_VERSION) -> dict:
     """Gather the runs' checkpoints, the chosen pairs and their margins into root/manifest.json."""
-    runs = {k: json.loads((root / k / "manifest.json").read_text()) for k in KINDS if finished(root / k)}
-    named = {n: json.loads((root / n / "manifest.json").read_text()) for n in NAMES if finished(root / n)}
+    runs = {k: json.loads((root / k / "manifest.json").read_text()) for k in KINDS if finished(root / k, version)}
+    named = {n: json.loads((root / n / "manifest.json").read_text()) for n in NAMES if finished(root / n, version)}
     margins = {}
     for kind in KINDS:
         weak, strong = named.get(f"{kind}_weak"), named.get(f"{kind}_strong")
@@ -169,7 +170,7 @@ def summarise(root: Path) -> dict:
             margins[kind] = {k: strong["quality"][k] - weak["quality"][k] for k in strong["quality"] if "chance" not in k}
             margins[kind]["same_parameter_count"] = weak["parameters"] == strong["parameters"]
             margins[kind]["paper_unimodal_gap"] = PAPER_GAP[kind]
-    summary = {"generator_version": GENERATOR_VERSION,
+    summary = {"generator_version": version,
                "models": {n: m["quality"] for n, m in named.items()},
                "aliases": {n: m["checkpoint"] for n, m in named.items()},
                "checkpoints": {k: {c["name"]: c["quality"] for c in r["checkpoints"]} for k, r in runs.items()},
@@ -199,7 +200,7 @@ def exit_with_parent(poll_s: float = 2.0) -> threading.Thread:
 def _build_in_process(kind: str, mini: bool, threads: int, scale: str = "base") -> None:
     exit_with_parent()
     torch.set_num_threads(threads)
-    _build_run(kind, SPECS[scale, mini], zoo_dir(mini, scale))
+    _build_run(kind, SPECS[scale, mini], zoo_dir(mini, scale), generator_version(scale))
 
 
 def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, jobs: int = 1,
@@ -210,13 +211,13 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
     threads ran ~3x slower per step than one; pass threads=2 on an idle machine. jobs=2 trains the missing
     runs side by side in their own processes (the LM beside the vision tower), each with `threads` threads."""
     torch.set_num_threads(threads)
-    root = zoo_dir(mini, scale)
+    root, version = zoo_dir(mini, scale), generator_version(scale)
     spec = SPECS[scale, mini]
     root.mkdir(parents=True, exist_ok=True)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown backbone run {unknown[0]!r}; choose from {KINDS}")
-    missing = [k for k in kinds if not finished(root / k)]
+    missing = [k for k in kinds if not finished(root / k, version)]
     if jobs > 1 and len(missing) > 1:
         _tokenizer(spec, root)  # once, before the runs that share it
         ctx = multiprocessing.get_context("spawn")
@@ -224,18 +225,18 @@ def build(kinds: tuple[str, ...] = KINDS, mini: bool = False, threads: int = 1, 
             for done in [pool.submit(_build_in_process, k, mini, threads, scale) for k in missing]:
                 done.result()
     for kind in kinds:
-        if not finished(root / kind):
-            _build_run(kind, spec, root)
-        if not all(finished(root / f"{kind}_{q}") for q in ("weak", "strong")):
+        if not finished(root / kind, version):
+            _build_run(kind, spec, root, version)
+        if not all(finished(root / f"{kind}_{q}", version) for q in ("weak", "strong")):
             pair = choose_pair(kind, json.loads((root / kind / "manifest.json").read_text())["checkpoints"])
             for q in ("weak", "strong"):
                 _alias(f"{kind}_{q}", pair[q], pair, root)
-    return summarise(root)
+    return summarise(root, version)
 
 
 def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -> Path:
     """Directory of a zoo backbone (a name of NAMES or a checkpoint `lm@300`, either after a scale: `large/lm_strong`),
-    building it if missing or built by another GENERATOR_VERSION (mini=None reads $VLMLAB_ZOO_MINI=1); with
+    building it if missing or built by another generator version than its scale's (mini=None reads $VLMLAB_ZOO_MINI=1); with
     build_if_missing=False or $VLMLAB_ZOO_NO_BUILD=1 it raises instead, so a diagnostic pointed at an older cache
     cannot start a rebuild of it."""
     full_name = name
@@ -245,13 +246,13 @@ def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -
         raise ValueError(f"unknown zoo backbone {full_name!r}; choose from {NAMES} or a checkpoint such as lm@300, "
                          f"optionally after a scale ({', '.join(f'{s}/' for s in SCALES)})")
     mini = _use_mini(mini)
-    root = zoo_dir(mini, scale)
+    root, version = zoo_dir(mini, scale), generator_version(scale)
     path = root / (step_dir(match.group(1), int(match.group(2))) if match else name)
     kind = match.group(1) if match else name.split("_")[0]
-    if not finished(path):
+    if not finished(path, version):
         man = path / "manifest.json"
         stale = json.loads(man.read_text()).get("generator_version") if man.exists() else None
-        why = f"was built by {stale!r}, not this code's {GENERATOR_VERSION!r}" if stale else "is not built"
+        why = f"was built by {stale!r}, not this code's {version!r}" if stale else "is not built"
         if not build_if_missing or os.environ.get("VLMLAB_ZOO_NO_BUILD", "0") == "1":
             raise FileNotFoundError(f"zoo backbone {full_name!r} at {path} {why}; run `make backbones` "
                                     f"(python -m vlmlab.world.zoo build{' --mini' if mini else ''}"
@@ -259,7 +260,7 @@ def ensure(name: str, build_if_missing: bool = True, mini: bool | None = None) -
                                     f"at a zoo of this world")
         print(f"[zoo] backbone {full_name} at {path} {why}: building it (VLMLAB_ZOO_NO_BUILD=1 refuses)")
         build((kind,), mini, scale=scale)
-        if not finished(path):
+        if not finished(path, version):
             steps = json.loads((root / kind / "manifest.json").read_text())["train"]["checkpoints"]
             raise ValueError(f"zoo backbone {name!r}: the {kind} run has no such checkpoint; its steps: {steps}")
     return path

@@ -7,7 +7,7 @@ The large zoo takes ~2.8 h of this 2-core machine to pretrain (world/zoo_specs.p
 from one session to the next: every later step of the scale transfer (calibration, pilot, runs) would begin with
 that build. A pack holds what those steps load, the named pairs (lm_weak, lm_strong, vision_weak, vision_strong:
 weights, configs, tokenizer, image processor, their manifests) and the zoo's manifest, with a SHA256SUMS file.
-`unpack` checks every file against it and against this code's GENERATOR_VERSION before it lays the pack out where
+`unpack` checks every file against it and against this code's generator version of the scale before it lays the pack out where
 `zoo.ensure("large/lm_strong")` finds it; checkpoints other than the named four (`large/lm@1000`) still need the
 build. A pack is also what keeps a study's backbones fixed: the build is deterministic on one machine and package
 set (1 and 2 threads gave the LM the same bits), but a rebuild on a new machine here gave other bits from the
@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from vlmlab.paths import repo_root
-from vlmlab.world.config import GENERATOR_VERSION
+from vlmlab.world.config import generator_version
 from vlmlab.world.zoo import NAMES, SCALES, finished, zoo_dir
 
 SUMS = "SHA256SUMS"
@@ -49,7 +49,7 @@ def _files(root: Path) -> list[Path]:
 def pack(scale: str = "base", dest: Path | None = None, mini: bool = False) -> Path:
     """Copy the built zoo's named backbones and manifest into dest, with every file's SHA-256 in dest/SHA256SUMS."""
     src, dest = zoo_dir(mini, scale), Path(dest or default_pack_dir(scale))
-    missing = [n for n in NAMES if not finished(src / n)]
+    missing = [n for n in NAMES if not finished(src / n, generator_version(scale))]
     if missing or not (src / "manifest.json").exists():
         raise FileNotFoundError(f"the {scale} zoo at {src} is not built ({', '.join(missing) or 'manifest.json'} "
                                 f"missing); build it first (python -m vlmlab.world.zoo build --scale {scale})")
@@ -65,8 +65,9 @@ def pack(scale: str = "base", dest: Path | None = None, mini: bool = False) -> P
     return dest
 
 
-def verify(pack_dir: Path) -> dict[str, str]:
-    """The pack's files and hashes, after checking each file, that none is missing or extra, and the world version."""
+def verify(pack_dir: Path, scale: str = "base") -> dict[str, str]:
+    """The pack's files and hashes, after checking each file, that none is missing or extra, and that its world is
+    the scale's (generator_version)."""
     pack_dir = Path(pack_dir)
     sums_file = pack_dir / SUMS
     if not sums_file.exists():
@@ -82,20 +83,21 @@ def verify(pack_dir: Path) -> dict[str, str]:
     if bad:
         raise ValueError(f"{pack_dir}: {bad} do not match their SHA-256 in {SUMS} (a changed or truncated file)")
     version = json.loads((pack_dir / "manifest.json").read_text()).get("generator_version")
-    if version != GENERATOR_VERSION:
-        raise ValueError(f"{pack_dir} holds a zoo of world {version!r}, not this code's {GENERATOR_VERSION!r}: "
-                         f"rebuild it (python -m vlmlab.world.zoo build) and pack it again")
+    if version != generator_version(scale):
+        raise ValueError(f"{pack_dir} holds a zoo of world {version!r}, not this code's {generator_version(scale)!r} "
+                         f"at scale {scale}: rebuild it (python -m vlmlab.world.zoo build --scale {scale}) and pack it "
+                         f"again")
     return sums
 
 
 def unpack(scale: str = "base", src: Path | None = None, mini: bool = False) -> Path:
     """Lay a verified pack out in the cache where zoo.ensure finds its named backbones; built ones are left alone."""
     src = Path(src or default_pack_dir(scale))
-    verify(src)
+    verify(src, scale)
     root = zoo_dir(mini, scale)
     root.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
-        if finished(root / name):
+        if finished(root / name, generator_version(scale)):
             continue
         tmp = root / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "unpack":
         print(f"[zoo_pack] {where} -> {unpack(args.scale, where)}")
     else:
-        print(f"[zoo_pack] {where}: {len(verify(where))} files match {SUMS} and world {GENERATOR_VERSION}")
+        print(f"[zoo_pack] {where}: {len(verify(where, args.scale))} files match {SUMS} and world "
+              f"{generator_version(args.scale)}")
 
 
 if __name__ == "__main__":
