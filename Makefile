@@ -29,8 +29,11 @@ test-slow: venv ## the slow end-to-end tests (the calibration command, FSDP kill
 ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)
 
-calibrate: venv ## the world's calibration (probes, blind controls, learning curve) -> results/calibration/
-	$(PY) -m vlmlab.calibrate $(ARGS)
+calibrate: venv ## world v3's calibration (probes, blind controls, learning curve, lr ladder) -> results/calibration_v3 (resumable: finished runs are carried in results/calibration_v3/runs)
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
+	$(PY) -m vlmlab.carry restore results/calibration_v3/runs runs/calibration_v3
+	$(PY) -m vlmlab.calibrate --runs runs/calibration_v3 --out results/calibration_v3 $(ARGS)
+	$(PY) -m vlmlab.carry save runs/calibration_v3 results/calibration_v3/runs
 
 calibrate-margins: venv ## issue 16's margin targets with 1,200 validation questions and 5 seeds (calibration/margins.yaml, pre-registered) -> results/calibration_margins, with its noise split
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base

@@ -72,7 +72,10 @@ def test_cli_bad_config_exits_nonzero_with_one_line_and_no_run_folder(tmp_path, 
 def test_the_large_scale_maps_zoo_backbones_and_files_runs_apart():
     large = compose(["scale=large"])
     assert (large.vision.name_or_path, large.llm.name_or_path) == ("zoo:large/vision_strong", "zoo:large/lm_strong")
-    assert large.runs_root == "runs/large" and large.data.long_side_max > compose([]).data.long_side_max
+    assert large.runs_root == "runs/large"
+    # the large scale stays in world v2 (world/config.py SCALE_VERSIONS): v2's canvases x 4/3, its script, no grain
+    knobs = ("long_side_min", "long_side_max", "script", "word_height", "grain")
+    assert [getattr(large.data, k) for k in knobs] == [213, 427, "grey2x2", 0.024, 0.0]
     assert compose(["scale=large", "vision=toy_weak"]).vision.name_or_path == "zoo:large/vision_weak"  # F1's swap
     assert compose(["scale=large", *TINY]).vision.name_or_path.endswith("tiny_siglip")  # not a zoo backbone: kept
     assert compose([]).vision.name_or_path == "zoo:vision_strong"

@@ -112,14 +112,15 @@ def test_two_concurrent_jobs_share_the_store_safely(tmp_path):
 
 
 def test_the_world_grain_reaches_the_views_and_the_store_still_repeats(tmp_path, cache):
-    """data.grain is fixed per view, so a grainy world's second run reads every view from the store and equals
-    a run without the store bit for bit; its views are not the grain-free world's (the store misses them)."""
+    """data.grain is fixed per view, so a grainy world's (world v3's default grain) second run reads every view from
+    the store and equals a run without the store bit for bit; its views are not the grain-free world's (the store
+    misses them)."""
     grain = ["data.grain=8"]
     plain = run(cfg_at(tmp_path, "plain", grain + ["vision.feature_store_mb=0"]))
     first = run(cfg_at(tmp_path, "first", grain))
     again = run(cfg_at(tmp_path, "again", grain))
     assert first["feature_store"]["misses"] == 32 + 4 * 4 and again["feature_store"]["misses"] == 0
     assert again["loss_history"] == first["loss_history"] == plain["loss_history"]
-    clean = run(cfg_at(tmp_path, "clean"))
+    clean = run(cfg_at(tmp_path, "clean", ["data.grain=0"]))
     assert clean["feature_store"]["misses"] == 32 + 4 * 4  # not one view in common (its hits are its own re-reads)
     assert clean["loss_history"] != plain["loss_history"]

@@ -6,7 +6,7 @@ from vlmlab import ablate
 from vlmlab.config import ConfigError, check_command_line, compose, repo_root
 from vlmlab.contract.ablation import available, first_looks, load_ablation
 from vlmlab.report.calibration import calibration_for
-from vlmlab.world.config import GENERATOR_VERSION, world_id
+from vlmlab.world.config import GENERATOR_VERSION, SCALE_VERSIONS, generator_version, world_id
 
 LARGE = repo_root() / "ablations" / "large"
 SCALE_FILES = first_looks(LARGE)  # the scale files proper; a follow-up at the scale is a later look of one
@@ -138,7 +138,8 @@ def test_a_scale_file_runs_at_its_own_scale_only(capsys):
 
 
 def test_a_large_run_is_judged_by_the_large_calibration(tmp_path):
-    assert world_id("base") == GENERATOR_VERSION and world_id("large") == f"{GENERATOR_VERSION}@large"
+    assert world_id("base") == GENERATOR_VERSION and world_id("large") == f"{generator_version('large')}@large"
+    assert generator_version("large") == SCALE_VERSIONS["large"] == "world-v2-rc3" != GENERATOR_VERSION
     for folder, world in (("calibration_v9", world_id("base")), ("calibration_large", world_id("large"))):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "controls.csv").write_text(f"task,world\nvqa,{world}\n")

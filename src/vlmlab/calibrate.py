@@ -1,10 +1,10 @@
 """The world's calibration: before any finding is tested, show that the toy world contains its mechanisms.
 
-    python -m vlmlab.calibrate [--runs runs/calibration] [--out results/calibration] [--no-train]
+    python -m vlmlab.calibrate [--runs runs/calibration_v3] [--out results/calibration_v3] [--no-train]
                                [--sweeps controls,curve,ladder] [--controls FILE] [--curve FILE] [overrides]
     make calibrate
 
-Four measurements, one report (results/calibration/CALIBRATION.md, with probes.csv, controls.csv, curve.csv,
+Four measurements, one report (results/calibration_v3/CALIBRATION.md for world v3, with probes.csv, controls.csv, curve.csv,
 curve.png):
   probes     linear probes on each zoo encoder's patch features (world/probes.py): colour, shape, count,
              position, and the written word at the base resolution and as splitting gives it
@@ -20,10 +20,12 @@ curve.png):
              task above 90% (caption's CIDEr is not a percentage); the last doubling of steps adds at most a
              quarter of what 150 -> 600 added; some rung of the ladder diverges; the probes'.
 The runs go through the sweep runner (finished runs are skipped: rerunning resumes), so every number comes
-from run folders. Their small files are merged into <out>/runs (results/calibration/runs), which the report is
+from run folders. Their small files are merged into <out>/runs (results/calibration_v3/runs), which the report is
 built from; `--sweeps` trains only the named sweeps (the others' finished runs are still reported);
 `--no-train` rebuilds it without training, and on a fresh clone
-`python -m vlmlab.calibrate --no-train --runs results/calibration/runs` regenerates it from the repository.
+`python -m vlmlab.calibrate --no-train --runs results/calibration_v3/runs` regenerates it from the repository.
+Each world's calibration has its own folder: results/calibration (world v1), results/calibration_v2 (v2, rc3),
+results/calibration_v3 (v3, today's default).
 A pre-registered follow-up replaces one sweep's file: `--controls calibration/margins.yaml` (make calibrate-margins),
 `--curve calibration/curve_followup.yaml` (make calibrate-curve). The report is built in calibrate_report.py.
 """
@@ -40,6 +42,8 @@ from vlmlab.calibrate_report import SWEEPS, build, sweep_files
 from vlmlab.config import compose, repo_root
 from vlmlab.contract.ablation import load_ablation
 from vlmlab.report import aggregate
+
+DEFAULT_NAME = "calibration_v3"  # today's world's (world-v3-rc1) calibration: runs/<it>, results/<it>
 
 
 def run_sweeps(runs: str, overrides: list[str], seeds: str | None = None, sweeps: tuple[str, ...] = SWEEPS,
@@ -71,8 +75,8 @@ def probe_rows(visions: list[str], overrides: list[str], n_train: int = 2400, n_
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vlmlab.calibrate", description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", default="runs/calibration")
-    ap.add_argument("--out", default=str(repo_root() / "results" / "calibration"))
+    ap.add_argument("--runs", default=f"runs/{DEFAULT_NAME}")
+    ap.add_argument("--out", default=str(repo_root() / "results" / DEFAULT_NAME))
     ap.add_argument("--no-train", action="store_true", help="only probes and the report from existing runs")
     ap.add_argument("--visions", default="toy_weak,toy_strong", help="encoders to probe (conf/vision/)")
     ap.add_argument("--probe-scenes", default="2400,400",

@@ -62,6 +62,16 @@ def controls_today(scale: str = "base") -> Path | None:
     return calibration.calibration_for(world_id(scale), repo_root() / "results")
 
 
+def runs_controls(tables, scale: str = "base") -> Path | None:
+    """The controls.csv of the world the runs of these seeds tables ran in (summary.json's world_version, the most
+    common), so that a plan made from pilot runs of an earlier world regenerates against that world's calibration;
+    today's world's (controls_today) when no run records one."""
+    worlds = [w for t in tables if (w := calibration.runs_world(t))]
+    if not worlds:
+        return controls_today(scale)
+    return calibration.calibration_for(max(set(worlds), key=worlds.count), repo_root() / "results")
+
+
 def untestable_today(scale: str = "base") -> dict[str, str]:
     """The tasks today's world's calibration at `scale` found at blind level (calibration.blind_level_tasks)."""
     return calibration.blind_level_tasks(controls_today(scale))
@@ -71,18 +81,18 @@ def plan(names: list[str], runs: str | Path, floor: int = 3, cap: int = 20, fold
          controls_csv: str | Path | None = None, undecided: int | None = None, sd_floor: str = "none") -> pd.DataFrame:
     """Rows per primary check of each file, with the file's planned seeds (`file_seeds`: NaN while no primary check
     of the file has a pilot figure). `controls_csv`: the world's calibration (default: the one among
-    results/calibration*/ made in today's world, GENERATOR_VERSION), whose blind-level tasks make their checks
+    results/calibration*/ made in the world the pilot runs ran in, runs_controls), whose blind-level tasks make their checks
     untestable. `sd_floor` (plan_power.SD_FLOORS): the least SD a check's own pilot SD may claim."""
     ablations = [load(n, folder) for n in names]
     scales = {a.scale for a in ablations}
     if len(scales) > 1:
         raise ValueError(f"files of several world scales ({', '.join(sorted(scales))}) are planned apart")
-    controls_csv = controls_csv or controls_today(scales.pop())
+    tables = {abl.name: aggregate.seeds_table(runs, abl.name, abl.__dict__) for abl in ablations}
+    controls_csv = controls_csv or runs_controls(tables.values(), scales.pop())
     untestable = calibration.blind_level_tasks(controls_csv)
     checks = [(a, c) for a in ablations for c in a.checks if c.primary or not any(x.primary for x in a.checks)]
     alpha = ALPHA / max(1, sum(powered(c, untestable) for _, c in checks))
     rows = []
-    tables = {abl.name: aggregate.seeds_table(runs, abl.name, abl.__dict__) for abl in ablations}
     pooled = pooled_sds([(tables[abl.name], abl.checks) for abl in ablations])
     for abl in ablations:
         seeds = tables[abl.name]
@@ -215,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     first = a.first_seed if a.first_seed is not None else 1 + max(
         [int(r["seed"]) for name in dict.fromkeys(df["ablation"])
          for r in aggregate.seeds_table(a.runs, name).to_dict("records") if r.get("status") != "missing"] or [-1])
-    controls = a.calibration or controls_today(load(names[0], a.ablations).scale)
+    controls = a.calibration or runs_controls([aggregate.seeds_table(a.runs, n) for n in dict.fromkeys(df["ablation"])],
+                                              load(names[0], a.ablations).scale)
     cal_runs = Path(controls).parent / "runs" if controls else None
     md = report(df, a.runs, Path(a.out), cost_table(df, a.runs, a.ablations, a.jobs, first, cal_runs), a.budget, a.jobs)
     print(md.read_text())

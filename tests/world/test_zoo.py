@@ -154,8 +154,9 @@ def test_the_large_scale_is_its_own_zoo_named_by_a_prefix(tmp_path, monkeypatch)
     assert large.config.num_hidden_layers == zoo_specs.MINI_LARGE.lm.layers > zoo_specs.MINI.lm.layers
     assert zoo.ensure("large/lm_strong", mini=True).parent == zoo.zoo_dir(mini=True, scale="large")
     assert not zoo.zoo_dir(mini=True).exists()  # the base zoo was not touched
-    for spec in (zoo_specs.LARGE, zoo_specs.MINI_LARGE):  # pretrained and probed on the larger canvases
-        assert spec.vision.world().long_side_max > zoo_specs.FULL.vision.world().long_side_max
+    for spec in (zoo_specs.LARGE, zoo_specs.MINI_LARGE):  # world v2's canvases x 4/3 (the large scale stays in v2)
+        assert spec.vision.world().long_side_max > zoo_specs.VisionSpec().world().long_side_max
+        assert (spec.vision.script, spec.vision.grain, spec.vision.pages) == ("grey2x2", 0.0, None)
     assert zoo_specs.LARGE.vision.image_size > zoo_specs.FULL.vision.image_size and zoo_specs.LARGE.lm.hidden > zoo_specs.FULL.lm.hidden
     with pytest.raises(ValueError, match="optionally after a scale"):
         zoo.ensure("huge/lm_strong", mini=True)
@@ -302,5 +303,12 @@ def test_a_changed_missing_extra_or_stale_pack_file_is_refused(mini_zoo, tmp_pat
         f"{zoo_pack._sha256(pack / f)}  {f.as_posix()}\n" for f in zoo_pack._files(pack)))
     with pytest.raises(ValueError, match="world 'world-v0', not this code's"):
         zoo_pack.verify(pack)
+    # each scale's pack is checked against its own world (config.SCALE_VERSIONS: the large scale stays in v2)
+    (pack / "manifest.json").write_text(json.dumps({**manifest, "generator_version": zoo.generator_version("large")}))
+    (pack / "SHA256SUMS").write_text("".join(
+        f"{zoo_pack._sha256(pack / f)}  {f.as_posix()}\n" for f in zoo_pack._files(pack)))
+    zoo_pack.verify(pack, "large")
+    with pytest.raises(ValueError, match="at scale base"):
+        zoo_pack.verify(pack, "base")
     with pytest.raises(FileNotFoundError, match="is no zoo pack"):
         zoo_pack.verify(tmp_path)
