@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow noise calibrate calibrate-margins calibrate-curve calibrate-probes calibrate-readout ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow noise calibrate zoo-base calibrate-margins calibrate-curve calibrate-probes calibrate-readout ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
@@ -26,39 +26,38 @@ test: venv ## run the test suite (CPU, offline, < 10 minutes; the `slow` end-to-
 test-slow: venv ## the slow end-to-end tests (the calibration command, FSDP kill-and-resume, the GGUF SmolLM2, the submitit launcher), ~3 min; CI runs both
 	WANDB_MODE=disabled $(PY) -m pytest -n $(or $(JOBS),2) --dist loadfile -m slow $(PYTEST_ARGS)
 
-ablation: venv ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
+ablation: venv zoo-base ## make ablation NAME=<finding>|all [ARGS="<hydra overrides>"]: run a study's grid, then the report
 	$(PY) -m vlmlab.ablate $(NAME) $(ARGS)
 
-calibrate: venv ## world v3's calibration (probes, blind controls, learning curve, lr ladder) -> results/calibration_v3 (resumable: finished runs are carried in results/calibration_v3/runs)
-	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
+calibrate: venv zoo-base ## world v3's calibration (probes, blind controls, learning curve, lr ladder) -> results/calibration_v3 (resumable: finished runs are carried in results/calibration_v3/runs)
 	$(PY) -m vlmlab.carry restore results/calibration_v3/runs runs/calibration_v3
 	$(PY) -m vlmlab.calibrate --runs runs/calibration_v3 --out results/calibration_v3 $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_v3 results/calibration_v3/runs
 
-calibrate-margins: venv ## issue 16's margin targets with 1,200 validation questions and 5 seeds (calibration/margins.yaml, pre-registered) -> results/calibration_margins, with its noise split
+calibrate-margins: venv ## (world v2's follow-up) issue 16's margin targets with 1,200 validation questions and 5 seeds (calibration/margins.yaml, pre-registered) -> results/calibration_margins, with its noise split
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.carry restore results/calibration_margins/runs runs/calibration_margins
 	$(PY) -m vlmlab.calibrate --controls calibration/margins.yaml --sweeps controls --visions "" --runs runs/calibration_margins --out results/calibration_margins $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_margins results/calibration_margins/runs
 	$(PY) -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration --results results/calibration_margins
 
-calibrate-curve: venv ## issue 16's learning-curve target paired by seed, 6 seeds, 1,200 validation questions (calibration/curve_followup.yaml, pre-registered) -> results/calibration_curve, with its noise split
+calibrate-curve: venv ## (world v2's follow-up) issue 16's learning-curve target paired by seed, 6 seeds, 1,200 validation questions (calibration/curve_followup.yaml, pre-registered) -> results/calibration_curve, with its noise split
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.carry restore results/calibration_curve/runs runs/calibration_curve
 	$(PY) -m vlmlab.calibrate --curve calibration/curve_followup.yaml --sweeps curve --visions "" --runs runs/calibration_curve --out results/calibration_curve $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_curve results/calibration_curve/runs
 	$(PY) -m vlmlab.noise --runs results/calibration_curve/runs --ablations calibration --results results/calibration_curve
 
-calibrate-probes: venv ## issue 16's probe targets with a tuned estimator beside the calibrated one (calibration/probe_followup.yaml, pre-registered) -> results/calibration_probes
+calibrate-probes: venv ## (world v2's follow-up) issue 16's probe targets with a tuned estimator beside the calibrated one (calibration/probe_followup.yaml, pre-registered) -> results/calibration_probes
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale large
 	$(PY) -m vlmlab.calibrate_probes calibration/probe_followup.yaml --out results/calibration_probes --jobs 2 $(ARGS)
 
-calibrate-readout: venv ## count and position read from the patch features pooled 1x1 to 4x4, tuned probe (calibration/count_readout.yaml, pre-registered) -> results/calibration_probes/readout
+calibrate-readout: venv ## (world v2's follow-up) count and position read from the patch features pooled 1x1 to 4x4, tuned probe (calibration/count_readout.yaml, pre-registered) -> results/calibration_probes/readout
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.readout_study calibration/count_readout.yaml --out results/calibration_probes/readout $(ARGS)
 
-example-smollm2: venv ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
+example-smollm2: venv zoo-base ## Finding 2 (both halves) and its blind control with the real SmolLM2-135M, one seed, on this CPU (conf/experiment/smollm2_cpu.yaml)
 	$(PY) -m vlmlab.ablate f2_fusion_frozen --seeds 0 experiment=smollm2_cpu $(ARGS)
 	$(PY) -m vlmlab.ablate f2_fusion --seeds 0 experiment=smollm2_cpu $(ARGS)
 	$(PY) -m vlmlab.ablate f0_blind --seeds 0 experiment=smollm2_cpu $(ARGS)
@@ -69,7 +68,7 @@ bench: venv ## our VLM vs transformers' Idefics2/Idefics1 at equal dims; the fin
 	$(PY) -m vlmlab.bench --encoder
 
 PILOT_SEEDS ?= 0,1
-pilot: venv ## a pilot for the seed plan: make pilot NAME=<finding>|all [PILOT_SEEDS=0,1] (the cells primary checks pair, into runs/pilot)
+pilot: venv zoo-base ## a pilot for the seed plan: make pilot NAME=<finding>|all [PILOT_SEEDS=0,1] (the cells primary checks pair, into runs/pilot)
 	$(PY) -m vlmlab.ablate $(NAME) --seeds $(PILOT_SEEDS) --cells primary runs_root=runs/pilot $(ARGS)
 
 plan: venv ## each primary check's seeds for 80% power from the pilot: make plan NAME=<finding>|all [ARGS=--write]
@@ -82,11 +81,14 @@ noise: venv ## each check's seed noise split into training and question noise ->
 report: venv ## merge runs/ into results/runs (committed runs stay unless rerun), then regenerate tables, plots, REPORT.md, report.html
 	$(PY) -m vlmlab.report --runs runs --out results
 
-train: venv ## one training run of the baseline recipe: make train ARGS="connector=mlp"
+train: venv zoo-base ## one training run of the baseline recipe: make train ARGS="connector=mlp"
 	$(PY) -m vlmlab.train $(ARGS)
 
-backbones: venv ## build the toy world's backbone zoo (cached under VLMLAB_CACHE, default ~/.cache/vlmlab)
+backbones: venv ## build the toy world's backbone zoo from scratch (world v3: ~70 min with two cores; cached under VLMLAB_CACHE, default ~/.cache/vlmlab)
 	$(PY) -m vlmlab.world.zoo build
+
+zoo-base: venv ## the base zoo's named backbones from their committed pack (results/zoo_base, SHA-256 checked; seconds, where backbones pretrains ~70 min)
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 
 backbones-large: venv ## build the large-scale zoo (zoo:large/..., for scale transfer; wider, deeper, 128 px)
 	$(PY) -m vlmlab.world.zoo build --scale large

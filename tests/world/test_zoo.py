@@ -312,3 +312,15 @@ def test_a_changed_missing_extra_or_stale_pack_file_is_refused(mini_zoo, tmp_pat
         zoo_pack.verify(pack, "base")
     with pytest.raises(FileNotFoundError, match="is no zoo pack"):
         zoo_pack.verify(tmp_path)
+
+
+@pytest.mark.parametrize("scale", zoo.SCALES)
+def test_the_committed_packs_hold_their_scales_world(scale):
+    """results/zoo_<scale> is checked against its files' SHA-256s and against the world of its scale
+    (config.generator_version): a world bump without a rebuilt and repacked zoo fails here, not in a user's run."""
+    from vlmlab.world import zoo_pack
+
+    pack = zoo_pack.default_pack_dir(scale)
+    assert pack.is_dir(), f"{pack} is missing"
+    zoo_pack.verify(pack, scale)
+    assert json.loads((pack / "manifest.json").read_text())["generator_version"] == zoo.generator_version(scale)

@@ -4,7 +4,8 @@
 
 Each tile shows the scene at its native size (scaled to fit) and, beside it, what the zoo's 96-px encoder sees:
 the whole picture squashed to 96 px square (the base view) and, with 2 x 2 splitting, the crop holding the word
-(or the first object), also at 96 px. Both are shown enlarged 1.5x with nearest-neighbour pixels.
+(or the first object), also at 96 px, each with the world's view grain (data.grain) as the encoder gets it. Both
+are shown enlarged 1.5x with nearest-neighbour pixels.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import argparse
 import textwrap
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
-from vlmlab.images import split_boxes
+from vlmlab.images import add_view_grain, split_boxes
 from vlmlab.world.config import DEFAULT_TASKS as TASKS, WorldConfig
 from vlmlab.world.questions import make_sample
 from vlmlab.world.scenes import font, render
@@ -41,7 +43,8 @@ def tile(cfg: WorldConfig, task: str, index: int) -> Image.Image:
         cx, cy = sc.objects[0].x, sc.objects[0].y
     crop = next(b for b in split_boxes(sc.width, sc.height, 2) if b[0] <= cx <= b[2] and b[1] <= cy <= b[3])
     for j, view in enumerate((img, img.crop(crop))):  # what the encoder sees, shown at 1.5x
-        small = view.resize((VIEW, VIEW), Image.Resampling.BICUBIC).resize((144, 144), Image.Resampling.NEAREST)
+        seen = add_view_grain(np.asarray(view.resize((VIEW, VIEW), Image.Resampling.BICUBIC)), cfg.grain)
+        small = Image.fromarray(seen).resize((144, 144), Image.Resampling.NEAREST)
         out.paste(small, (IMG_BOX + 20 + j * 160, 10))
     draw = ImageDraw.Draw(out)
     draw.text((IMG_BOX + 20, 158), f"base view, {VIEW} px", font=font(12), fill=(90, 90, 90))
