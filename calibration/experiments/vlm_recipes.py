@@ -5,7 +5,7 @@
 #   python calibration/experiments/vlm_recipes.py NAME=override,override ... [--seeds 0,1] [--jobs 2] [--jsonl F --label L]
 # Scores per vqa question type are exact-match accuracy (%) of the normalised prediction; caption's is not computed
 # here: caption_score is its CIDEr from the run's summary.json, as every <task>_score is the task's own metric.
-import argparse, collections, json, os, subprocess, sys
+import argparse, collections, gzip, json, os, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,17 +13,18 @@ BASE = ["eval.split=validation", "data.validation_size=300", "eval.max_samples=3
         "name=r"]
 
 
-def run_dir(name: str, seed: int) -> Path | None:
-    found = sorted(Path("runs/diag", name).glob(f"r/*/seed{seed}/summary.json"))
+def run_dir(name: str, seed: int, root: str = "runs/diag") -> Path | None:
+    found = sorted(Path(root, name).glob(f"r/*/seed{seed}/summary.json"))
     return found[0].parent if found else None
 
 
-def train(name: str, overrides: list[str], seed: int) -> None:
-    if run_dir(name, seed):
+def train(name: str, overrides: list[str], seed: int, root: str = "runs/diag") -> None:
+    """One run of the recipe with `overrides` under root/name/ (skipped when it has finished; resumes otherwise)."""
+    if run_dir(name, seed, root):
         return
-    Path("runs/diag", name).mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "vlmlab.train", *BASE, f"runs_root=runs/diag/{name}", f"seed={seed}", *overrides]
-    with open(Path("runs/diag", name, f"stdout{seed}.log"), "w") as log:
+    Path(root, name).mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "vlmlab.train", *BASE, f"runs_root={root}/{name}", f"seed={seed}", *overrides]
+    with open(Path(root, name, f"stdout{seed}.log"), "a") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "disabled"})
 
 
@@ -31,7 +32,8 @@ def per_type(name: str, seed: int) -> dict:
     out = run_dir(name, seed)
     if out is None:
         return {"failed": True}
-    preds = json.loads((out / "predictions.json").read_text())
+    gz = out / "predictions.json.gz"
+    preds = json.loads(gzip.open(gz).read() if gz.exists() else (out / "predictions.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     row = {"train_s": round(summary["wall_time_s"]), **{f"{k}_score": round(v, 2) for k, v in summary["metrics"].items()
                                                          if k in ("vqa", "textvqa", "okvqa", "caption", "avg")}}

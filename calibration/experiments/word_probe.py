@@ -3,9 +3,12 @@
 # trained on a few thousand one-word scenes, cannot read the word either, no recipe of the VLM will. Features: all
 # patches of the view that holds the word (the whole picture, base; the 2 x 2 crop holding the word centre, split);
 # the reader: 4 learned queries with a position embedding per patch, one cross-attention layer, an MLP, 48 words
-# (chance ~2%), Adam for EPOCHS epochs on N_TRAIN scenes, scored on 400 others.
-#   python calibration/experiments/word_probe.py TOWER_DIR_OR_ZOO_NAME [N_TRAIN] [EPOCHS]
+# (chance ~2%), Adam for EPOCHS epochs on N_TRAIN scenes, scored on 400 others. The views carry the world's grain
+# (world v3: 8; v2: none) as the VLM's do, and the split crop is the one holding the word's centre (until session 32
+# it was the crop holding the word's top-left corner, which the probe table never used).
+#   python calibration/experiments/word_probe.py TOWER_DIR_OR_ZOO_NAME [N_TRAIN] [EPOCHS] [OUT_JSON]
 import json, sys, time
+from pathlib import Path
 import torch
 from torch import nn
 torch.set_num_threads(1)
@@ -13,8 +16,8 @@ from vlmlab.images import split_boxes
 from vlmlab.model.navit import load_vision_encoder
 from vlmlab.world import kb
 from vlmlab.world.config import WorldConfig
-from vlmlab.world.probes import _views, scenes
-from vlmlab.world.scenes import render
+from vlmlab.world.probes import scene_views, scenes
+from vlmlab.world.vision_targets import word_box
 from vlmlab.world.zoo import ensure
 
 
@@ -33,14 +36,16 @@ class Reader(nn.Module):
         return self.out(q)
 
 
-def view_features(enc, words: list, split: int) -> torch.Tensor:
-    proc, out = _views(enc, split), []
+def view_features(enc, words: list, split: int, grain: float) -> torch.Tensor:
+    """(N, P, D): every patch feature of the view holding each word's centre (the whole picture when split=0)."""
+    out = []
     with torch.no_grad():
-        for s in words:
+        for s, views in zip(words, scene_views(enc, words, split, grain)):
             crops = split_boxes(s.width, s.height, split) if split else [(0, 0, s.width, s.height)]
-            x, y = s.word_xy[0], s.word_xy[1]
+            box = word_box(s)
+            x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             k = next(j for j, c in enumerate(crops) if c[0] <= x <= c[2] and c[1] <= y <= c[3])
-            out.append(enc(proc(render(s), train=False)[k][None])[0][0])
+            out.append(enc(views[k][None])[0][0])
     return torch.stack(out)
 
 
@@ -63,11 +68,14 @@ if __name__ == "__main__":
     n_train = int(sys.argv[2]) if len(sys.argv) > 2 else 2400
     epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 30
     enc = load_vision_encoder(name if "/" in name else str(ensure(name, build_if_missing=False))).eval()
-    words = scenes("probe/words", n_train + 400, (1, 1), True, WorldConfig())
+    world = WorldConfig()
+    words = scenes("probe/words", n_train + 400, (1, 1), True, world)
     y = torch.tensor([kb.WORDS.index(s.word) for s in words])
-    row, t = {"tower": name, "n_train": n_train, "epochs": epochs}, time.time()
+    row, t = {"tower": name, "n_train": n_train, "epochs": epochs, "grain": world.grain}, time.time()
     for split in (0, 2):
-        x = view_features(enc, words, split)
+        x = view_features(enc, words, split, world.grain)
         row[f"word reader ({'split' if split else 'base'})"] = round(100 * read(x, y, n_train, epochs), 1)
     row["seconds"] = round(time.time() - t)
     print(json.dumps(row), flush=True)
+    if len(sys.argv) > 4:
+        Path(sys.argv[4]).write_text(json.dumps(row) + "\n")
