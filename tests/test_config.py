@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from vlmlab.config import Config, ConfigError, check_command_line, compose, repo_root
+from vlmlab.world.config import WORLD_V2
 
 CONF = repo_root() / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
@@ -76,6 +77,8 @@ def test_the_large_scale_maps_zoo_backbones_and_files_runs_apart():
     # the large scale stays in world v2 (world/config.py SCALE_VERSIONS): v2's canvases x 4/3, its script, no grain
     knobs = ("long_side_min", "long_side_max", "script", "word_height", "grain")
     assert [getattr(large.data, k) for k in knobs] == [213, 427, "grey2x2", 0.024, 0.0]
+    v2 = {k: WORLD_V2[k] * (4 / 3 if k.startswith("long_side") else 1) for k in knobs}  # world v2's, canvases x 4/3
+    assert [getattr(large.data, k) for k in knobs] == [round(v) if k.startswith("long") else v for k, v in v2.items()]
     assert compose(["scale=large", "vision=toy_weak"]).vision.name_or_path == "zoo:large/vision_weak"  # F1's swap
     assert compose(["scale=large", *TINY]).vision.name_or_path.endswith("tiny_siglip")  # not a zoo backbone: kept
     assert compose([]).vision.name_or_path == "zoo:vision_strong"

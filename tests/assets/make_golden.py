@@ -18,6 +18,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import torch  # noqa: E402
 
+from vlmlab.world.config import WORLD_V2  # noqa: E402
+
 CONFIGS = {  # name -> overrides on top of the tiny smoke recipe
     "baseline": [],
     "xattn_lora": ["fusion=cross_attention", "trainable=lora"],
@@ -27,8 +29,7 @@ CONFIGS = {  # name -> overrides on top of the tiny smoke recipe
 BASE = ["vision=tiny", "llm=tiny", "debug=smoke", "optim.max_steps=6", "data.train_size=24"]
 # The world the goldens were recorded in: world v2's knobs, pinned since world v3 changed the defaults (session 31).
 # The goldens guard the code's behaviour, and world v2 stays reachable through these knobs.
-WORLD = ["data.long_side_min=160", "data.long_side_max=320", "data.script=grey2x2", "data.word_height=0.024",
-         "data.grain=0"]
+WORLD = [f"data.{k}={v}" for k, v in WORLD_V2.items()]
 
 
 def record(name: str, extra: list[str], root: Path) -> dict:

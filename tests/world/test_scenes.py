@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from vlmlab.contract.tasks import task_names
 from vlmlab.world import kb
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.language import plural
 from vlmlab.world.questions import make_sample
 from vlmlab.world.scenes import GLYPHS, SHADE, TEXTURES, Obj, Scene, pattern, render
@@ -16,7 +16,7 @@ from vlmlab.world.script import word_cells
 from vlmlab.world.vision_targets import word_box
 
 CFG = WorldConfig()
-V2 = WorldConfig(long_side_min=160, long_side_max=320, script="grey2x2", word_height=0.024, grain=0.0)  # world v2's knobs
+V2 = WorldConfig(**WORLD_V2)  # world v2's knobs
 
 
 def blobs(img: Image.Image, background: tuple[int, int, int]) -> int:

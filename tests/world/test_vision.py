@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from vlmlab.world import kb, zoo_specs
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.probes import _patches_on
 from vlmlab.world.scenes import SHADE, WORD_LABEL, label_map
 from vlmlab.world.vision import VisionSpec, make_views, pretraining_scenes
@@ -75,7 +75,7 @@ def test_letter_targets_sit_on_the_glyphs():
     from vlmlab.world.script import word_cells
     from vlmlab.world.vision_targets import LETTERS, letter_map
 
-    v2 = WorldConfig(long_side_min=160, long_side_max=320, script="grey2x2", word_height=0.024)  # 2 x 2 cells a glyph
+    v2 = WorldConfig(**WORLD_V2)  # 2 x 2 cells a glyph
     for s in pretraining_scenes("test/letters", 10, word_prob=1.0, world=v2):
         cells = word_cells(s.word, *s.word_xy, s.cell)
         xs = np.array([(cells[4 * i][0][0] + cells[4 * i + 3][0][2]) / 2 for i in range(len(s.word))])
@@ -293,7 +293,8 @@ def test_pretraining_views_carry_the_world_grain_and_none_by_default():
     v3 = VisionSpec(script="binary4x4", word_height=0.018).world()  # the scenes' words in the world's script
     assert (v3.script, v3.word_height) == ("binary4x4", 0.018)
     v2 = VisionSpec().world()  # VisionSpec's defaults are world v2's (the large zoo's): the v3 zoo sets the world's
-    assert (v2.script, v2.word_height, v2.grain, v2.long_side_min, v2.long_side_max) == ("grey2x2", 0.024, 0.0, 160, 320)
+    assert {k: getattr(v2, k) for k in WORLD_V2} == WORLD_V2 == {"long_side_min": 160, "long_side_max": 320,
+                                                                  "script": "grey2x2", "word_height": 0.024, "grain": 0.0}
     full, world = zoo_specs.FULL.vision.world(), WorldConfig()
     knobs = ("script", "word_height", "grain", "long_side_min", "long_side_max")
     assert [getattr(full, k) for k in knobs] == [getattr(world, k) for k in knobs]  # pretrained on the world's scenes

@@ -23,9 +23,9 @@ import torch
 from vlmlab.bench.measure import timed
 from vlmlab.images import ImageConfig, ImageProcessor
 from vlmlab.view_store import ViewStore, undecoded
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 
-WORLDS = {"v2": WorldConfig(long_side_min=160, long_side_max=320, script="grey2x2", word_height=0.024, grain=0.0),
+WORLDS = {"v2": WorldConfig(**WORLD_V2),
           "v3-like": WorldConfig(long_side_min=720, long_side_max=960, script="binary4x4", word_height=0.018, grain=8.0)}
 IMAGES = {"square": ImageConfig(size=96), "split 2x2": ImageConfig(size=96, split=2)}
 MODES = ("no store", "store (filling)", "store (reading)", "no store (A/A)")

@@ -20,6 +20,10 @@ GENERATOR_VERSION = "world-v3-rc1"  # bump when scenes, questions, the knowledge
 # (conf/scale/large.yaml pins v2's script, word height and grain; its zoo pack, results/zoo_large, was built by
 # world-v2-rc3). docs/world.md, "The v3 freeze", item 6.
 SCALE_VERSIONS = {"large": "world-v2-rc3"}
+# World v2's knobs where v3 changed them (world-v2-rc3: docs/world.md, "World v2 frozen"): the one place that names
+# them. The large scale's world (conf/scale/large.yaml: these, with canvases x 4/3), VisionSpec's defaults (the
+# large zoo's tower and the pre-studies'), the golden runs and `bench --views` read them; WorldConfig(**WORLD_V2).
+WORLD_V2 = {"long_side_min": 160, "long_side_max": 320, "script": "grey2x2", "word_height": 0.024, "grain": 0.0}
 DEFAULT_TASKS = ("vqa", "textvqa", "okvqa", "caption")  # the paper's four; any registered task may be listed
 SPLITS = ("train", "validation", "test")
 

@@ -34,7 +34,7 @@ from vlmlab.images import add_view_grain
 from vlmlab.world.pages import PagesObjective, PagesSpec
 from vlmlab.world.resume import TrainState
 from vlmlab.world import kb
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.language import captions
 from vlmlab.world.lm import cosine_lr
 from vlmlab.world.questions import random_scene
@@ -63,15 +63,15 @@ class VisionSpec:
     crop_side: tuple[float, float] = (0.4, 0.8)  # side of the square random crop, fraction of the canvas's short side
     word_prob: float = 0.5  # share of pretraining scenes that show a word
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to snapshot the tower
-    long_side: tuple[int, int] = (160, 320)  # pretraining canvases' long side, pixels (the world's data.long_side_*)
+    long_side: tuple[int, int] = (WORLD_V2["long_side_min"], WORLD_V2["long_side_max"])  # pretraining canvases' long side, pixels (the world's data.long_side_*)
     centre_head: bool = True  # the per-patch object-centre head (rc3); False = rc2's heads (an ablation of rc3's tower)
     word_head: bool = False  # a per-patch word head: every patch over the word's ink box names the word (text spotting)
     word_crops: float = 0.0  # share of the crops of word-bearing scenes placed over the word (OCR-style text crops)
     letter_weight: float = 1.0  # weight of the per-patch letter loss among the dense losses
     order_weight: float = 0.0  # weight of the region order heads (each object's left-to-right and top-to-bottom rank among the view's objects); 0 = none (v2)
-    grain: float = 0.0  # the world's view grain (data.grain): SD in grey levels on every pretraining view, after its resize
-    script: str = "grey2x2"  # the script of the scenes' words (the world's data.script)
-    word_height: float = 0.024  # the scenes' word height, a fraction of the canvas long side (the world's data.word_height)
+    grain: float = WORLD_V2["grain"]  # the world's view grain (data.grain): SD in grey levels on every pretraining view, after its resize
+    script: str = WORLD_V2["script"]  # the script of the scenes' words (the world's data.script)
+    word_height: float = WORLD_V2["word_height"]  # the scenes' word height, a fraction of the canvas long side (the world's data.word_height)
     pages: PagesSpec | None = None  # text pages through the same tower every step (world/pages.py); None = none (v2)
 
     def world(self) -> WorldConfig:
