@@ -32,9 +32,15 @@ def reader(name: str, tower: str, spec: dict) -> None:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "disabled"})
 
 
+def predictions(folder: Path) -> dict:
+    """A run's predictions: predictions.json as the run wrote it, or .json.gz as results/ keeps it."""
+    gz = folder / "predictions.json.gz"
+    return json.loads(gzip.open(gz).read() if gz.exists() else (folder / "predictions.json").read_text())
+
+
 def textvqa(folder: Path) -> tuple[list[float], dict]:
     """Per-question textvqa scores in [0, 1] (the task's VQA accuracy; ordered by question id) and the run's summary."""
-    items = sorted(json.loads(gzip.open(folder / "predictions.json.gz").read())["textvqa"], key=lambda r: r["id"])
+    items = sorted(predictions(folder)["textvqa"], key=lambda r: r["id"])
     per = vqa_items([r["prediction"] for r in items], [r["answers"] for r in items])
     return [v / 100 for v in per], json.loads((folder / "summary.json").read_text())
 
@@ -90,7 +96,7 @@ def score(plan: dict) -> dict:
 
 
 def top_answers(folder: Path, k: int = 3) -> list:
-    items = json.loads(gzip.open(folder / "predictions.json.gz").read())["textvqa"]
+    items = predictions(folder)["textvqa"]
     counts: dict[str, int] = {}
     for r in items:
         counts[r["normalized"]] = counts.get(r["normalized"], 0) + 1
