@@ -4,7 +4,7 @@
 # jobs at a time, then scores the checks from the runs' files: textvqa per question (the task's own item scores),
 # McNemar's exact test on the 300 paired questions (statsmodels), Holm over the secondary pair.
 #   python calibration/experiments/word_path.py calibration/word_path.yaml --out results/calibration_v3/word_path
-#   (--no-train: score what has finished)
+#   (--no-train: score what has finished; --runs results/calibration_v3/word_path/runs: from the committed copies)
 import argparse, gzip, json, os, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,40 +55,53 @@ def paired(a: list[float], b: list[float]) -> dict:
             "p": float(mcnemar(table, exact=True).pvalue)}
 
 
+def references(plan: dict) -> dict[str, Path]:
+    """Finished runs a plan compares with but does not rerun: study 17's `reference` (the mixed recipe), or a
+    follow-up's `references` ({name: run folder})."""
+    refs = {"reference (mixed recipe)": plan["reference"]} if "reference" in plan else {}
+    return {n: Path(f) for n, f in {**refs, **plan.get("references", {})}.items()}
+
+
+def late_loss(folder: Path, last: int = 10) -> float:
+    """The mean training loss of a run's last `last` logged steps: beside a held-out score it tells learning from
+    memorising the training pictures."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    losses = [r["train/loss"] for r in rows if "train/loss" in r][-last:]
+    return round(sum(losses) / len(losses), 3)
+
+
 def score(plan: dict) -> dict:
-    runs = {arm: run_dir(arm, plan["seed"], ROOT) for arm in plan["arms"]}
-    scores = {arm: textvqa(d) for arm, d in runs.items() if d}
-    scores["reference (mixed recipe)"] = textvqa(Path(plan["reference"]))
-    readers = {n: json.loads(p.read_text()) for n in plan["readers"] if (p := Path(ROOT, n, "reader.json")).exists()}
+    root = plan.get("runs", ROOT)
+    runs = {arm: run_dir(arm, plan["seed"], root) for arm in plan["arms"]}
+    runs = {**{a: d for a, d in runs.items() if d}, **references(plan)}
+    scores = {arm: textvqa(d) for arm, d in runs.items()}
+    readers = {n: json.loads(p.read_text()) for n in plan.get("readers", {})
+               if (p := Path(root, n, "reader.json")).exists()}
     out = {"arms": {a: {"textvqa": round(100 * sum(s) / len(s), 2), "n": len(s),
                         "train_s": round(m.get("wall_time_s", 0)), "visual_tokens": m.get("visual_tokens_per_image"),
-                        "top": top_answers(runs.get(a) or Path(plan["reference"]))}
+                        "late_train_loss": late_loss(runs[a]), "top": top_answers(runs[a])}
                     for a, (s, m) in scores.items()},
            "readers": readers, "checks": {}}
-    p1 = plan["primary"]["P1"]
-    if p1["better"] in scores and p1["worse"] in scores:
-        c = paired(scores[p1["better"]][0], scores[p1["worse"]][0])
-        c["met"] = c["diff"] >= p1["points"] and c["p"] < p1["alpha"]
-        out["checks"]["P1"] = {"compare": f"{p1['better']} vs {p1['worse']}", **c}
-    p2 = plan["primary"]["P2"]
-    if p2["reader"] in readers:
-        v = readers[p2["reader"]][f"word reader ({p2['view']})"]
-        out["checks"]["P2"] = {"compare": f"{p2['reader']} {p2['view']}", "reading": v, "met": v >= p2["at_least"]}
+    for name, c in plan["primary"].items():
+        if "reader" in c and c["reader"] in readers:
+            v = readers[c["reader"]][f"word reader ({c['view']})"]
+            out["checks"][name] = {"compare": f"{c['reader']} {c['view']}", "reading": v, "met": v >= c["at_least"]}
+        elif "better" in c and c["better"] in scores and c["worse"] in scores:
+            t = paired(scores[c["better"]][0], scores[c["worse"]][0])
+            t["met"] = t["diff"] >= c["points"] and t["p"] < c["alpha"]
+            out["checks"][name] = {"compare": f"{c['better']} vs {c['worse']}", **t}
     sec = plan["secondary"]
-    pairs = [(a, b) for a, b in sec["holm"] if a in scores and b in scores]
+    pairs = [(a, b) for a, b in sec.get("holm", []) if a in scores and b in scores]
     if pairs:
         tests = [paired(scores[a][0], scores[b][0]) for a, b in pairs]
         adj = multipletests([t["p"] for t in tests], alpha=plan["alpha"], method="holm")[1]
         for (a, b), t, q in zip(pairs, tests, adj):
             out["checks"][f"{a} vs {b}"] = {**t, "p_holm": float(q)}
-    blind = plan["primary"]["P1"]["worse"]
-    for a in sec["against_blind"]:
-        if a in scores and blind in scores:
-            out["checks"][f"{a} vs {blind}"] = paired(scores[a][0], scores[blind][0])
-    for a in sec["reference"]:
-        if a in scores:
-            out["checks"][f"{a} vs reference (mixed recipe)"] = paired(scores[a][0],
-                                                                       scores["reference (mixed recipe)"][0])
+    reported = [(a, plan["primary"]["P1"]["worse"]) for a in sec.get("against_blind", [])]
+    reported += [(a, "reference (mixed recipe)") for a in sec.get("reference", [])] + sec.get("pairs", [])
+    for a, b in reported:
+        if a in scores and b in scores:
+            out["checks"][f"{a} vs {b}"] = paired(scores[a][0], scores[b][0])
     for n, r in readers.items():
         out["checks"][f"{n} base <= {sec['reader_base_at_most']}"] = {
             "reading": r["word reader (base)"], "met": r["word reader (base)"] <= sec["reader_base_at_most"]}
@@ -104,14 +117,17 @@ def top_answers(folder: Path, k: int = 3) -> list:
 
 
 def markdown(plan: dict, res: dict) -> str:
-    lines = [f"# Study 17: {plan['question']}", "",
-             "Made by calibration/experiments/word_path.py from the plan calibration/word_path.yaml (pre-registered; "
-             "its header states the arms, predictions and decisions) and the runs' files. Seed "
-             f"{plan['seed']}, the calibration's 300 validation textvqa questions (48 words, chance ~2 %).", "",
-             "| arm | textvqa (%) | top answers | visual tokens / image | train s |", "|---|---|---|---|---|"]
+    lines = [f"# {plan.get('study', 'Study 17')}: {plan['question']}", "",
+             f"Made by calibration/experiments/word_path.py from the plan {plan.get('plan', 'calibration/word_path.yaml')} "
+             "(pre-registered; its header states the arms, predictions and decisions) and the runs' files. Seed "
+             f"{plan['seed']}, the calibration's 300 validation textvqa questions (48 words, chance ~2 %). The late "
+             "train loss is the mean of the last 10 logged steps (all training pictures, split or not).", "",
+             "| arm | textvqa (%) | top answers | late train loss | visual tokens / image | train s |",
+             "|---|---|---|---|---|---|"]
     for a, r in res["arms"].items():
         top = ", ".join(f"{w} {c}" for w, c in r["top"])
-        lines.append(f"| {a} | {r['textvqa']:.2f} | {top} | {r['visual_tokens']} | {r['train_s']} |")
+        lines.append(f"| {a} | {r['textvqa']:.2f} | {top} | {r['late_train_loss']} | {r['visual_tokens']} | "
+                     f"{r['train_s']} |")
     lines += ["", "| word reader | base (%) | split (%) | seconds |", "|---|---|---|---|"]
     for n, r in res["readers"].items():
         lines.append(f"| {n} ({r['tower']}) | {r['word reader (base)']} | {r['word reader (split)']} | {r['seconds']} |")
@@ -127,13 +143,18 @@ if __name__ == "__main__":
     ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--runs", help="the runs' root (default: the plan's `runs`, else runs/word_path); with --no-train "
+                                   "e.g. results/calibration_v3/word_path/runs, the committed copies")
     a = ap.parse_args()
     plan = yaml.safe_load(Path(a.plan).read_text())
+    if a.runs:
+        plan["runs"] = a.runs
     if not a.no_train:
-        jobs = [lambda arm=arm, o=o: train(arm, [*plan["base"], *o], plan["seed"], ROOT)
+        root = plan.get("runs", ROOT)
+        jobs = [lambda arm=arm, o=o: train(arm, [*plan["base"], *o], plan["seed"], root)
                 for arm, o in list(plan["arms"].items())[:2]]
-        jobs += [lambda n=n, t=t: reader(n, t, plan["reader"]) for n, t in plan["readers"].items()]
-        jobs += [lambda arm=arm, o=o: train(arm, [*plan["base"], *o], plan["seed"], ROOT)
+        jobs += [lambda n=n, t=t: reader(n, t, plan["reader"]) for n, t in plan.get("readers", {}).items()]
+        jobs += [lambda arm=arm, o=o: train(arm, [*plan["base"], *o], plan["seed"], root)
                  for arm, o in list(plan["arms"].items())[2:]]
         with ThreadPoolExecutor(a.jobs) as ex:
             list(ex.map(lambda f: f(), jobs))
