@@ -1,0 +1,45 @@
+"""Studies 17-18 (calibration/word_path*.yaml): the committed STUDY files are made from the committed runs by the
+study's own scoring, and the paired test is McNemar's."""
+import importlib.util
+import json
+
+import pytest
+import yaml
+
+from vlmlab.paths import repo_root
+
+
+@pytest.fixture(scope="module")
+def word_path():
+    path = repo_root() / "calibration" / "experiments" / "word_path.py"
+    spec = importlib.util.spec_from_file_location("word_path", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_paired_is_mcnemars_exact_test_on_the_discordant_questions(word_path):
+    t = word_path.paired([1.0, 1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 1.0])
+    assert (t["diff"], t["only_a"], t["only_b"]) == (60.0, 3, 0)
+    assert t["p"] == pytest.approx(0.25)  # 3 against 0 discordant: 2 x 0.5^3
+    assert word_path.paired([0.0, 1.0], [1.0, 0.0])["p"] == pytest.approx(1.0)
+    with pytest.raises(AssertionError):
+        word_path.paired([1.0], [1.0, 0.0])
+
+
+@pytest.mark.parametrize("plan, out", [("word_path.yaml", "word_path"), ("word_path_data.yaml", "word_path_data")])
+def test_the_committed_study_is_scored_from_the_committed_runs(word_path, plan, out):
+    folder = repo_root() / "results" / "calibration_v3" / out
+    if not (folder / "study.json").exists():
+        pytest.skip(f"{out} has not been run")
+    spec = yaml.safe_load((repo_root() / "calibration" / plan).read_text())
+    spec["runs"] = str(repo_root() / "results" / "calibration_v3" / "word_path" / "runs") if out == "word_path" \
+        else str(folder / "runs")
+    spec = {**spec, **{k: {n: str(repo_root() / f) for n, f in v.items()} for k, v in spec.items() if k == "references"}}
+    if "reference" in spec:
+        spec["reference"] = str(repo_root() / spec["reference"])
+    committed = json.loads((folder / "study.json").read_text())
+    scored = word_path.score(spec)
+    assert scored["checks"] == committed["checks"]
+    assert {a: r["textvqa"] for a, r in scored["arms"].items()} == {a: r["textvqa"] for a, r in committed["arms"].items()}
+    assert len(scored["arms"]) == len(spec["arms"]) + len(word_path.references(spec))  # every arm finished
