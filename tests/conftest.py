@@ -30,3 +30,19 @@ def _cache(tmp_path_factory):
 @pytest.fixture
 def assets() -> Path:
     return ASSETS
+
+
+def _load_script(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Imports a script that is not a package module (calibration/experiments/*.py, tests/assets/make_golden.py) by
+    its path: load_script(path) -> the module."""
+    return _load_script

@@ -1,7 +1,6 @@
 """The world v3 script pre-studies: the page generator's scripts and targets, the checks' logic, and the committed
 report regenerating from the committed run logs."""
 
-import importlib.util
 import random
 
 import numpy as np
@@ -14,12 +13,8 @@ from vlmlab.paths import repo_root
 
 
 @pytest.fixture(scope="module")
-def legibility():
-    path = repo_root() / "calibration" / "experiments" / "script_legibility.py"
-    spec = importlib.util.spec_from_file_location("script_legibility", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def legibility(load_script):
+    return load_script(repo_root() / "calibration" / "experiments" / "script_legibility.py")
 
 
 def test_binary_script_is_balanced_and_distinct(legibility):
@@ -326,16 +321,13 @@ def test_budget_section_reports_the_arms_mean_against_their_references(tmp_path)
     assert "- mean of a0, a1, shape (>= 80): **missed**; 77.2" in "\n".join(Z.budget_section(plan, tmp_path))
 
 
-def test_text_pages_heads_are_drawn_from_the_seed():
+def test_text_pages_heads_are_drawn_from_the_seed(load_script):
     """A pages arm's two reading heads start from its seed, whatever torch's global generator holds (studies 5-8's
     heads came from the unseeded default generator, so their pages arms are not reproducible bit for bit)."""
 
     import torch
 
-    path = repo_root() / "calibration" / "experiments" / "text_pages.py"
-    spec = importlib.util.spec_from_file_location("text_pages", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(repo_root() / "calibration" / "experiments" / "text_pages.py")
     torch.manual_seed(123)
     a = mod.TextPages(16, pool=2, batch=1, noise=8.0, seed=0)
     torch.rand(7)  # the global generator moves on

@@ -1,6 +1,5 @@
 """Studies 17-18 (calibration/word_path*.yaml): the committed STUDY files are made from the committed runs by the
 study's own scoring, and the paired test is McNemar's."""
-import importlib.util
 import json
 
 import pytest
@@ -10,12 +9,8 @@ from vlmlab.paths import repo_root
 
 
 @pytest.fixture(scope="module")
-def word_path():
-    path = repo_root() / "calibration" / "experiments" / "word_path.py"
-    spec = importlib.util.spec_from_file_location("word_path", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def word_path(load_script):
+    return load_script(repo_root() / "calibration" / "experiments" / "word_path.py")
 
 
 def test_paired_is_mcnemars_exact_test_on_the_discordant_questions(word_path):
