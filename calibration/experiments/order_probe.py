@@ -18,7 +18,7 @@ def main() -> None:
     from transformers import SiglipVisionModel
 
     from vlmlab.model.navit import VisionEncoder
-    from vlmlab.world.config import WorldConfig
+    from vlmlab.world.config import WORLD_V2, WorldConfig
     from vlmlab.world.probes import local_features, position_pairs
     from vlmlab.world.vision import _probe
     from vlmlab.world.vision_targets import object_box
@@ -30,7 +30,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     n_train, n_test = a.scenes
-    world = WorldConfig(grain=a.grain)
+    world = WorldConfig(**{**WORLD_V2, "grain": a.grain})  # study 16 ran in world v2's scenes (the default until v3)
     pairs, first, labels = position_pairs(n_train + n_test, world)
     y = torch.tensor(labels)
     for tower in a.towers:

@@ -25,7 +25,6 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from vlmlab.world.config import WorldConfig
     from vlmlab.world.pages import PagesSpec
     from vlmlab.world.vision import VisionSpec, train_siglip
 
@@ -65,7 +64,9 @@ def main() -> None:
     row["train seconds"] = round(time.time() - t0)
     if a.save_tower is not None:
         model.vision_model.save_pretrained(a.save_tower)
-    tp.measure(model.vision_model, row, a.cells, a.glyph, a.probe_scenes, a.grain, WorldConfig(grain=a.grain))
+    # probed in the scenes it was pretrained on: VisionSpec's (world v2's canvases and script, the defaults when
+    # studies 13-16 ran) with the run's grain, so a rerun measures what they measured after v3 changed the defaults
+    tp.measure(model.vision_model, row, a.cells, a.glyph, a.probe_scenes, a.grain, spec.world())
     row["seconds"] = round(time.time() - t0)
     (a.out / f"v3_tower{a.tag}{f'_seed{a.seed}' if a.seed else ''}.json").write_text(json.dumps(row) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "probes"}), flush=True)
