@@ -38,3 +38,19 @@ def test_the_committed_study_is_scored_from_the_committed_runs(word_path, plan, 
     assert scored["checks"] == committed["checks"]
     assert {a: r["textvqa"] for a, r in scored["arms"].items()} == {a: r["textvqa"] for a, r in committed["arms"].items()}
     assert len(scored["arms"]) == len(spec["arms"]) + len(word_path.references(spec))  # every arm finished
+
+
+def test_study_19_scores_its_arms_by_the_plan(load_script, tmp_path):
+    """connector_reader.py --score: the A/A anchor against study 17's 70.7, P1's bar, and McNemar by test scene."""
+    cr = load_script(repo_root() / "calibration" / "experiments" / "connector_reader.py")
+    plan = yaml.safe_load((repo_root() / "calibration" / "word_path_connector.yaml").read_text())
+    arms = {"reader_crop_aa": [1] * 69 + [0] * 31, "reader_crop": [1] * 60 + [0] * 40,
+            "perceiver_views": [0] * 60 + [1] * 19 + [0] * 21}
+    for arm, correct in arms.items():
+        (tmp_path / f"{arm}.json").write_text(json.dumps({"arm": arm, "epochs": 10, "seconds": 1, "correct": correct,
+                                                          "accuracy": round(100 * sum(correct) / len(correct), 1)}))
+    res = cr.score(tmp_path, plan)
+    assert res["checks"]["A/A"]["met"] and not res["checks"]["P1"]["met"]  # 69 within 3 of 70.7; 19 < 20
+    pair = res["checks"]["perceiver_views vs reader_crop"]
+    assert (pair["only_a"], pair["only_b"], pair["diff"]) == (19, 60, -41.0) and pair["p"] < 1e-4
+    assert "perceiver_crop vs reader_crop" not in res["checks"]  # an arm that has not run is not scored

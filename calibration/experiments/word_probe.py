@@ -49,9 +49,17 @@ def view_features(enc, words: list, split: int, grain: float) -> torch.Tensor:
     return torch.stack(out)
 
 
-def read(x: torch.Tensor, y: torch.Tensor, n_train: int, epochs: int, seed: int = 0) -> float:
+def read(x: torch.Tensor, y: torch.Tensor, n_train: int, epochs: int, seed: int = 0, make=None) -> float:
+    """Test accuracy of a reader trained on x[:n_train] and scored on the rest (`fit_correct`'s mean)."""
+    correct = fit_correct(x, y, n_train, epochs, seed, make)
+    return sum(correct) / len(correct)
+
+
+def fit_correct(x: torch.Tensor, y: torch.Tensor, n_train: int, epochs: int, seed: int = 0, make=None) -> list[int]:
+    """1 or 0 for each test scene (x[n_train:]): did a reader trained on x[:n_train] read its word? `make()` builds
+    the reader (after seeding), by default the Reader over x's patches."""
     torch.manual_seed(seed)
-    model = Reader(x.shape[-1], x.shape[1], len(kb.WORDS))
+    model = make() if make else Reader(x.shape[-1], x.shape[1], len(kb.WORDS))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     for _ in range(epochs):
         model.train()
@@ -60,7 +68,7 @@ def read(x: torch.Tensor, y: torch.Tensor, n_train: int, epochs: int, seed: int 
             opt.zero_grad(); loss.backward(); opt.step()
     model.eval()
     with torch.no_grad():
-        return (model(x[n_train:]).argmax(-1) == y[n_train:]).float().mean().item()
+        return (model(x[n_train:]).argmax(-1) == y[n_train:]).int().tolist()
 
 
 if __name__ == "__main__":
