@@ -54,3 +54,14 @@ def test_study_19_scores_its_arms_by_the_plan(load_script, tmp_path):
     pair = res["checks"]["perceiver_views vs reader_crop"]
     assert (pair["only_a"], pair["only_b"], pair["diff"]) == (19, 60, -41.0) and pair["p"] < 1e-4
     assert "perceiver_crop vs reader_crop" not in res["checks"]  # an arm that has not run is not scored
+
+
+@pytest.mark.parametrize("plan, out", [("word_path_connector.yaml", "word_path_connector"),
+                                       ("word_path_connector_attn.yaml", "word_path_connector_attn")])
+def test_the_committed_connector_studies_are_scored_from_their_arms(load_script, plan, out):
+    cr = load_script(repo_root() / "calibration" / "experiments" / "connector_reader.py")
+    folder = repo_root() / "results" / "calibration_v3" / out
+    if not (folder / "study.json").exists():
+        pytest.skip(f"{out} has not been run")
+    spec = yaml.safe_load((repo_root() / "calibration" / plan).read_text())
+    assert cr.score(folder, spec) == json.loads((folder / "study.json").read_text())
