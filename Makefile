@@ -39,14 +39,14 @@ calibrate-margins: venv ## (world v2's follow-up) issue 16's margin targets with
 	$(PY) -m vlmlab.carry restore results/calibration_margins/runs runs/calibration_margins
 	$(PY) -m vlmlab.calibrate --controls calibration/margins.yaml --sweeps controls --visions "" --runs runs/calibration_margins --out results/calibration_margins $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_margins results/calibration_margins/runs
-	$(PY) -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration --results results/calibration_margins
+	$(PY) -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration/margins.yaml --results results/calibration_margins
 
 calibrate-margins-v3: venv ## (world v3's follow-up) issue 16's margin targets with 1,200 validation questions and 5 seeds (calibration/margins_v3.yaml, pre-registered) -> results/calibration_margins_v3, with its noise split
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
 	$(PY) -m vlmlab.carry restore results/calibration_margins_v3/runs runs/calibration_margins_v3
 	$(PY) -m vlmlab.calibrate --controls calibration/margins_v3.yaml --sweeps controls --visions "" --runs runs/calibration_margins_v3 --out results/calibration_margins_v3 $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_margins_v3 results/calibration_margins_v3/runs
-	$(PY) -m vlmlab.noise --runs results/calibration_margins_v3/runs --ablations calibration --results results/calibration_margins_v3
+	$(PY) -m vlmlab.noise --runs results/calibration_margins_v3/runs --ablations calibration/margins_v3.yaml --results results/calibration_margins_v3
 
 calibrate-split-share: venv ## (world v3's study 20) the calibration's split controls with every training picture split (calibration/split_share.yaml, pre-registered) -> results/calibration_split_share
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
@@ -59,7 +59,7 @@ calibrate-curve: venv ## (world v2's follow-up) issue 16's learning-curve target
 	$(PY) -m vlmlab.carry restore results/calibration_curve/runs runs/calibration_curve
 	$(PY) -m vlmlab.calibrate --curve calibration/curve_followup.yaml --sweeps curve --visions "" --runs runs/calibration_curve --out results/calibration_curve $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_curve results/calibration_curve/runs
-	$(PY) -m vlmlab.noise --runs results/calibration_curve/runs --ablations calibration --results results/calibration_curve
+	$(PY) -m vlmlab.noise --runs results/calibration_curve/runs --ablations calibration/curve_followup.yaml --results results/calibration_curve
 
 calibrate-probes: venv ## (world v2's follow-up) issue 16's probe targets with a tuned estimator beside the calibrated one (calibration/probe_followup.yaml, pre-registered) -> results/calibration_probes
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base

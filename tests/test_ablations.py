@@ -159,3 +159,15 @@ def test_ablations_that_check_a_runs_own_timing_train_every_cell_themselves(tmp_
     from vlmlab.contract.run import cell_name
 
     assert cell_name(["connector=mlp", "reuse_finished=false", "seed=1", "threads=1"]) == "connector=mlp"
+
+
+def test_one_ablation_file_of_a_folder_that_holds_other_plans():
+    """calibration/ holds ablation files (margins.yaml) beside study plans that are not (count_readout.yaml), so
+    `python -m vlmlab.noise --ablations` names the one file its runs ran (make calibrate-margins)."""
+    from vlmlab.contract.ablation import ablation_files, load_all
+
+    one = repo_root() / "calibration" / "margins_v3.yaml"
+    assert ablation_files(one) == [one]
+    assert list(load_all(one)) == ["margins_v3"]
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_all(repo_root() / "calibration")

@@ -2,7 +2,7 @@
 
     python -m vlmlab.noise                                              # results/ and ablations/ -> results/NOISE.md
     python -m vlmlab.noise --results results/large --ablations ablations/large
-    python -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration --results results/calibration_margins
+    python -m vlmlab.noise --runs results/calibration_margins/runs --ablations calibration/margins.yaml --results results/calibration_margins
 
 Reads each ablation's answers table (<results>/<name>/answers.csv.gz, the looks of a question merged) and writes
 <results>/noise.csv and <results>/NOISE.md: per check and per cell, the seed SD, its training and question parts,
@@ -109,7 +109,8 @@ def blocks(t: pd.DataFrame, without: dict[str, str], results: str) -> list:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vlmlab.noise", description=__doc__.split("\n")[0])
     ap.add_argument("--results", default="results", help="folder with <ablation>/answers.csv.gz (default results)")
-    ap.add_argument("--ablations", default="ablations", help="the ablation files of those results")
+    ap.add_argument("--ablations", default="ablations", help="the ablation files of those results (a folder, or one "
+                    "file, e.g. calibration/margins.yaml: calibration/ also holds plans that are not ablation files)")
     ap.add_argument("--runs", default=None, help="read the answers from this carried runs folder (vlmlab.carry: "
                     "predictions.json.gz), e.g. a calibration's, instead of <results>/<name>/answers.csv.gz")
     ap.add_argument("--out", default=None, help="output folder (default: --results)")

@@ -243,7 +243,10 @@ def first_look(spec: Ablation, specs: dict[str, "Ablation"]) -> str:
 
 
 def ablation_files(folder: str | Path) -> list[Path]:
-    return sorted(Path(folder).glob("*.yaml"))
+    """The ablation files of a folder (its *.yaml), or the one file named (a folder that also holds other plans, as
+    calibration/ does, is read one file at a time)."""
+    path = Path(folder)
+    return [path] if path.is_file() else sorted(path.glob("*.yaml"))
 
 
 def available(folder: str | Path) -> list[str]:
