@@ -97,8 +97,8 @@ def score(folder: Path, plan: dict) -> dict:
 def markdown(plan: dict, res: dict) -> str:
     lines = [f"# {plan['study']}: {plan['question']}", "",
              "Made by calibration/experiments/connector_reader.py --score from the arms' files and the plan "
-             f"{plan.get('plan', 'calibration/word_path_connector.yaml')} (pre-registered; its header states the arms, predictions and "
-             "decisions). One-word scenes of world v3 (48 words, chance ~2 %), vision_strong frozen, 2,400 train and "
+             f"{plan.get('plan', 'calibration/word_path_connector.yaml')} (pre-registered; its header states the "
+             "arms, predictions and decisions). One-word scenes of world v3 (48 words, chance ~2 %), vision_strong frozen, 2,400 train and "
              "400 test scenes.", "", "| arm | accuracy (%) | epochs | seconds |", "|---|---|---|---|"]
     lines += [f"| {a} | {r['accuracy']} | {r['epochs']} | {r['seconds']} |" for a, r in res["arms"].items()]
     lines += ["", "| check | result |", "|---|---|"] + [f"| {k} | {json.dumps(c)} |" for k, c in res["checks"].items()]
