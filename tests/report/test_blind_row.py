@@ -2,6 +2,7 @@
 import pandas as pd
 from report_fakes import make_run
 
+from vlmlab.paths import repo_root
 from vlmlab.report.render import build
 
 ABLATION = """# test
@@ -61,3 +62,18 @@ def test_runs_are_read_against_the_calibration_of_their_own_world(tmp_path):
     assert "| 33.00 | 33.00 | 33.00 | 33.00 | 33.00 |" in row and "results/calibration_v9" in md
     verdicts = pd.read_csv(out / "f4_x" / "verdicts.csv")
     assert list(verdicts["verdict"]) == ["untestable here"]  # every task at blind level in v9's calibration
+
+
+def test_a_worlds_follow_up_does_not_shadow_its_calibration(tmp_path):
+    """calibration_margins_v3 (split 0 only) sorts before calibration_v3 (splits 0 and 2), both of world v3: the one
+    that measured more image handlings judges the world's runs, as the committed calibrations are named."""
+    from vlmlab.report import calibration
+
+    for folder, splits in (("calibration_margins_v9", (0,)), ("calibration_split_share_v9", (2,)),
+                           ("calibration_v9", (0, 2))):
+        (tmp_path / folder).mkdir()
+        pd.DataFrame([{"split": s, "task": "vqa", "world": "world-v9"} for s in splits]).to_csv(
+            tmp_path / folder / "controls.csv", index=False)
+    assert calibration.calibration_for("world-v9", tmp_path) == tmp_path / "calibration_v9" / "controls.csv"
+    assert calibration.calibration_for("world-v2-rc3", repo_root() / "results").parent.name == "calibration_v2"
+    assert calibration.calibration_for("world-v3-rc1", repo_root() / "results").parent.name == "calibration_v3"

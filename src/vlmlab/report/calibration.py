@@ -24,14 +24,18 @@ LEGACY_WORLD = "world-v1"  # the world of a controls.csv without a world column 
 def calibration_for(world: str | None, results: str | Path = "results") -> Path | None:
     """The controls.csv of the calibration made in `world` (a GENERATOR_VERSION) among <results>/calibration*/,
     so that runs are judged against the calibration of the world they ran in; world None (runs from before
-    summary.json recorded it) means world v1. None when no calibration of that world is there."""
+    summary.json recorded it) means world v1. None when no calibration of that world is there.
+    A world's follow-ups (results/calibration_margins*, a split-share study) are calibrations of it too, with fewer
+    image handlings: the one that measured the most (controls.csv's splits) judges, so the world's own calibration
+    is not shadowed by a follow-up whose folder name sorts first; among equals, the first by name."""
     want = world or LEGACY_WORLD
+    found = []
     for path in sorted(Path(results).glob("calibration*/controls.csv")):
         c = _controls(path)
         got = set(c["world"].dropna().astype(str)) if "world" in c.columns else {LEGACY_WORLD}
         if got == {want}:
-            return path
-    return None
+            found.append((-(c["split"].nunique() if "split" in c.columns else 0), str(path), path))
+    return min(found)[2] if found else None
 
 
 def runs_world(seeds: pd.DataFrame) -> str | None:
