@@ -28,12 +28,17 @@ def train(name: str, overrides: list[str], seed: int, root: str = "runs/diag") -
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "disabled"})
 
 
+def predictions(folder: Path) -> dict:
+    """A run's predictions: predictions.json as the run wrote it, or .json.gz as vlmlab.carry keeps it in results/."""
+    gz = folder / "predictions.json.gz"
+    return json.loads(gzip.open(gz).read() if gz.exists() else (folder / "predictions.json").read_text())
+
+
 def per_type(name: str, seed: int) -> dict:
     out = run_dir(name, seed)
     if out is None:
         return {"failed": True}
-    gz = out / "predictions.json.gz"
-    preds = json.loads(gzip.open(gz).read() if gz.exists() else (out / "predictions.json").read_text())
+    preds = predictions(out)
     summary = json.loads((out / "summary.json").read_text())
     row = {"train_s": round(summary["wall_time_s"]), **{f"{k}_score": round(v, 2) for k, v in summary["metrics"].items()
                                                          if k in ("vqa", "textvqa", "okvqa", "caption", "avg")}}

@@ -4,8 +4,8 @@
 # jobs at a time, then scores the checks from the runs' files: textvqa per question (the task's own item scores),
 # McNemar's exact test on the 300 paired questions (statsmodels), Holm over the secondary pair.
 #   python calibration/experiments/word_path.py calibration/word_path.yaml --out results/calibration_v3/word_path
-#   (--no-train: score what has finished; --runs results/calibration_v3/word_path/runs: from the committed copies)
-import argparse, gzip, json, os, subprocess, sys
+#   (the finished runs are saved under OUT/runs by vlmlab.carry; --no-train: score what has finished; --runs results/calibration_v3/word_path/runs: from the committed copies)
+import argparse, json, os, shutil, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,8 +14,9 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vlm_recipes import run_dir, train  # noqa: E402
+from vlm_recipes import predictions, run_dir, train  # noqa: E402
 
+from vlmlab import carry  # noqa: E402
 from vlmlab.tasks import vqa_items  # noqa: E402
 
 ROOT = "runs/word_path"
@@ -30,12 +31,6 @@ def reader(name: str, tower: str, spec: dict) -> None:
            str(spec["epochs"]), str(out)]
     with open(out.parent / "stdout.log", "a") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "disabled"})
-
-
-def predictions(folder: Path) -> dict:
-    """A run's predictions: predictions.json as the run wrote it, or .json.gz as results/ keeps it."""
-    gz = folder / "predictions.json.gz"
-    return json.loads(gzip.open(gz).read() if gz.exists() else (folder / "predictions.json").read_text())
 
 
 def textvqa(folder: Path) -> tuple[list[float], dict]:
@@ -158,6 +153,12 @@ if __name__ == "__main__":
                  for arm, o in list(plan["arms"].items())[2:]]
         with ThreadPoolExecutor(a.jobs) as ex:
             list(ex.map(lambda f: f(), jobs))
+        for arm in plan["arms"]:  # the committed copies, as vlmlab.carry keeps runs (predictions gzipped)
+            carry.save(Path(root, arm), Path(a.out, "runs", arm))
+        for n in plan.get("readers", {}):
+            if Path(root, n, "reader.json").exists():
+                Path(a.out, "runs", n).mkdir(parents=True, exist_ok=True)
+                shutil.copy(Path(root, n, "reader.json"), Path(a.out, "runs", n, "reader.json"))
     res = score(plan)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     Path(a.out, "study.json").write_text(json.dumps(res, indent=1) + "\n")
