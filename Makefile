@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv test test-slow noise calibrate zoo-base calibrate-margins calibrate-margins-v3 calibrate-split-share calibrate-curve calibrate-probes calibrate-readout ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
+.PHONY: help venv test test-slow noise calibrate zoo-base calibrate-margins calibrate-margins-v3 calibrate-split-share calibrate-budget calibrate-curve calibrate-probes calibrate-readout ablation pilot plan example-smollm2 bench report train backbones backbones-large zoo-large calibrate-large pilot-large plan-large scale-transfer \
 	scale-report save-runs restore-runs world-docs clean-runs
 
 help: ## list the verbs
@@ -53,6 +53,12 @@ calibrate-split-share: venv ## (world v3's study 20) the calibration's split con
 	$(PY) -m vlmlab.carry restore results/calibration_split_share/runs runs/calibration_split_share
 	$(PY) -m vlmlab.calibrate --controls calibration/split_share.yaml --sweeps controls --visions "" --runs runs/calibration_split_share --out results/calibration_split_share $(ARGS)
 	$(PY) -m vlmlab.carry save runs/calibration_split_share results/calibration_split_share/runs
+
+calibrate-budget: venv ## (world v3's study 21) the calibration's controls and curve at 1,200 steps, every training picture split (calibration/budget_1200*.yaml, pre-registered) -> results/calibration_budget_1200
+	$(PY) -m vlmlab.world.zoo_pack unpack --scale base
+	$(PY) -m vlmlab.carry restore results/calibration_budget_1200/runs runs/calibration_budget_1200
+	$(PY) -m vlmlab.calibrate --controls calibration/budget_1200.yaml --curve calibration/budget_1200_curve.yaml --sweeps controls,curve --visions "" --runs runs/calibration_budget_1200 --out results/calibration_budget_1200 $(ARGS)
+	$(PY) -m vlmlab.carry save runs/calibration_budget_1200 results/calibration_budget_1200/runs
 
 calibrate-curve: venv ## (world v2's follow-up) issue 16's learning-curve target paired by seed, 6 seeds, 1,200 validation questions (calibration/curve_followup.yaml, pre-registered) -> results/calibration_curve, with its noise split
 	$(PY) -m vlmlab.world.zoo_pack unpack --scale base

@@ -157,3 +157,26 @@ def test_the_curve_follow_ups_600_step_runs_repeat_the_margins_runs_exactly():
     assert shared == [0, 1, 2, 3, 4]
     pd.testing.assert_frame_equal(a.loc[shared], b.loc[shared])  # bit for bit, not within a tolerance
     assert curve.loc[curve["seed"] == 0, "git_commit"].iloc[0] != margins.loc[margins["seed"] == 0, "git_commit"].iloc[0]
+
+
+def test_the_curve_criterion_judges_the_recipes_own_budget():
+    """A recipe of B steps is judged on B -> 2B against B/4 -> B (a 1200-step recipe: 300, 1200, 2400), and the
+    budget is read from the controls' runs; controls at two budgets are not one recipe."""
+    from vlmlab.calibrate_curve import curve_check, curve_check_paired, curve_table, late_gains
+    from vlmlab.calibrate_report import recipe_steps, targets
+
+    rows = [{"max_steps": s, "seed": k, "avg": base + k, "vqa": float(s)}
+            for s, base in ((150, 10.0), (300, 40.0), (600, 45.0), (1200, 50.0), (2400, 52.0)) for k in range(3)]
+    curve = curve_table(pd.DataFrame(rows), ["vqa", "avg"])
+    assert curve_check(curve)[:2] == (5.0, 35.0)  # B = 600: 600 -> 1200 against 150 -> 600
+    assert curve_check(curve, 1200)[:2] == (2.0, 10.0)  # B = 1200: 1200 -> 2400 against 300 -> 1200
+    assert curve_check_paired(pd.DataFrame(rows), 1200)[:2] == (2.0, 10.0)
+    assert late_gains(pd.DataFrame(rows), ["vqa"], 1200).at[0, "gain"] == 1200.0
+    assert curve_check(curve[curve["steps"] != 2400], 1200) is None  # 2B not run
+    row = [r for r in targets(pd.DataFrame(), curve, pd.DataFrame(columns=["vision", "probe", "accuracy"]),
+                              budget=1200) if "steps adds" in r[0]][0]
+    assert row[0].startswith("1200 -> 2400 steps adds <= 0.25 x the 300 -> 1200 gain") and row[2] == "met"
+    assert recipe_steps(pd.DataFrame({"max_steps": [1200, 1200]})) == 1200
+    assert recipe_steps(pd.DataFrame()) == 600
+    with pytest.raises(ValueError, match="several step budgets"):
+        recipe_steps(pd.DataFrame({"max_steps": [600, 1200]}))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlmlab.calibrate_curve import CURVE_SHARE, curve_check, curve_check_paired, curve_table, late_gains, plot_curve
+from vlmlab.calibrate_curve import (CURVE_SHARE, RECIPE_STEPS, budgets, curve_check, curve_check_paired, curve_table,
+                                    late_gains, plot_curve)
 from vlmlab.paths import repo_root
 from vlmlab.contract.ablation import load_ablation
 from vlmlab.report import aggregate
@@ -112,10 +113,22 @@ def largest_stable(ladder: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def recipe_steps(seeds: pd.DataFrame) -> int:
+    """The recipe's step budget B as its controls ran (their optim.max_steps; RECIPE_STEPS without controls): the
+    budget the curve criterion judges. Controls that ran at several budgets are not one recipe: an error."""
+    got = seeds["max_steps"].dropna().astype(int).unique() if "max_steps" in seeds else []
+    if len(got) > 1:
+        raise ValueError(f"the controls ran at several step budgets ({sorted(got)}): one recipe has one budget")
+    return int(got[0]) if len(got) else RECIPE_STEPS
+
+
 def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame,
-            ladder: pd.DataFrame | None = None, paired: tuple | None = None) -> list[list[str]]:
+            ladder: pd.DataFrame | None = None, paired: tuple | None = None,
+            budget: int = RECIPE_STEPS) -> list[list[str]]:
     """Issue 16's targets as [target, measured, met]; `paired` is calibrate_curve.curve_check_paired's result (the
-    curve criterion paired by seed), reported beside the unpaired one when two or more seeds ran every budget."""
+    curve criterion paired by seed), reported beside the unpaired one when two or more seeds ran every budget;
+    `budget` is the recipe's step budget B (the criterion: B -> 2B adds <= CURVE_SHARE x B/4 -> B)."""
+    quarter, at, double = budgets(budget)
     out = []
 
     def row(at: int, task: str) -> dict | None:
@@ -139,14 +152,14 @@ def targets(controls: pd.DataFrame, curve: pd.DataFrame, probes: pd.DataFrame,
         top = accuracy.loc[accuracy["trained"].idxmax()]
         out.append([f"no accuracy task above {CEILING:g}% (caption's CIDEr is not a percentage)",
                     f"highest: {top['task']} {fmt(top['trained'])}", _flag(accuracy["trained"].max() <= CEILING)])
-    check = curve_check(curve)
+    check = curve_check(curve, budget)
     if check:
         late, early, lo, hi = check
         measured = f"{fmt(late)} vs {fmt(early)}"
         if lo == lo:  # seeds at every budget: the 95% interval of late - share x early
             measured += (f"; late - {CURVE_SHARE:g} x early: 95% CI [{fmt(lo)}, {fmt(hi)}]"
                          + (" (spans 0: unresolved)" if lo <= 0 <= hi else ""))
-        out.append([f"600 -> 1200 steps adds <= {CURVE_SHARE:g} x the 150 -> 600 gain (avg over seeds)",
+        out.append([f"{at} -> {double} steps adds <= {CURVE_SHARE:g} x the {quarter} -> {at} gain (avg over seeds)",
                     measured, _flag(late <= CURVE_SHARE * early)])
     if paired and paired[4] >= 2:
         late, early, lo, hi, n = paired
@@ -180,6 +193,8 @@ def build(runs: str, out: Path, probes: pd.DataFrame, follow_ups: dict[str, str 
             write_atomic(Path(runs) / PRIOR, json.dumps({"generator_version": ran_in or GENERATOR_VERSION, "scores": prior},
                                                         indent=1))
     controls = control_rows(cs, tasks, prior) if tasks else pd.DataFrame()
+    budget = recipe_steps(cs[cs["status"] == "finished"]) if not cs.empty else RECIPE_STEPS
+    _, at, double = budgets(budget)
     if not controls.empty:  # which world these controls measured: the report matches it to its runs' world
         controls["world"] = recorded_world(runs, ran_in)
     vs = aggregate.seeds_table(runs, curve_abl.name, curve_abl.__dict__)
@@ -189,8 +204,9 @@ def build(runs: str, out: Path, probes: pd.DataFrame, follow_ups: dict[str, str 
         tasks = tasks or [t for t in aggregate.task_columns(fin) if t != "avg"]  # a curve follow-up alone
         cols = [c for c in (*tasks, "avg", "final_train_loss") if c in fin.columns]
         curve = curve_table(fin, cols)
-        paired = curve_check_paired(fin)
-        gains = late_gains(fin, [c for c in ("avg", *tasks) if c in fin.columns]) if paired and paired[4] >= 2 else gains
+        paired = curve_check_paired(fin, budget)
+        gains = (late_gains(fin, [c for c in ("avg", *tasks) if c in fin.columns], budget) if paired and paired[4] >= 2
+                 else gains)
     out.mkdir(parents=True, exist_ok=True)
     for name, table in (("probes", probes), ("controls", controls), ("curve", curve), ("curve_gains", gains),
                         ("ladder", ladder)):
@@ -206,7 +222,7 @@ def build(runs: str, out: Path, probes: pd.DataFrame, follow_ups: dict[str, str 
                     "\"Stable\" in the ladder means not diverged by the stated criterion; a rung can still lose "
                     "what it learned (see its avg).", None),
               ("h2", "Targets", None), ("table", ["target", "measured", ""], targets(controls, curve, probes, ladder,
-                                                                                      paired))]
+                                                                                      paired, budget))]
     if not probes.empty:
         fit = (f", fit on {int(probes['train_scenes'].iloc[0])} scenes, scored on {int(probes['test_scenes'].iloc[0])}"
                if "train_scenes" in probes else "")  # calibrations before world-v2-rc3 did not record it (600, 400)
@@ -231,8 +247,8 @@ def build(runs: str, out: Path, probes: pd.DataFrame, follow_ups: dict[str, str 
         plot_curve(curve, out / "curve.png")
         blocks.append(("img", "learning curve", out / "curve.png"))
     if not gains.empty:
-        blocks += [("h2", "The last doubling (600 -> 1200 steps), paired by seed", None),
-                   ("p", "Per seed the score at 1200 steps minus the same seed's at 600 (the same initialisation and "
+        blocks += [("h2", f"The last doubling ({at} -> {double} steps), paired by seed", None),
+                   ("p", f"Per seed the score at {double} steps minus the same seed's at {at} (the same initialisation and "
                          "data order, each budget its own cosine schedule); mean and 95% t interval over the seeds "
                          "that finished every budget.", None),
                    ("table", ["metric", "gain", "95% CI", "seeds"],
