@@ -479,3 +479,16 @@ def test_pages_draw_finer_with_more_supersampling_and_the_default_is_unchanged(l
     fine = legibility.page(random.Random(3), "binary4x4", 0.86, supersample=8, **kw)
     assert (before[0] == same[0]).all() and (before[1] == fine[1]).all()
     assert not (before[0] == fine[0]).all()
+
+
+def test_position_halves_redraws_the_pairs_its_towers_were_probed_on(load_script, monkeypatch, capsys):
+    """position_halves.py splits a tower's committed position answers by the pair's geometry, redrawing the probe's
+    test pairs: in world v2's scenes, where the v3 towers were probed (today's WorldConfig() draws v3's, whose halves
+    differ: 257 / 143 pairs where the committed table has 263 / 137). It regenerates its committed row."""
+    mod = load_script(repo_root() / "calibration" / "experiments" / "position_halves.py")
+    tower = repo_root() / "results" / "script_study" / "v3_tower_dw2.json"
+    monkeypatch.setattr("sys.argv", ["position_halves.py", str(tower)])
+    mod.main()
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    committed = (repo_root() / "results" / "script_study" / "position_halves.md").read_text().splitlines()
+    assert row in committed

@@ -9,7 +9,7 @@ torch.set_num_threads(1)
 from vlmlab.images import split_boxes
 from vlmlab.model.navit import load_vision_encoder
 from vlmlab.world import kb
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.probes import _views, local_features, scenes
 from vlmlab.world.scenes import render
 from vlmlab.world.vision import _probe
@@ -17,7 +17,8 @@ from vlmlab.world.vision_targets import letter_map, word_box
 from vlmlab.world.zoo import ensure
 
 name = sys.argv[1]
-world = WorldConfig(word_height=float(sys.argv[2])) if len(sys.argv) > 2 else WorldConfig()
+# world v2's scenes: the candidate ran before v3 (WorldConfig()'s defaults are v3's since the freeze)
+world = WorldConfig(**{**WORLD_V2, **({"word_height": float(sys.argv[2])} if len(sys.argv) > 2 else {})})
 n_train, n_test = (int(sys.argv[3]) if len(sys.argv) > 3 else 600), 400
 enc = load_vision_encoder(name if "/" in name else str(ensure(name, build_if_missing=False))).eval()
 words = scenes("probe/words", n_train + n_test, (1, 1), True, world)

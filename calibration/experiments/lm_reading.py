@@ -9,14 +9,15 @@ import torch
 torch.set_num_threads(1)
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from vlmlab.world import corpus as C
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.language import captions
 from vlmlab.world.lm import LMSpec, fact_recall, reading_accuracy, train_lm
 from vlmlab.world.questions import make_sample
 from vlmlab.world.zoo import ensure
 
 tok = PreTrainedTokenizerFast.from_pretrained(str(ensure("lm_strong").parent / "tokenizer"))
-samples = [make_sample(WorldConfig(), t, "validation", i) for t in ["vqa", "okvqa", "textvqa"] for i in range(150)]
+# world v2's scenes: the candidate ran before v3 (WorldConfig()'s defaults are v3's since the freeze)
+samples = [make_sample(WorldConfig(**WORLD_V2), t, "validation", i) for t in ["vqa", "okvqa", "textvqa"] for i in range(150)]
 # okvqa's validation kinds are held out of the VLM's data, not of the LM's corpus: every kind's facts are in it
 # (prompt, answers, key) items in world/lm.py reading_accuracy's form: each validation scene told in words
 ITEMS = [((f"the sign says {s.scene.word}." if s.task == "textvqa" else f"there is {captions(s.scene)[0]}.") +

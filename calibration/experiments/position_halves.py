@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.probes import position_pairs
 
 
@@ -32,7 +32,7 @@ def main() -> None:
         row = json.loads(path.read_text())
         correct = row["probes"]["position"]["correct"]
         # the pair scenes do not depend on the grain; the v3 towers' probes drew them on world v2's canvases
-        test = position_pairs(a.train + len(correct), WorldConfig())[0][a.train:]
+        test = position_pairs(a.train + len(correct), WorldConfig(**WORLD_V2))[0][a.train:]
         assert len(test) == len(correct)
         out = {"tower": path.stem, "position %": row["probes"]["position"]["accuracy"]}
         for name, keep in (("different halves", False), ("same half", True)):

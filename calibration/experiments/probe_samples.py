@@ -12,24 +12,27 @@ import torch.nn.functional as F
 torch.set_num_threads(1)
 from vlmlab.model.navit import load_vision_encoder
 from vlmlab.world import kb
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import WORLD_V2, WorldConfig
 from vlmlab.world.probes import _views, probe_table, scenes
 from vlmlab.world.scenes import render
 from vlmlab.world.vision import _probe
 from vlmlab.world.zoo import ensure
 
+# world v2's scenes: the candidate ran before v3 (WorldConfig()'s defaults are v3's since the freeze)
+WORLD = WorldConfig(**WORLD_V2)
+
 name, sizes = sys.argv[1], [int(n) for n in sys.argv[2:]]
 enc = load_vision_encoder(name if "/" in name else str(ensure(name))).eval()
 for n_train in sizes:
     t = time.time()
-    table = probe_table(enc, n_train=n_train)
+    table = probe_table(enc, n_train=n_train, world=WORLD)
     print(name, "n_train", n_train, {k: round(100 * v, 1) for k, v in table.items()}, round(time.time() - t), "s",
           flush=True)
 
 n_test = 400
 for n_train in sizes:
     n = n_train + n_test
-    pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, WorldConfig())
+    pairs = [s for s in scenes("probe/pairs", 2 * n, (2, 2), False, WORLD)
              if s.objects[0].colour != s.objects[1].colour][:n]  # probes.py's pairs
     order = list(kb.COLOURS)
     first = [min(s.objects, key=lambda o: order.index(o.colour)) for s in pairs]

@@ -8,12 +8,12 @@ from vlmlab.calibrate_probes import cv_predict
 from vlmlab.config import compose
 from vlmlab.model.navit import load_vision_encoder
 from vlmlab.world import probes
-from vlmlab.world.config import WorldConfig
 from vlmlab.world.vision import _probe
 n = int(sys.argv[1])
 torch.set_num_threads(n)
-enc = load_vision_encoder(compose(["scale=large", "vision=toy_strong"]).vision.name_or_path).eval()
-multi = probes.scenes("probe/multi", 2800, (1, 5), False, WorldConfig())
+cfg = compose(["scale=large", "vision=toy_strong"])
+enc = load_vision_encoder(cfg.vision.name_or_path).eval()
+multi = probes.scenes("probe/multi", 2800, (1, 5), False, cfg.data)  # the large scale's world (its canvases, script)
 x = probes.features(enc, multi)
 y = torch.tensor([len(s.objects) - 1 for s in multi])
 adam = 100 * _probe(x[:2400], y[:2400], x[2400:], y[2400:])

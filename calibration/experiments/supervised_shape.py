@@ -1,10 +1,12 @@
 # python calibration/experiments/supervised_shape.py  (appends to results/calibration/vision_experiments.jsonl)
 # Diagnostic: can the toy ViT (SigLIP vision config, 64 px, patch 8) learn a lone object's shape when told it?
+# It ran in world v1 (results/calibration is v1's record). Today's generator cannot draw v1's scenes: a rerun
+# draws today's world's (WorldConfig()'s defaults, v3's), and its line in the jsonl names that world.
 import json, random, time, torch
 import torch.nn.functional as F
 from transformers import SiglipVisionConfig, SiglipVisionModel
 from vlmlab.world import kb
-from vlmlab.world.config import WorldConfig
+from vlmlab.world.config import GENERATOR_VERSION, WorldConfig
 from vlmlab.world.questions import random_scene
 from vlmlab.world.scenes import render
 from vlmlab.world.vision import to_pixels
@@ -26,6 +28,6 @@ for step in range(800):
 with torch.no_grad():
     acc = (head(m(pixel_values=px[3600:]).last_hidden_state.mean(1)).argmax(1) == y[3600:]).float().mean().item()
 res = probe_table(VisionEncoder(m).eval(), 600, 400)
-out = {"name": "supervised", "supervised_shape_acc": round(100 * acc, 1), "train_s": round(time.time() - t0), **{k: round(100 * v, 1) for k, v in res.items()}}
+out = {"name": "supervised", "world": GENERATOR_VERSION, "supervised_shape_acc": round(100 * acc, 1), "train_s": round(time.time() - t0), **{k: round(100 * v, 1) for k, v in res.items()}}
 print(json.dumps(out))
 open("results/calibration/vision_experiments.jsonl", "a").write(json.dumps(out) + "\n")
