@@ -71,7 +71,8 @@ def _flag(value) -> str:
 
 
 def control_rows(seeds: pd.DataFrame, tasks: list[str], prior: dict) -> pd.DataFrame:
-    """Per task and splitting: trained and blind mean ± seed SD, the margin in points and in seed SDs."""
+    """Per task and splitting: trained and blind mean ± seed SD, the margin in points and in seed SDs, and the step
+    budget the controls ran at (report.calibration.calibration_for matches it to the runs it judges)."""
     fin = seeds[seeds["status"] == "finished"]
     rows = []
     for split in sorted(fin["image.split"].astype(str).unique()) if not fin.empty else []:
@@ -85,7 +86,8 @@ def control_rows(seeds: pd.DataFrame, tasks: list[str], prior: dict) -> pd.DataF
             rows.append({"split": int(split), "task": task, "trained": t.mean(), "trained_sd": sd, "blind": b.mean(),
                          "blind_sd": b.std(ddof=1) if len(b) > 1 else float("nan"), "prior": prior.get(task),
                          "margin": margin, "margin_in_sd": margin / sd if sd and sd > 0 else float("nan"),
-                         "seeds": f"{len(t)}/{len(b)}"})
+                         "seeds": f"{len(t)}/{len(b)}",
+                         **({"steps": recipe_steps(at)} if "max_steps" in at else {})})
     return pd.DataFrame(rows)
 
 

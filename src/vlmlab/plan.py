@@ -69,7 +69,9 @@ def runs_controls(tables, scale: str = "base") -> Path | None:
     worlds = [w for t in tables if (w := calibration.runs_world(t))]
     if not worlds:
         return controls_today(scale)
-    return calibration.calibration_for(max(set(worlds), key=worlds.count), repo_root() / "results")
+    budgets = [s for t in tables if (s := calibration.runs_steps(t))]
+    return calibration.calibration_for(max(set(worlds), key=worlds.count), repo_root() / "results",
+                                       max(set(budgets), key=budgets.count) if budgets else None)
 
 
 def untestable_today(scale: str = "base") -> dict[str, str]:

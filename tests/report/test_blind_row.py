@@ -77,3 +77,24 @@ def test_a_worlds_follow_up_does_not_shadow_its_calibration(tmp_path):
     assert calibration.calibration_for("world-v9", tmp_path) == tmp_path / "calibration_v9" / "controls.csv"
     assert calibration.calibration_for("world-v2-rc3", repo_root() / "results").parent.name == "calibration_v2"
     assert calibration.calibration_for("world-v3-rc1", repo_root() / "results").parent.name == "calibration_v3"
+
+
+def test_a_calibration_at_another_step_budget_judges_only_runs_of_that_budget(tmp_path):
+    """calibration_budget_1200 (the recipe at 1,200 steps, splits 0 and 2) sorts before calibration_v9 (600 steps,
+    the same splits), both of one world: runs of 600 steps are judged by the 600-step controls and runs of 1,200 by
+    the 1,200-step ones (their blind controls are not interchangeable); a steps-less controls.csv ranks after a
+    match; the report passes the runs' own budget."""
+    from vlmlab.calibrate_curve import RECIPE_STEPS
+    from vlmlab.config import compose
+    from vlmlab.report import calibration
+
+    assert RECIPE_STEPS == compose([]).optim.max_steps  # the default budget is the recipe's
+    for folder, steps in (("calibration_budget_1200", 1200), ("calibration_v9", 600), ("calibration_old_v9", None)):
+        (tmp_path / folder).mkdir()
+        pd.DataFrame([{"split": s, "task": "vqa", "world": "world-v9", **({"steps": steps} if steps else {})}
+                      for s in (0, 2)]).to_csv(tmp_path / folder / "controls.csv", index=False)
+    pick = lambda steps: calibration.calibration_for("world-v9", tmp_path, steps).parent.name  # noqa: E731
+    assert pick(None) == pick(600) == "calibration_v9" and pick(1200) == "calibration_budget_1200"
+    assert pick(300) == "calibration_old_v9"  # no calibration at 300: the one that does not say comes first
+    seeds = pd.DataFrame({"status": ["finished"] * 3 + ["running"], "max_steps": [1200, 1200, 600, 300]})
+    assert calibration.runs_steps(seeds) == 1200 and calibration.runs_steps(seeds.iloc[3:]) is None

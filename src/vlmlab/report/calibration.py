@@ -21,21 +21,36 @@ def _controls(controls_csv: str | Path) -> pd.DataFrame:
 LEGACY_WORLD = "world-v1"  # the world of a controls.csv without a world column (written before it had one)
 
 
-def calibration_for(world: str | None, results: str | Path = "results") -> Path | None:
+def calibration_for(world: str | None, results: str | Path = "results", steps: int | None = None) -> Path | None:
     """The controls.csv of the calibration made in `world` (a GENERATOR_VERSION) among <results>/calibration*/,
     so that runs are judged against the calibration of the world they ran in; world None (runs from before
     summary.json recorded it) means world v1. None when no calibration of that world is there.
-    A world's follow-ups (results/calibration_margins*, a split-share study) are calibrations of it too, with fewer
-    image handlings: the one that measured the most (controls.csv's splits) judges, so the world's own calibration
-    is not shadowed by a follow-up whose folder name sorts first; among equals, the first by name."""
-    want = world or LEGACY_WORLD
+    A world may have several: follow-ups (results/calibration_margins*, a split-share study) with fewer image
+    handlings, and calibrations of the recipe at another step budget (results/calibration_budget_1200). The one whose
+    controls ran at `steps` (the runs' optim.max_steps; None: the recipe's, RECIPE_STEPS) judges, a budget's blind
+    control being the one that matches it; then the one that measured the most image handlings (controls.csv's
+    splits), so the world's own calibration is not shadowed by a follow-up whose folder name sorts first; then the
+    first by name. A controls.csv without a steps column (written before it had one) ranks after a matching one."""
+    from vlmlab.calibrate_curve import RECIPE_STEPS
+
+    want, steps = world or LEGACY_WORLD, steps or RECIPE_STEPS
     found = []
     for path in sorted(Path(results).glob("calibration*/controls.csv")):
         c = _controls(path)
         got = set(c["world"].dropna().astype(str)) if "world" in c.columns else {LEGACY_WORLD}
         if got == {want}:
-            found.append((-(c["split"].nunique() if "split" in c.columns else 0), str(path), path))
-    return min(found)[2] if found else None
+            ran = set(c["steps"].dropna().astype(int)) if "steps" in c.columns else set()
+            budget = 0 if ran == {steps} else 1 if not ran else 2
+            found.append((budget, -(c["split"].nunique() if "split" in c.columns else 0), str(path), path))
+    return min(found)[-1] if found else None
+
+
+def runs_steps(seeds: pd.DataFrame) -> int | None:
+    """The step budget (optim.max_steps) the finished runs of a seeds table trained for, the most common one; None
+    when none recorded it."""
+    done = seeds[seeds["status"].isin(["finished", "diverged"])] if "status" in seeds.columns else seeds.iloc[0:0]
+    found = [int(s) for s in done.get("max_steps", pd.Series(dtype=float)).dropna()]
+    return max(set(found), key=found.count) if found else None
 
 
 def runs_world(seeds: pd.DataFrame) -> str | None:

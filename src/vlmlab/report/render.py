@@ -251,8 +251,9 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
         seeds = merged_looks(runs, [specs[n] for n in sorted(chain, key=lambda n: len(specs[n].looks))])
         seeds, mixed[name] = cal.one_world(seeds)
         isolated = aggregate.isolated_table(runs / name)
-        # judged against the calibration of the world the runs ran in (a v1 run by v1's, ...)
-        calibration[name] = cal.calibration_for(cal.runs_world(seeds), calibrations) if not seeds.empty else None
+        # judged against the calibration of the world the runs ran in (a v1 run by v1's, ...), at their step budget
+        calibration[name] = (cal.calibration_for(cal.runs_world(seeds), calibrations, cal.runs_steps(seeds))
+                             if not seeds.empty else None)
         untestable = cal.blind_level_tasks(calibration[name])
         v = verdicts.verdicts_table(seeds, spec, isolated, untestable) if not seeds.empty else pd.DataFrame()
         per[name] = (spec, seeds, aggregate.cells_table(seeds, spec), v, [])
