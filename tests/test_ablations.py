@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,20 @@ def test_one_ablation_file_of_a_folder_that_holds_other_plans():
     assert list(load_all(one)) == ["margins_v3"]
     with pytest.raises(ConfigError, match="unknown key"):
         load_all(repo_root() / "calibration")
+
+
+def test_a_file_named_by_its_path_reports_alone(monkeypatch, tmp_path):
+    """calibration/ holds study plans that are not ablation files (count_readout.yaml): a sweep of one file named by
+    its path regenerates the report over that file, not its folder (the folder's report failed on the plans)."""
+    from vlmlab import ablate
+    from vlmlab.report.__main__ import main as report
+
+    reported = []
+    monkeypatch.setattr(ablate, "run_ablation", lambda a, args, timing=True: 0)
+    monkeypatch.setattr(ablate, "regenerate_report", lambda args, folder, scale="base": reported.append(Path(folder)))
+    plan = repo_root() / "calibration" / "split_share.yaml"
+    assert ablate.main([str(plan), "runs_root=runs/x"]) == 0 and reported == [plan]
+    assert ablate.main([str(plan), "--ablations", str(plan.parent)]) == 0 and reported[-1] == plan.parent
+    with pytest.raises(SystemExit, match="count_readout.yaml: unknown key"):  # what the folder's report met
+        report(["--runs", str(tmp_path), "--ablations", str(plan.parent), "--out", str(tmp_path / "out")])
+    report(["--runs", str(tmp_path), "--ablations", str(plan), "--out", str(tmp_path / "out")])  # the file alone

@@ -160,7 +160,7 @@ def report_folder(runs_root: str, scale: str = "base") -> str:
 
 
 def regenerate_report(args: list[str], folder: Path, scale: str = "base") -> None:
-    """`python -m vlmlab.report` over the runs, in this process (a fresh one would import torch and transformers again:
+    """`python -m vlmlab.report` over the runs of the ablation files in `folder` (or one file), in this process (a fresh one would import torch and transformers again:
     ~7 s); a report that fails is printed and does not change the sweep's exit code. The base scale's runs (runs/)
     report into results/, another scale's (runs/<scale>) into results/<scale>/, judged by the calibrations under
     results/ too; a sweep filed elsewhere (runs_root=...) reports beside its runs, into <runs_root>/results."""
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name, args = argv[0], argv[1:]
     try:
-        folder = Path(_take(args, "--ablations") or (Path(name).parent if name.endswith((".yaml", ".yml"))
-                                                     else ABLATIONS))
+        given = _take(args, "--ablations")
+        folder = Path(given or (Path(name).parent if name.endswith((".yaml", ".yml")) else ABLATIONS))
         seeds_arg = _take(args, "--seeds")  # a quick pass with fewer seeds than the file's (e.g. the real-LM example)
         try:
             seeds = [int(s) for s in seeds_arg.split(",")] if seeds_arg else None
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[vlmlab] these files run at several scales ({', '.join(sorted(scales))}): run `make report` per scale",
               file=sys.stderr)
         return max(codes)
-    regenerate_report(args, folder, scales.pop())
+    # a file named by its path reports alone: its folder may hold plans that are not ablation files (calibration/)
+    regenerate_report(args, Path(name) if name.endswith((".yaml", ".yml")) and not given else folder, scales.pop())
     return max(codes)
 
 
