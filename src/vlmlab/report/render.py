@@ -234,7 +234,7 @@ def build(runs="runs", ablations="ablations", out="results", calibrations=None) 
     results/v1, is judged by the calibrations under results/)."""
     runs, out = Path(runs), Path(out)
     calibrations = Path(calibrations) if calibrations else out
-    specs = load_all(ablations) if Path(ablations).is_dir() else {}  # contract/ablation.py: the runner's loader
+    specs = load_all(ablations) if Path(ablations).exists() else {}  # a folder, or one file (contract/ablation.py)
     for name in specs:  # each run's answers, per question (predictions.json stays out of results/runs)
         answers = long_tables.answers_table(runs, name)
         if not answers.empty:
