@@ -180,3 +180,24 @@ def test_the_curve_criterion_judges_the_recipes_own_budget():
     assert recipe_steps(pd.DataFrame()) == 600
     with pytest.raises(ValueError, match="several step budgets"):
         recipe_steps(pd.DataFrame({"max_steps": [600, 1200]}))
+
+
+def test_study_21b_times_the_1200_step_run_alone_as_its_plan_scores_it():
+    """Study 21b (calibration/budget_1200_timing.yaml): study 21's split-0 sighted run at 1,200 steps, trained twice
+    alone (an A/A pair), re-scored from the committed summaries: both under the plan's budget_s, the pair within its
+    aa_tolerance, and the same scores as study 21's seed-0 run (a run is deterministic)."""
+    import json
+
+    import yaml
+
+    plan = yaml.safe_load((repo_root() / "calibration" / "budget_1200_timing.yaml").read_text())
+    root = repo_root() / "results" / "calibration_budget_1200"
+    runs = {n: json.loads(next((root / "timing" / n).glob("*/seed0/summary.json")).read_text()) for n in plan["runs"]}
+    walls = [r["wall_time_s"] for r in runs.values()]
+    assert all(w <= plan["budget_s"] for w in walls)  # 173.2 and 168.7 s
+    assert abs(walls[0] - walls[1]) / (sum(walls) / 2) < plan["aa_tolerance"]  # 2.6 %
+    study21 = json.loads(next((root / "runs" / "budget_1200").glob("*image.blind=False,image.split=0*/seed0/"
+                                                                   "summary.json")).read_text())
+    for r in runs.values():
+        assert r["metrics"]["avg"] == study21["metrics"]["avg"] and r["config"]["optim"]["max_steps"] == 1200
+        assert r["feature_store"]["misses"] == 0 and r["torch_threads"] == 1

@@ -160,10 +160,11 @@ def report_folder(runs_root: str, scale: str = "base") -> str:
 
 
 def regenerate_report(args: list[str], folder: Path, scale: str = "base") -> None:
-    """`python -m vlmlab.report` over the runs of the ablation files in `folder` (or one file), in this process (a fresh one would import torch and transformers again:
-    ~7 s); a report that fails is printed and does not change the sweep's exit code. The base scale's runs (runs/)
-    report into results/, another scale's (runs/<scale>) into results/<scale>/, judged by the calibrations under
-    results/ too; a sweep filed elsewhere (runs_root=...) reports beside its runs, into <runs_root>/results."""
+    """`python -m vlmlab.report` over the runs of the ablation files in `folder` (or of one file), in this process
+    (a fresh one would import torch and transformers again: ~7 s); a report that fails is printed and does not
+    change the sweep's exit code. The base scale's runs (runs/) report into results/, another scale's
+    (runs/<scale>) into results/<scale>/, judged by the calibrations under results/ too; a sweep filed elsewhere
+    (runs_root=...) reports beside its runs, into <runs_root>/results."""
     from vlmlab.report.__main__ import main as report
 
     runs_root = runs_root_of(args, scale)
