@@ -45,19 +45,23 @@ def calibration_for(world: str | None, results: str | Path = "results", steps: i
     return min(found)[-1] if found else None
 
 
+def _recorded(seeds: pd.DataFrame, column: str) -> list:
+    """The recorded values of `column` among a seeds table's finished (or diverged) runs; [] when none."""
+    done = seeds[seeds["status"].isin(["finished", "diverged"])] if "status" in seeds.columns else seeds.iloc[0:0]
+    return [v for v in done.get(column, pd.Series(dtype=object)) if pd.notna(v) and v != ""]
+
+
 def runs_steps(seeds: pd.DataFrame) -> int | None:
     """The step budget (optim.max_steps) the finished runs of a seeds table trained for, the most common one; None
     when none recorded it."""
-    done = seeds[seeds["status"].isin(["finished", "diverged"])] if "status" in seeds.columns else seeds.iloc[0:0]
-    found = [int(s) for s in done.get("max_steps", pd.Series(dtype=float)).dropna()]
+    found = [int(s) for s in _recorded(seeds, "max_steps")]
     return max(set(found), key=found.count) if found else None
 
 
 def runs_world(seeds: pd.DataFrame) -> str | None:
     """The toy world's version the finished runs of a seeds table ran in (summary.json's world_version, the most
     common one), None when none recorded it (world v1's runs, or real benchmarks)."""
-    done = seeds[seeds["status"].isin(["finished", "diverged"])] if "status" in seeds.columns else seeds.iloc[0:0]
-    found = [w for w in done.get("world_version", pd.Series(dtype=object)) if isinstance(w, str) and w]
+    found = [w for w in _recorded(seeds, "world_version") if isinstance(w, str)]
     return max(set(found), key=found.count) if found else None
 
 
